@@ -1,0 +1,100 @@
+"""odin_compat: repairs for version skew in the Hugging Face training stack.
+
+Put ``import odin_compat`` first in a script. It installs, once, a post-import
+hook that applies small, faithful repairs as each target library loads, and an
+audit hook that heals functions other libraries rebuild from source.
+``ODIN_COMPAT_DISABLE=1`` turns everything off. Importing this package imports
+no heavy library (no torch, transformers, accelerate, trl, peft or unsloth).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from _thread import allocate_lock
+
+
+__version__ = "0.1.0"
+__all__ = ["active", "heal", "report", "__version__"]
+
+# Packages that rebuild other libraries' functions from source; after each of
+# their imports the healer sweeps.
+REBUILDERS = ("unsloth", "unsloth_zoo", "unsloth_compiled_cache")
+
+_lock = allocate_lock()
+_state = {"active": False, "preloaded": []}
+
+
+def _disabled() -> bool:
+    return os.environ.get("ODIN_COMPAT_DISABLE", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def active() -> bool:
+    """True when the hooks are installed in this process."""
+    return _state["active"]
+
+
+def heal() -> list[str]:
+    """Sweep now: fill the missing globals of every rebuilt function. Returns the names filled."""
+    from odin_compat import _heal
+
+    return _heal.sweep()
+
+
+def _sweep_after(_name: str) -> None:
+    try:
+        heal()
+    except Exception as exc:  # containment
+        import warnings
+
+        warnings.warn(f"odin_compat: heal sweep failed: {exc!r}", RuntimeWarning, stacklevel=2)
+
+
+def _activate() -> None:
+    with _lock:
+        if _state["active"] or _disabled():
+            return
+        _state["active"] = True
+    from odin_compat import _hook, _heal, _records, repairs  # noqa: F401  (registers records)
+
+    for module_name in {r.module for r in _records.REGISTRY.all()}:
+        _hook.watch(module_name, _records.apply_for)
+    for package in REBUILDERS:
+        _hook.watch(package, _sweep_after, package=True)
+    _heal.install_audit_hook()
+    _hook.install()
+
+    # Modules loaded before us: repair them now, in import order of their names, and say so.
+    preloaded = sorted(m for m in {r.module for r in _records.REGISTRY.all()} if m in sys.modules)
+    for module_name in preloaded:
+        _records.apply_for(module_name)
+    rebuilders = [m for m in sys.modules if m.partition(".")[0] in REBUILDERS]
+    if rebuilders:
+        _sweep_after("")
+    _state["preloaded"] = preloaded + sorted(rebuilders)
+    if _state["preloaded"]:
+        import warnings
+
+        warnings.warn(
+            "odin_compat was imported after "
+            + ", ".join(_state["preloaded"])
+            + "; they were repaired now, but import odin_compat first so repairs apply as they load.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+
+
+def report() -> dict:
+    """What odin did in this process: the records applied/skipped/failed, and the globals healed."""
+    from odin_compat import _heal, _records
+
+    return {
+        "active": active(),
+        "disabled": _disabled(),
+        "preloaded": list(_state["preloaded"]),
+        "outcomes": [vars(o).copy() for o in _records.REGISTRY.outcomes],
+        "healed": [{"where": w, "name": n, "origin": o} for w, n, o in _heal.healed()],
+    }
+
+
+_activate()
