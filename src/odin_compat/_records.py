@@ -15,7 +15,9 @@ if TYPE_CHECKING:  # no typing import at run time: `import odin_compat` must sta
     from types import ModuleType
     from typing import Callable
 
-KINDS = ("backport", "alias", "kwarg", "heal")
+# "lazy": declare a name on a lazy package (transformers) so it resolves through a submodule;
+# its provider registers the name itself and returns None.
+KINDS = ("backport", "alias", "kwarg", "heal", "lazy")
 
 
 class Record:
@@ -133,8 +135,8 @@ def why_applies(record: Record, module: ModuleType) -> str | None:
         gate = f"{record.dist} {version} matches {record.versions}"
     else:
         gate = ""
-    if record.kind in ("backport", "alias"):
-        if _has(module, record.name):
+    if record.kind in ("backport", "alias", "lazy"):
+        if _has(module, record.name) or record.name in lazy_names(module):
             return None  # upstream has it: never replace upstream's object
         reason = f"{record.module}.{record.name} is absent"
     elif record.needed is not None:
@@ -161,7 +163,9 @@ def apply(record: Record, module: ModuleType) -> Outcome:
         if reason is None:
             outcome = Outcome(record.id, record.module, record.name, "skipped", "upstream has it or out of range")
         else:
-            _install(module, record.name, record.provide(module))
+            value = record.provide(module)
+            if record.kind != "lazy":  # a lazy record's provider registers the name itself
+                _install(module, record.name, value)
             outcome = Outcome(record.id, record.module, record.name, "applied", reason)
     except Exception as exc:  # containment: a broken repair must not break the import
         outcome = Outcome(record.id, record.module, record.name, "failed", f"{type(exc).__name__}: {exc}")
@@ -181,3 +185,82 @@ def apply_for(module_name: str) -> list[Outcome]:
     if module is None:
         return []
     return [apply(r, module) for r in REGISTRY.for_module(module_name)]
+
+
+# --- helpers for record modules (added with the repair catalogue) -----------------------------
+
+_warned: set[str] = set()
+
+
+def warn_once(key: str, message: str, category: type[Warning] = FutureWarning) -> None:
+    """Warn once per process for `key` (deprecated spellings that an adapter translates)."""
+    with REGISTRY.lock:
+        if key in _warned:
+            return
+        _warned.add(key)
+    import warnings
+
+    warnings.warn(message, category, stacklevel=3)
+
+
+def accepts(func: Callable, param: str) -> bool:
+    """True when `func` takes keyword `param` by name; a bare **kwargs does not count.
+
+    Follows `__wrapped__`, so an odin adapter reports the upstream signature.
+    """
+    import inspect
+
+    try:
+        params = inspect.signature(func).parameters
+    except (TypeError, ValueError):
+        return True  # cannot tell: do not adapt
+    p = params.get(param)
+    return p is not None and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+
+
+def adapted(func: object) -> bool:
+    """True when `func` is already an odin adapter (records must not wrap twice)."""
+    return getattr(func, "__odin_record__", None) is not None
+
+
+def kwarg_adapter(func: Callable, adapt: Callable[[tuple, dict], tuple], record_id: str) -> Callable:
+    """Wrap `func` so that `adapt(args, kwargs) -> (args, kwargs)` runs before each call.
+
+    The wrapper keeps upstream's name, docstring and signature (`__wrapped__`), and is marked
+    with `__odin_record__` so `adapted()` sees it.
+    """
+    import functools
+
+    @functools.wraps(func)
+    def wrapper(*args: object, **kwargs: object) -> object:
+        args, kwargs = adapt(args, kwargs)
+        return func(*args, **kwargs)
+
+    wrapper.__odin_record__ = record_id  # type: ignore[attr-defined]
+    return wrapper
+
+
+def lazy_names(module: ModuleType) -> set[str]:
+    """Names a lazy package (transformers' `_LazyModule`, huggingface_hub's `__getattr__`)
+    declares without importing them; empty for an ordinary module."""
+    names: set[str] = set()
+    for attr in ("_class_to_module", "_objects"):  # transformers _LazyModule
+        table = vars(module).get(attr)
+        if isinstance(table, dict):
+            names.update(table)
+    return names
+
+
+def lazy_export(module: ModuleType, name: str, submodule: str) -> None:
+    """Make `from <lazy package> import name` resolve through `submodule` (no import now).
+
+    For transformers' `_LazyModule`: its `__getattr__` imports the submodule, where a backport
+    record has put `name`, then caches the value on the package.
+    """
+    table = vars(module).get("_class_to_module")
+    if not isinstance(table, dict):
+        raise TypeError(f"{module.__name__} is not a transformers-style lazy module")
+    table.setdefault(name, submodule)
+    all_ = vars(module).get("__all__")
+    if isinstance(all_, list) and name not in all_:
+        all_.append(name)
