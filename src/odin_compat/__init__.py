@@ -13,7 +13,6 @@ import os
 import sys
 from _thread import allocate_lock
 
-
 __version__ = "0.1.0"
 __all__ = ["active", "heal", "report", "__version__"]
 
@@ -51,18 +50,24 @@ def _sweep_after(_name: str) -> None:
 
 
 def _activate() -> None:
+    if _disabled():
+        return
+    from odin_compat import _hook
+
     with _lock:
-        if _state["active"] or _disabled():
+        # The finder on sys.meta_path is the process-wide marker: a second run of this code
+        # (a .pth read twice, importlib.reload) finds it and does nothing.
+        if not _hook.install():
+            _state["active"] = True
             return
         _state["active"] = True
-    from odin_compat import _hook, _heal, _records, repairs  # noqa: F401  (registers records)
+    from odin_compat import _heal, _records, repairs  # noqa: F401  (registers records)
 
     for module_name in {r.module for r in _records.REGISTRY.all()}:
         _hook.watch(module_name, _records.apply_for)
     for package in REBUILDERS:
         _hook.watch(package, _sweep_after, package=True)
     _heal.install_audit_hook()
-    _hook.install()
 
     # Modules loaded before us: repair them now, in import order of their names, and say so.
     preloaded = sorted(m for m in {r.module for r in _records.REGISTRY.all()} if m in sys.modules)
@@ -75,9 +80,10 @@ def _activate() -> None:
     if _state["preloaded"]:
         import warnings
 
+        packages = sorted({m.partition(".")[0] for m in _state["preloaded"]})
         warnings.warn(
             "odin_compat was imported after "
-            + ", ".join(_state["preloaded"])
+            + ", ".join(packages)
             + "; they were repaired now, but import odin_compat first so repairs apply as they load.",
             RuntimeWarning,
             stacklevel=3,
@@ -92,7 +98,7 @@ def report() -> dict:
         "active": active(),
         "disabled": _disabled(),
         "preloaded": list(_state["preloaded"]),
-        "outcomes": [vars(o).copy() for o in _records.REGISTRY.outcomes],
+        "outcomes": [o.as_dict() for o in _records.REGISTRY.outcomes],
         "healed": [{"where": w, "name": n, "origin": o} for w, n, o in _heal.healed()],
     }
 

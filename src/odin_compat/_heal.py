@@ -26,7 +26,7 @@ from _thread import allocate_lock
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Iterator
+    from collections.abc import Iterator
 
 # The types, without importing `types` (keeps `import odin_compat` cheap).
 CodeType = type((lambda: 0).__code__)
@@ -68,9 +68,7 @@ def _maybe_missing(code: CodeType, namespace: dict) -> bool:
     builtins_ns = namespace.get("__builtins__", _BUILTINS)
     if isinstance(builtins_ns, ModuleType):
         builtins_ns = vars(builtins_ns)
-    return any(
-        n not in namespace and n not in builtins_ns for c in _codes(code) for n in c.co_names
-    )
+    return any(n not in namespace and n not in builtins_ns for c in _codes(code) for n in c.co_names)
 
 
 def missing_globals(code: CodeType, namespace: dict) -> list[str]:

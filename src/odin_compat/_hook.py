@@ -20,9 +20,9 @@ from _thread import allocate_lock
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # importlib.abc and typing cost ~35 ms: keep them out of `import odin_compat`
+    from collections.abc import Callable, Sequence
     from importlib.machinery import ModuleSpec
     from types import ModuleType
-    from typing import Callable, Sequence
 
     Callback = Callable[[str], None]
 

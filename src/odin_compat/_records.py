@@ -12,8 +12,8 @@ from _thread import allocate_lock
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # no typing import at run time: `import odin_compat` must stay cheap
+    from collections.abc import Callable
     from types import ModuleType
-    from typing import Callable
 
 # "lazy": declare a name on a lazy package (transformers) so it resolves through a submodule;
 # its provider registers the name itself and returns None.
@@ -161,7 +161,9 @@ def apply(record: Record, module: ModuleType) -> Outcome:
     try:
         reason = why_applies(record, module)
         if reason is None:
-            outcome = Outcome(record.id, record.module, record.name, "skipped", "upstream has it or out of range")
+            outcome = Outcome(
+                record.id, record.module, record.name, "skipped", "upstream has it or out of range"
+            )
         else:
             value = record.provide(module)
             if record.kind != "lazy":  # a lazy record's provider registers the name itself
@@ -248,6 +250,10 @@ def lazy_names(module: ModuleType) -> set[str]:
         table = vars(module).get(attr)
         if isinstance(table, dict):
             names.update(table)
+    table = vars(module).get("_SUBMOD_ATTRS")  # huggingface_hub: submodule -> names
+    if isinstance(table, dict):
+        for values in table.values():
+            names.update(values)
     return names
 
 
@@ -264,3 +270,35 @@ def lazy_export(module: ModuleType, name: str, submodule: str) -> None:
     all_ = vars(module).get("__all__")
     if isinstance(all_, list) and name not in all_:
         all_.append(name)
+
+
+def rename_kwarg(func: Callable, old: str, new: str, record_id: str, *, warn: str | None = None) -> Callable:
+    """Adapter for `func`, which takes `new` but not `old`: a call with `old=` is passed on as `new=`.
+
+    Both names at once raise ValueError (as transformers' `deprecate_kwarg(raise_if_both_names=True)`).
+    `warn`, if given, is issued once per process (the old name is a deprecated spelling).
+    """
+    qualname = getattr(func, "__qualname__", getattr(func, "__name__", "function"))
+
+    def adapt(args: tuple, kwargs: dict) -> tuple:
+        if old in kwargs:
+            if new in kwargs:
+                raise ValueError(f"Both `{old}` and `{new}` are set for `{qualname}`; pass only `{new}`.")
+            kwargs[new] = kwargs.pop(old)
+            if warn:
+                warn_once(f"{record_id}:{old}", warn)
+        return args, kwargs
+
+    return kwarg_adapter(func, adapt, record_id)
+
+
+def renaming(owner_path: str, old: str, new: str) -> Callable[[ModuleType], bool]:
+    """`needed` for a rename record: the callable at `owner_path` takes `new` and lacks `old`."""
+
+    def needed(module: ModuleType) -> bool:
+        func: object = module
+        for part in owner_path.split("."):
+            func = getattr(func, part)
+        return not adapted(func) and accepts(func, new) and not accepts(func, old)  # type: ignore[arg-type]
+
+    return needed

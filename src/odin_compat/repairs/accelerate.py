@@ -9,6 +9,16 @@ if TYPE_CHECKING:
     from types import ModuleType
 
 
+_FP8_DOC = """
+    Represents the backend used for FP8.
+
+    Values:
+
+        - **TE** -- using TransformerEngine.
+        - **MSAMP** -- using msamp.
+    """
+
+
 def _fp8_backend_type(module: ModuleType) -> type:
     import enum
 
@@ -29,6 +39,8 @@ def _fp8_backend_type(module: ModuleType) -> type:
         MSAMP = "MSAMP"
         AO = "AO"
 
+    # Nested here so that `enum` is imported only when needed; keep upstream's exact docstring.
+    FP8BackendType.__doc__ = _FP8_DOC
     FP8BackendType.__module__ = module.__name__
     FP8BackendType.__qualname__ = "FP8BackendType"
     return FP8BackendType
