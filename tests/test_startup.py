@@ -1,0 +1,83 @@
+"""`odin-compat install` / `uninstall`: start-up activation in a real, throwaway venv."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+import pytest
+
+from odin_compat import _startup
+
+ROOT = Path(__file__).resolve().parent.parent
+PROBE = (
+    "import sys, json, subprocess;"
+    "child = subprocess.run([sys.executable, '-c', \"import sys; print('odin_compat' in sys.modules)\"], capture_output=True, text=True).stdout.strip();"
+    "print(json.dumps(['odin_compat' in sys.modules, child == 'True']))"
+)
+
+
+@pytest.fixture(scope="module")
+def env_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A bare venv that sees odin's source through a path-only .pth (what an install gives)."""
+    root = tmp_path_factory.mktemp("venv")
+    venv.EnvBuilder(with_pip=False).create(root)
+    python = root / "bin" / "python"
+    purelib = subprocess.run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    (Path(purelib) / "odin_src.pth").write_text(str(ROOT / "src") + "\n")
+    return python
+
+
+def run(python: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    full = {k: v for k, v in os.environ.items() if k not in ("ODIN_COMPAT_DISABLE", "PYTHONPATH")}
+    return subprocess.run(
+        [python, *args], capture_output=True, text=True, env={**full, **(env or {})}, timeout=120
+    )
+
+
+def test_install_activates_every_interpreter_and_uninstall_stops_it(env_python: Path) -> None:
+    assert json.loads(run(env_python, "-c", PROBE).stdout) == [False, False]
+    for _ in range(2):  # idempotent
+        assert run(env_python, "-m", "odin_compat._startup_cli", "install").returncode == 0
+    assert json.loads(run(env_python, "-c", PROBE).stdout) == [True, True]
+    assert json.loads(
+        run(env_python, "-c", "import json, odin_compat; print(json.dumps(odin_compat.active()))").stdout
+    )
+    # the disable switch, -S and isolated mode keep working
+    assert json.loads(run(env_python, "-c", PROBE, env={"ODIN_COMPAT_DISABLE": "1"}).stdout)[0] is False
+    assert run(env_python, "-S", "-c", "import sys; assert 'odin_compat' not in sys.modules").returncode == 0
+    assert run(env_python, "-I", "-c", "import sys; assert 'odin_compat' in sys.modules").returncode == 0
+    for _ in range(2):
+        assert run(env_python, "-m", "odin_compat._startup_cli", "uninstall").returncode == 0
+    assert json.loads(run(env_python, "-c", PROBE).stdout) == [False, False]
+
+
+def test_a_broken_odin_never_breaks_start_up(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    _startup.install(tmp_path)
+    line = (tmp_path / "odin_compat.pth").read_text()
+    namespace: dict = {}
+    hidden = {k: sys.modules.pop(k) for k in list(sys.modules) if k.startswith("odin_compat")}
+    sys.meta_path.insert(0, _Refuse())
+    try:
+        exec(line, namespace)  # what site.py does with an import line
+    finally:
+        sys.meta_path.pop(0)
+        sys.modules.update(hidden)
+    assert "odin_compat: start-up activation skipped" in capsys.readouterr().err
+    assert (tmp_path / "odin_compat.start").read_text().strip() == "odin_compat._startup:activate"
+
+
+class _Refuse:
+    def find_spec(self, name, path=None, target=None):
+        if name == "odin_compat":
+            raise ImportError("odin_compat was uninstalled")
+        return None
