@@ -123,3 +123,13 @@ def test_heal_function_only_fills_what_would_raise(origin: str) -> None:
     filled = _heal.heal_function(namespace["run"], core)
     assert sorted(filled) == ["SCALE", "helper"]
     assert namespace["Backend"] == "mine"
+
+
+def test_sweep_heals_a_module_level_function_replaced_by_rebuilt_code(origin: str) -> None:
+    util = importlib.import_module(f"{origin}.util")
+    core = importlib.import_module(f"{origin}.core")
+    namespace: dict = {}
+    exec(compile("def helper(x):\n    return x * SCALE\n", "<rebuilt>", "exec"), namespace)
+    core.helper = namespace["helper"]  # what `exec(f"trl.trainer.{mod}.{fn} = {fn}")` does
+    assert "SCALE" in odin_compat.heal()
+    assert core.helper(2) == 14 and util.helper(2) == 4

@@ -122,17 +122,21 @@ def _functions(obj: object) -> Iterator[FunctionType]:
 
 
 def sweep() -> list[str]:
-    """Heal every function on a watched library's class whose globals are foreign."""
+    """Heal every function on a watched library's class (or module) whose globals are foreign."""
     filled = []
     for module in _origin_modules():
         own = vars(module)
         modname = module.__name__
         for value in list(own.values()):
-            if not isinstance(value, type) or value.__module__ != modname:
-                continue  # only classes this module defines
-            for fn in _functions(value):
-                if fn.__globals__ is not own:
-                    filled += heal_function(fn, module)
+            if isinstance(value, FunctionType):
+                # A module-level function replaced by rebuilt code (`trl.trainer.x.f = f`); plain
+                # re-exports (`from .y import f`) are real files and are left alone.
+                if value.__globals__ is not own and value.__code__.co_filename.startswith("<"):
+                    filled += heal_function(value, module)
+            elif isinstance(value, type) and value.__module__ == modname:  # classes this module defines
+                for fn in _functions(value):
+                    if fn.__globals__ is not own:
+                        filled += heal_function(fn, module)
     return filled
 
 
