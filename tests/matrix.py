@@ -31,6 +31,27 @@ COMMON = (
 )
 
 
+# transformers release sets that import with torch 2.13 / numpy 2 / Python 3.11, each with the
+# tokenizers and huggingface_hub it was released against.
+HUB_0 = "huggingface_hub==0.30.2"
+T440 = ("transformers==4.40.2", "tokenizers==0.19.1", HUB_0)
+T445 = ("transformers==4.45.2", "tokenizers==0.20.3", HUB_0)
+T449 = ("transformers==4.49.0", "tokenizers==0.21.1", HUB_0)
+T450 = ("transformers==4.50.3", "tokenizers==0.21.1", HUB_0)
+T451 = ("transformers==4.51.3", "tokenizers==0.21.1", HUB_0)
+T457 = ("transformers==4.57.1", "tokenizers==0.22.1", "huggingface_hub==0.36.0")
+# transformers 5 uses the venv's huggingface_hub (1.x/2.x) and needs typer for its CLI module.
+T5 = ("transformers==5.24.0", "tokenizers==0.23.3", "typer==0.29.2", "rich==15.0.0", "shellingham==1.5.4",
+      "markdown-it-py==4.3.0", "mdurl==0.1.2")  # fmt: skip
+
+# datasets 3.6 and its dependencies (trl needs it), pinned as one resolution found them.
+DATASETS = ("datasets==3.6.0", "dill==0.3.8", "multiprocess==0.70.16", "fsspec==2025.3.0", "xxhash==4.1.0",
+            "pyarrow==26.0.1", "pandas==3.1.1", "python_dateutil==4.0.0", "tzdata==2026.6", "aiohttp==3.14.5",
+            "aiohappyeyeballs==2.7.1", "aiosignal==1.4.0", "attrs==26.1.0", "frozenlist==1.8.0",
+            "multidict==7.2.1", "propcache==0.5.4", "yarl==1.25.1", "rich==15.0.0", "markdown-it-py==4.3.0",
+            "mdurl==0.1.2")  # fmt: skip
+
+
 def common() -> Path:
     return target(*COMMON)
 
@@ -38,6 +59,10 @@ def common() -> Path:
 def target(*specs: str) -> Path:
     """The cached folder holding exactly `specs` (pip requirement strings), installed if needed."""
     name = re.sub(r"[^A-Za-z0-9.+_-]", "", "+".join(s.replace("==", "-") for s in specs))
+    if len(name) > 120:  # file-name limit: first spec plus a digest of the whole set
+        import hashlib
+
+        name = name.partition("+")[0] + "+" + hashlib.sha1(name.encode()).hexdigest()[:12]
     folder = MATRIX / name
     done = folder / ".odin-complete"
     if not done.exists():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from matrix import breaks, common, target, untouched, works
 
 pytestmark = pytest.mark.matrix
@@ -29,7 +30,11 @@ print("ok")
 
 def test_unwrap_model_keep_torch_compile_breaks_and_is_repaired() -> None:
     folder = acc("1.2.1")
-    breaks(UNWRAP, folder, error="TypeError: Accelerator.unwrap_model() got an unexpected keyword argument 'keep_torch_compile'")
+    breaks(
+        UNWRAP,
+        folder,
+        error="TypeError: Accelerator.unwrap_model() got an unexpected keyword argument 'keep_torch_compile'",
+    )
     works(UNWRAP, folder)
 
 
@@ -61,7 +66,11 @@ print(peft.__version__)
 
 def test_clear_device_cache_breaks_peft_import_and_is_repaired() -> None:
     folders = (target(*PEFT_STACK), target(*TRANSFORMERS_451), acc("0.31.0"), common())
-    breaks(IMPORT_PEFT, *folders, error="ImportError: cannot import name 'clear_device_cache' from 'accelerate.utils.memory'")
+    breaks(
+        IMPORT_PEFT,
+        *folders,
+        error="ImportError: cannot import name 'clear_device_cache' from 'accelerate.utils.memory'",
+    )
     assert works(IMPORT_PEFT, *folders).strip() == "0.15.2"
 
 
@@ -96,7 +105,11 @@ print(sum("DataLoaderConfiguration" in str(w.message) for w in caught))
 
 def test_dataloader_args_break_on_1_0_and_are_repaired() -> None:
     folder = acc("1.0.0")
-    breaks(DL_ARGS, folder, error="TypeError: Accelerator.__init__() got an unexpected keyword argument 'dispatch_batches'")
+    breaks(
+        DL_ARGS,
+        folder,
+        error="TypeError: Accelerator.__init__() got an unexpected keyword argument 'dispatch_batches'",
+    )
     assert works(DL_ARGS, folder).strip() == "1"  # translated, and warned once
 
 

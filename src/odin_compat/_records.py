@@ -28,12 +28,14 @@ class Record:
     and breaks (versions on each side); upstream (PR / commit / source link of the
     upstream original or fix); remove_when; provide (module -> object to install);
     dist and versions (a PEP 440 range on an installed distribution; empty: any);
-    needed (for kwarg adapters: module -> True when the callable must be adapted).
+    needed (for kwarg adapters: module -> True when the callable must be adapted);
+    affects (for reports only, never a gate: the requirement that marks the breaking side,
+    e.g. "accelerate<1.3.0"; `odin-compat doctor` decides from it without importing anything).
     """
 
     __slots__ = (
         "id", "module", "name", "kind", "fixes", "works", "breaks", "upstream",
-        "remove_when", "provide", "dist", "versions", "needed",
+        "remove_when", "provide", "dist", "versions", "needed", "affects",
     )  # fmt: skip
 
     def __init__(
@@ -52,6 +54,7 @@ class Record:
         dist: str = "",
         versions: str = "",
         needed: Callable[[ModuleType], bool] | None = None,
+        affects: str = "",
     ) -> None:
         if kind not in KINDS:
             raise ValueError(f"unknown kind {kind!r}; expected one of {KINDS}")
@@ -61,6 +64,7 @@ class Record:
         self.fixes, self.works, self.breaks, self.upstream = fixes, works, breaks, upstream
         self.remove_when, self.provide, self.dist = remove_when, provide, dist
         self.versions, self.needed = versions, needed
+        self.affects = affects
 
     def __repr__(self) -> str:
         return f"Record({self.id!r}, {self.kind}, {self.module}.{self.name})"
@@ -292,13 +296,37 @@ def rename_kwarg(func: Callable, old: str, new: str, record_id: str, *, warn: st
     return kwarg_adapter(func, adapt, record_id)
 
 
+def handled_upstream(func: object, name: str) -> bool:
+    """True when a decorator upstream put on `func` already handles keyword `name`.
+
+    Such decorators (transformers' `deprecate_kwarg`) hide the name from the signature, but a
+    layer of the `__wrapped__` chain closes over it.
+    """
+    seen = 0
+    while func is not None and seen < 10:
+        for cell in getattr(func, "__closure__", None) or ():
+            try:
+                if cell.cell_contents == name:
+                    return True
+            except ValueError:  # empty cell
+                continue
+        func, seen = getattr(func, "__wrapped__", None), seen + 1
+    return False
+
+
 def renaming(owner_path: str, old: str, new: str) -> Callable[[ModuleType], bool]:
-    """`needed` for a rename record: the callable at `owner_path` takes `new` and lacks `old`."""
+    """`needed` for a rename record: the callable at `owner_path` takes `new` and lacks `old`,
+    and no upstream decorator translates `old` already."""
 
     def needed(module: ModuleType) -> bool:
         func: object = module
         for part in owner_path.split("."):
             func = getattr(func, part)
-        return not adapted(func) and accepts(func, new) and not accepts(func, old)  # type: ignore[arg-type]
+        return (
+            not adapted(func)
+            and accepts(func, new)  # type: ignore[arg-type]
+            and not accepts(func, old)  # type: ignore[arg-type]
+            and not handled_upstream(func, old)
+        )
 
     return needed

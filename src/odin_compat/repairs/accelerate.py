@@ -116,6 +116,7 @@ def _unwrap_needs(module: ModuleType) -> bool:
 REGISTRY.add(
     Record(
         id="accelerate-unwrap-model-keep-torch-compile",
+        affects="accelerate<1.3.0",
         module="accelerate.accelerator",
         name="Accelerator.unwrap_model",
         kind="kwarg",
@@ -181,6 +182,7 @@ def _clear_device_cache(module: ModuleType) -> object:
 REGISTRY.add(
     Record(
         id="accelerate-clear-device-cache",
+        affects="accelerate<0.32.0",
         module="accelerate.utils.memory",
         name="clear_device_cache",
         kind="backport",
@@ -240,6 +242,7 @@ def _accelerator_init_needs(module: ModuleType) -> bool:
 REGISTRY.add(
     Record(
         id="accelerate-dataloader-args",
+        affects="accelerate>=1.0.0",
         module="accelerate.accelerator",
         name="Accelerator.__init__",
         kind="kwarg",
@@ -303,6 +306,7 @@ _TPU_ERROR = "ImportError: cannot import name 'is_tpu_available' from 'accelerat
 REGISTRY.add(
     Record(
         id="accelerate-is-tpu-available",
+        affects="accelerate>=1.0.0",
         module="accelerate.utils.imports",
         name="is_tpu_available",
         kind="backport",
@@ -319,6 +323,7 @@ REGISTRY.add(
 REGISTRY.add(
     Record(
         id="accelerate-utils-is-tpu-available",
+        affects="accelerate>=0.28.0",
         module="accelerate.utils",
         name="is_tpu_available",
         kind="alias",

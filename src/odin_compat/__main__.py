@@ -1,0 +1,45 @@
+"""`odin-compat` / `python -m odin_compat`: the command line."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="odin-compat", description="Repairs for version skew in the HF training stack."
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.required = True
+
+    doctor = commands.add_parser(
+        "doctor", help="report the environment, the records that apply, known-bad combinations"
+    )
+    doctor.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+
+    catalogue = commands.add_parser("catalogue", help="print the record catalogue as a Markdown table")
+    catalogue.add_argument("--output", "-o", help="write it to this file instead of stdout")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "doctor":
+        from odin_compat import doctor
+
+        return doctor.main(as_json=args.json)
+    if args.command == "catalogue":
+        from odin_compat import doctor
+
+        text = doctor.catalogue()
+        if args.output:
+            with open(args.output, "w", encoding="utf-8") as f:
+                f.write(text)
+        else:
+            print(text, end="")
+        return 0
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,446 @@
+"""Records for transformers.
+
+transformers is a lazy package: records sit on the submodule that defines the thing
+(`transformers.trainer`, `transformers.training_args`, `transformers.optimization`); where users
+import the name from the package top level and it left the lazy import structure, a "lazy"
+record puts it back so `from transformers import X` resolves through the submodule.
+"""
+
+from __future__ import annotations
+
+from odin_compat._records import REGISTRY, Record, accepts, adapted, lazy_export, rename_kwarg, renaming
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from types import ModuleType
+
+
+# --- transformers.AdamW ------------------------------------------------------------------------
+
+
+def _adamw(module: ModuleType) -> type:
+    import math
+    import warnings
+    from collections.abc import Callable, Iterable
+
+    import torch
+    from torch import nn
+    from torch.optim import Optimizer
+    from transformers.utils.versions import require_version
+
+    # Faithful copy of transformers 4.49.0's class (src/transformers/optimization.py), with its
+    # own defaults (eps=1e-6, weight_decay=0.0, correct_bias=True): not torch.optim.AdamW's.
+    class AdamW(Optimizer):
+        """
+        Implements Adam algorithm with weight decay fix as introduced in [Decoupled Weight Decay
+        Regularization](https://arxiv.org/abs/1711.05101).
+
+        Parameters:
+            params (`Iterable[nn.parameter.Parameter]`):
+                Iterable of parameters to optimize or dictionaries defining parameter groups.
+            lr (`float`, *optional*, defaults to 0.001):
+                The learning rate to use.
+            betas (`Tuple[float,float]`, *optional*, defaults to `(0.9, 0.999)`):
+                Adam's betas parameters (b1, b2).
+            eps (`float`, *optional*, defaults to 1e-06):
+                Adam's epsilon for numerical stability.
+            weight_decay (`float`, *optional*, defaults to 0.0):
+                Decoupled weight decay to apply.
+            correct_bias (`bool`, *optional*, defaults to `True`):
+                Whether or not to correct bias in Adam (for instance, in Bert TF repository they use `False`).
+            no_deprecation_warning (`bool`, *optional*, defaults to `False`):
+                A flag used to disable the deprecation warning (set to `True` to disable the warning).
+        """
+
+        def __init__(
+            self,
+            params: Iterable[nn.parameter.Parameter],
+            lr: float = 1e-3,
+            betas: tuple[float, float] = (0.9, 0.999),
+            eps: float = 1e-6,
+            weight_decay: float = 0.0,
+            correct_bias: bool = True,
+            no_deprecation_warning: bool = False,
+        ):
+            if not no_deprecation_warning:
+                warnings.warn(
+                    "This implementation of AdamW is deprecated and will be removed in a future version. Use the PyTorch"
+                    " implementation torch.optim.AdamW instead, or set `no_deprecation_warning=True` to disable this"
+                    " warning",
+                    FutureWarning,
+                    stacklevel=2,
+                )
+            require_version("torch>=1.5.0")  # add_ with alpha
+            if lr < 0.0:
+                raise ValueError(f"Invalid learning rate: {lr} - should be >= 0.0")
+            if not 0.0 <= betas[0] < 1.0:
+                raise ValueError(f"Invalid beta parameter: {betas[0]} - should be in [0.0, 1.0)")
+            if not 0.0 <= betas[1] < 1.0:
+                raise ValueError(f"Invalid beta parameter: {betas[1]} - should be in [0.0, 1.0)")
+            if not 0.0 <= eps:
+                raise ValueError(f"Invalid epsilon value: {eps} - should be >= 0.0")
+            defaults = {
+                "lr": lr,
+                "betas": betas,
+                "eps": eps,
+                "weight_decay": weight_decay,
+                "correct_bias": correct_bias,
+            }
+            super().__init__(params, defaults)
+
+        @torch.no_grad()
+        def step(self, closure: Callable = None):
+            """
+            Performs a single optimization step.
+
+            Arguments:
+                closure (`Callable`, *optional*): A closure that reevaluates the model and returns the loss.
+            """
+            loss = None
+            if closure is not None:
+                loss = closure()
+
+            for group in self.param_groups:
+                for p in group["params"]:
+                    if p.grad is None:
+                        continue
+                    grad = p.grad
+                    if grad.is_sparse:
+                        raise RuntimeError(
+                            "Adam does not support sparse gradients, please consider SparseAdam instead"
+                        )
+
+                    state = self.state[p]
+
+                    # State initialization
+                    if len(state) == 0:
+                        state["step"] = 0
+                        # Exponential moving average of gradient values
+                        state["exp_avg"] = torch.zeros_like(p)
+                        # Exponential moving average of squared gradient values
+                        state["exp_avg_sq"] = torch.zeros_like(p)
+
+                    exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
+                    beta1, beta2 = group["betas"]
+
+                    state["step"] += 1
+
+                    # Decay the first and second moment running average coefficient
+                    # In-place operations to update the averages at the same time
+                    exp_avg.mul_(beta1).add_(grad, alpha=(1.0 - beta1))
+                    exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1.0 - beta2)
+                    denom = exp_avg_sq.sqrt().add_(group["eps"])
+
+                    step_size = group["lr"]
+                    if group["correct_bias"]:  # No bias correction for Bert
+                        bias_correction1 = 1.0 - beta1 ** state["step"]
+                        bias_correction2 = 1.0 - beta2 ** state["step"]
+                        step_size = step_size * math.sqrt(bias_correction2) / bias_correction1
+
+                    p.addcdiv_(exp_avg, denom, value=-step_size)
+
+                    # Just adding the square of the weights to the loss function is *not*
+                    # the correct way of using L2 regularization/weight decay with Adam,
+                    # since that will interact with the m and v parameters in strange ways.
+                    #
+                    # Instead we want to decay the weights in a manner that doesn't interact
+                    # with the m/v parameters. This is equivalent to adding the square
+                    # of the weights to the loss with plain (non-momentum) SGD.
+                    # Add weight decay at the end (fixed version)
+                    if group["weight_decay"] > 0.0:
+                        p.add_(p, alpha=(-group["lr"] * group["weight_decay"]))
+
+            return loss
+
+    AdamW.__module__ = module.__name__
+    AdamW.__qualname__ = "AdamW"
+    return AdamW
+
+
+_ADAMW_UPSTREAM = (
+    "https://github.com/huggingface/transformers/blob/v4.49.0/src/transformers/optimization.py "
+    "(removed by PR #36177); https://github.com/stanford-futuredata/ColBERT/issues/390"
+)
+
+REGISTRY.add(
+    Record(
+        id="transformers-adamw",
+        affects="transformers>=4.50.0",
+        module="transformers.optimization",
+        name="AdamW",
+        kind="backport",
+        fixes="ImportError: cannot import name 'AdamW' from 'transformers.optimization'",
+        works="transformers<4.50.0",
+        breaks="transformers>=4.50.0",
+        upstream=_ADAMW_UPSTREAM,
+        remove_when="no supported caller imports transformers.AdamW",
+        provide=_adamw,
+    )
+)
+
+
+def _export_adamw(module: ModuleType) -> None:
+    lazy_export(module, "AdamW", "optimization")
+
+
+REGISTRY.add(
+    Record(
+        id="transformers-adamw-export",
+        affects="transformers>=4.50.0",
+        module="transformers",
+        name="AdamW",
+        kind="lazy",
+        fixes="ImportError: cannot import name 'AdamW' from 'transformers'",
+        works="transformers<4.50.0",
+        breaks="transformers>=4.50.0",
+        upstream=_ADAMW_UPSTREAM,
+        remove_when="no supported caller imports transformers.AdamW",
+        provide=_export_adamw,
+    )
+)
+
+
+# --- TrainingArguments(evaluation_strategy=...) <-> eval_strategy -------------------------------
+
+_EVAL_UPSTREAM = (
+    "https://github.com/huggingface/transformers/pull/30190 (eval_strategy, 4.41.0); "
+    "transformers v4.50.3 src/transformers/training_args.py (last with evaluation_strategy)"
+)
+
+
+def _eval_strategy(module: ModuleType) -> object:
+    return rename_kwarg(
+        module.TrainingArguments.__init__,
+        "evaluation_strategy",
+        "eval_strategy",
+        "transformers-evaluation-strategy",
+        warn="`evaluation_strategy` is deprecated and was removed in version 4.51 of 🤗 Transformers. "
+        "Use `eval_strategy` instead (odin_compat renamed it).",
+    )
+
+
+REGISTRY.add(
+    Record(
+        id="transformers-evaluation-strategy",
+        affects="transformers>=4.51.0",
+        module="transformers.training_args",
+        name="TrainingArguments.__init__",
+        kind="kwarg",
+        fixes="TypeError: TrainingArguments.__init__() got an unexpected keyword argument 'evaluation_strategy'",
+        works="transformers<4.51.0 (deprecated since 4.41.0)",
+        breaks="transformers>=4.51.0",
+        upstream=_EVAL_UPSTREAM,
+        remove_when="callers use eval_strategy",
+        provide=_eval_strategy,
+        needed=renaming("TrainingArguments.__init__", "evaluation_strategy", "eval_strategy"),
+    )
+)
+
+
+def _eval_strategy_new(module: ModuleType) -> object:
+    return rename_kwarg(
+        module.TrainingArguments.__init__,
+        "eval_strategy",
+        "evaluation_strategy",
+        "transformers-eval-strategy-old",
+    )
+
+
+REGISTRY.add(
+    Record(
+        id="transformers-eval-strategy-old",
+        affects="transformers<4.41.0",
+        module="transformers.training_args",
+        name="TrainingArguments.__init__",
+        kind="kwarg",
+        fixes="TypeError: TrainingArguments.__init__() got an unexpected keyword argument 'eval_strategy'",
+        works="transformers>=4.41.0",
+        breaks="transformers<4.41.0 with code written for newer releases",
+        upstream=_EVAL_UPSTREAM,
+        remove_when="odin supports only transformers>=4.41",
+        provide=_eval_strategy_new,
+        needed=renaming("TrainingArguments.__init__", "eval_strategy", "evaluation_strategy"),
+    )
+)
+
+
+# --- Trainer(tokenizer=...) <-> processing_class -----------------------------------------------
+
+_TOKENIZER_UPSTREAM = (
+    "https://github.com/huggingface/transformers/pull/32385 (processing_class, 4.46.0); "
+    "https://github.com/huggingface/transformers/pull/43733 (tokenizer removed, 5.0.0)"
+)
+
+
+def _trainer_tokenizer(module: ModuleType) -> object:
+    return rename_kwarg(
+        module.Trainer.__init__,
+        "tokenizer",
+        "processing_class",
+        "transformers-trainer-tokenizer",
+        warn="`tokenizer` is deprecated and removed starting from version 5.0.0 for `Trainer.__init__`. "
+        "Use `processing_class` instead (odin_compat renamed it).",
+    )
+
+
+REGISTRY.add(
+    Record(
+        id="transformers-trainer-tokenizer",
+        affects="transformers>=5.0.0",
+        module="transformers.trainer",
+        name="Trainer.__init__",
+        kind="kwarg",
+        fixes="TypeError: Trainer.__init__() got an unexpected keyword argument 'tokenizer'",
+        works="transformers<5.0.0 (deprecated since 4.46.0)",
+        breaks="transformers>=5.0.0",
+        upstream=_TOKENIZER_UPSTREAM,
+        remove_when="callers pass processing_class",
+        provide=_trainer_tokenizer,
+        needed=renaming("Trainer.__init__", "tokenizer", "processing_class"),
+    )
+)
+
+
+def _trainer_processing_class(module: ModuleType) -> object:
+    return rename_kwarg(
+        module.Trainer.__init__, "processing_class", "tokenizer", "transformers-trainer-processing-class"
+    )
+
+
+REGISTRY.add(
+    Record(
+        id="transformers-trainer-processing-class",
+        affects="transformers<4.46.0",
+        module="transformers.trainer",
+        name="Trainer.__init__",
+        kind="kwarg",
+        fixes="TypeError: Trainer.__init__() got an unexpected keyword argument 'processing_class'",
+        works="transformers>=4.46.0",
+        breaks="transformers<4.46.0 with code written for newer releases",
+        upstream=_TOKENIZER_UPSTREAM,
+        remove_when="odin supports only transformers>=4.46",
+        provide=_trainer_processing_class,
+        needed=renaming("Trainer.__init__", "processing_class", "tokenizer"),
+    )
+)
+
+
+# --- subclass overrides called with the arguments newer Trainers pass -------------------------
+#
+# Trainer >= 4.46 calls `self.compute_loss(model, inputs, num_items_in_batch=...)` and
+# `self.training_step(model, inputs, num_items_in_batch)`; >= 4.50 calls
+# `self.get_batch_samples(epoch_iterator, num_batches, device)`. A subclass written for older
+# releases overrides these with the old arity. Each record below adds one adapter to a shared
+# `Trainer.__init_subclass__`, which wraps such an override when the subclass is created, so the
+# new argument is dropped for that override only (upstream's own methods are never touched).
+
+_OVERRIDES: dict[str, tuple[str, int]] = {}  # method -> (new parameter, its positional index incl. self)
+
+
+def _drops(func: object, param: str, index: int) -> bool:
+    """True when an override cannot take `param` (by name, by position, or via *args/**kwargs)."""
+    import inspect
+
+    try:
+        params = list(inspect.signature(func).parameters.values())  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False
+    if any(p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in params):
+        return False
+    if any(p.name == param for p in params):
+        return False
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return len(positional) <= index
+
+
+def _wrap_override(func: object, param: str, index: int, record_id: str) -> object:
+    import functools
+
+    @functools.wraps(func)  # type: ignore[arg-type]
+    def override(*args: object, **kwargs: object) -> object:
+        kwargs.pop(param, None)
+        if len(args) > index:
+            args = args[:index] + args[index + 1 :]
+        return func(*args, **kwargs)  # type: ignore[operator]
+
+    override.__odin_record__ = record_id  # type: ignore[attr-defined]
+    return override
+
+
+def _init_subclass(module: ModuleType) -> object:
+    Trainer = module.Trainer
+    previous = vars(Trainer).get("__init_subclass__")
+    if previous is not None and getattr(previous.__func__, "__odin_record__", None) is None:
+        raise RuntimeError("Trainer defines its own __init_subclass__: odin leaves it alone")
+    if previous is not None:
+        return previous  # one shared hook; the records only add to _OVERRIDES
+
+    def __init_subclass__(cls, **kwargs):  # noqa: ANN001, ANN202, N807
+        super(Trainer, cls).__init_subclass__(**kwargs)
+        for name, (param, index) in list(_OVERRIDES.items()):
+            func = vars(cls).get(name)
+            if func is None or adapted(func) or not callable(func) or not _drops(func, param, index):
+                continue
+            setattr(cls, name, _wrap_override(func, param, index, f"transformers-override-{name}"))
+
+    __init_subclass__.__odin_record__ = "transformers-override-arity"  # type: ignore[attr-defined]
+    return classmethod(__init_subclass__)
+
+
+def _override_record(method: str, param: str, index: int, affects: str, **fields: str) -> None:
+    record_id = f"transformers-override-{method.replace('_', '-')}"
+
+    def provide(module: ModuleType) -> object:
+        hook = _init_subclass(module)
+        _OVERRIDES[method] = (param, index)
+        return hook
+
+    def needed(module: ModuleType) -> bool:
+        # Upstream passes the new argument only where its own method takes it.
+        return method not in _OVERRIDES and accepts(getattr(module.Trainer, method), param)
+
+    REGISTRY.add(
+        Record(
+            id=record_id,
+            affects=affects,
+            module="transformers.trainer",
+            name="Trainer.__init_subclass__",
+            kind="kwarg",
+            provide=provide,
+            needed=needed,
+            remove_when=f"subclasses accept {param}",
+            **fields,  # type: ignore[arg-type]
+        )
+    )
+
+
+_override_record(
+    "compute_loss",
+    "num_items_in_batch",
+    4,
+    "transformers>=4.46.0",
+    fixes="TypeError: MyTrainer.compute_loss() got an unexpected keyword argument 'num_items_in_batch'",
+    works="transformers<4.46.0",
+    breaks="transformers>=4.46.0 with a Trainer subclass overriding compute_loss(model, inputs, return_outputs=False)",
+    upstream="https://github.com/huggingface/transformers/issues/36331, #35838 (4.46.0 training_step)",
+)
+_override_record(
+    "training_step",
+    "num_items_in_batch",
+    3,
+    "transformers>=4.46.0",
+    fixes="TypeError: MyTrainer.training_step() takes 3 positional arguments but 4 were given",
+    works="transformers<4.46.0",
+    breaks="transformers>=4.46.0 with a Trainer subclass overriding training_step(model, inputs)",
+    upstream="https://github.com/huggingface/trl/issues/2247 (transformers 4.46.0 _inner_training_loop)",
+)
+_override_record(
+    "get_batch_samples",
+    "device",
+    3,
+    "transformers>=4.50.0",
+    fixes="TypeError: MyTrainer.get_batch_samples() takes 3 positional arguments but 4 were given",
+    works="transformers<4.50.0",
+    breaks="transformers>=4.50.0 with a Trainer subclass overriding get_batch_samples(epoch_iterator, num_batches)",
+    upstream="https://github.com/OpenBMB/AgentCPM-GUI/issues/51; https://github.com/hiyouga/LLaMA-Factory/issues/8491",
+)

@@ -1,0 +1,244 @@
+"""transformers records against real transformers releases (tiny models built from configs)."""
+
+from __future__ import annotations
+
+import pytest
+
+from matrix import T5, T440, T445, T449, T450, T451, T457, breaks, common, target, untouched, works
+
+pytestmark = pytest.mark.matrix
+
+ACC = "accelerate==1.15.0"
+
+
+def stack(*specs: str):
+    return (target(*specs), target(ACC), common())
+
+
+# A 1-layer GPT-2 built from a config, a few rows of token ids: no download, seconds on CPU.
+TINY = """
+import os, tempfile, torch, transformers
+from transformers import GPT2Config, GPT2LMHeadModel, Trainer, TrainingArguments
+torch.manual_seed(0)
+model = GPT2LMHeadModel(GPT2Config(n_layer=1, n_head=2, n_embd=8, vocab_size=32, n_positions=16))
+rows = [{"input_ids": torch.arange(i, i + 8) % 32, "labels": torch.arange(i, i + 8) % 32} for i in range(8)]
+out = tempfile.mkdtemp()
+def targs(**kw):
+    kw.setdefault("max_steps", 2)
+    return TrainingArguments(output_dir=out, per_device_train_batch_size=2, report_to=[], save_strategy="no",
+                             logging_strategy="no", use_cpu=True, **kw)
+"""
+
+
+# --- AdamW -------------------------------------------------------------------------------------
+
+ADAMW = """
+import inspect, warnings, torch
+from transformers import AdamW
+from transformers.optimization import AdamW as AdamW2
+assert AdamW is AdamW2
+sig = inspect.signature(AdamW.__init__).parameters
+assert (sig["eps"].default, sig["weight_decay"].default, sig["correct_bias"].default) == (1e-6, 0.0, True)
+p = torch.nn.Parameter(torch.ones(3))
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    opt = AdamW([p], lr=0.1, weight_decay=0.5)
+p.grad = torch.ones(3)
+opt.step()
+print(repr(round(p[0].item(), 6)))
+"""
+
+
+def test_adamw_breaks_on_4_50_and_is_repaired() -> None:
+    folders = stack(*T450)
+    breaks(ADAMW, *folders, error="ImportError: cannot import name 'AdamW' from 'transformers'")
+    repaired = works(ADAMW, *folders)
+    upstream = works(ADAMW, *stack(*T449))  # the same numbers as the last release that had it
+    assert repaired == upstream, (repaired, upstream)
+
+
+def test_adamw_repaired_on_transformers_5() -> None:
+    folders = stack(*T5)
+    breaks(ADAMW, *folders, error="ImportError: cannot import name 'AdamW' from 'transformers'")
+    works(ADAMW, *folders)
+
+
+def test_adamw_untouched_on_4_49() -> None:
+    untouched(
+        ADAMW
+        + """
+import transformers.optimization as optimization
+RECORD = "transformers-adamw"
+assert inspect.getsourcefile(AdamW) == optimization.__file__
+_o = [o for o in odin_compat.report()["outcomes"] if o["id"] == "transformers-adamw-export"]
+assert _o and _o[0]["status"] == "skipped", _o
+""",
+        *stack(*T449),
+    )
+
+
+# --- evaluation_strategy <-> eval_strategy -------------------------------------------------------
+
+EVAL_OLD = (
+    TINY
+    + """
+import warnings
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    a = targs(evaluation_strategy="steps", eval_steps=5)
+    b = targs(evaluation_strategy="no")
+print(str(a.eval_strategy), str(b.eval_strategy), sum("evaluation_strategy" in str(w.message) for w in caught))
+"""
+)
+
+EVAL_NEW = (
+    TINY
+    + """
+a = targs(eval_strategy="steps", eval_steps=5)
+print(str(getattr(a, "eval_strategy", None) or a.evaluation_strategy))
+"""
+)
+
+
+@pytest.mark.parametrize("specs", [T451, T5])
+def test_evaluation_strategy_breaks_and_is_renamed(specs: tuple) -> None:
+    folders = stack(*specs)
+    breaks(
+        EVAL_OLD,
+        *folders,
+        error="TypeError: TrainingArguments.__init__() got an unexpected keyword argument 'evaluation_strategy'",
+    )
+    assert works(EVAL_OLD, *folders).split() == ["IntervalStrategy.STEPS", "IntervalStrategy.NO", "1"]
+
+
+def test_evaluation_strategy_untouched_on_4_50() -> None:
+    out = untouched(
+        EVAL_OLD
+        + """
+RECORD = "transformers-evaluation-strategy"
+assert not hasattr(TrainingArguments.__init__, "__odin_record__")
+""",
+        *stack(*T450),
+    )
+    assert out.split()[:2] == ["IntervalStrategy.STEPS", "IntervalStrategy.NO"]
+
+
+def test_eval_strategy_breaks_on_4_40_and_is_renamed() -> None:
+    folders = stack(*T440)
+    breaks(
+        EVAL_NEW,
+        *folders,
+        error="TypeError: TrainingArguments.__init__() got an unexpected keyword argument 'eval_strategy'",
+    )
+    assert works(EVAL_NEW, *folders).strip() == "IntervalStrategy.STEPS"
+
+
+def test_eval_strategy_untouched_on_4_45() -> None:
+    untouched(EVAL_NEW + '\nRECORD = "transformers-eval-strategy-old"\n', *stack(*T445))
+
+
+# --- Trainer(tokenizer=...) <-> processing_class -------------------------------------------------
+
+TOKENIZER = (
+    TINY
+    + """
+from tokenizers import Tokenizer, models
+from transformers import PreTrainedTokenizerFast
+tok = PreTrainedTokenizerFast(tokenizer_object=Tokenizer(models.WordLevel({"[UNK]": 0, "a": 1}, unk_token="[UNK]")))
+t = Trainer(model=model, args=targs(), train_dataset=rows, {kw}=tok)
+assert (getattr(t, "processing_class", None) or t.tokenizer) is tok
+print("ok")
+"""
+)
+
+
+def test_trainer_tokenizer_breaks_on_5_and_is_renamed() -> None:
+    code = TOKENIZER.replace("{kw}", "tokenizer")
+    folders = stack(*T5)
+    breaks(
+        code, *folders, error="TypeError: Trainer.__init__() got an unexpected keyword argument 'tokenizer'"
+    )
+    works(code, *folders)
+
+
+def test_trainer_processing_class_breaks_on_4_45_and_is_renamed() -> None:
+    code = TOKENIZER.replace("{kw}", "processing_class")
+    folders = stack(*T445)
+    breaks(
+        code,
+        *folders,
+        error="TypeError: Trainer.__init__() got an unexpected keyword argument 'processing_class'",
+    )
+    works(code, *folders)
+
+
+@pytest.mark.parametrize("kw", ["tokenizer", "processing_class"])
+def test_trainer_tokenizer_untouched_on_4_57(kw: str) -> None:
+    untouched(
+        TOKENIZER.replace("{kw}", kw)
+        + """
+RECORD = "transformers-trainer-tokenizer"
+assert not hasattr(Trainer.__init__, "__odin_record__")
+""",
+        *stack(*T457),
+    )
+
+
+# --- subclass overrides with the old arity --------------------------------------------------------
+
+OVERRIDE = """
+class MyTrainer(Trainer):
+    def {method}:
+        self.calls = getattr(self, "calls", 0) + 1
+        return {body}
+t = MyTrainer(model=model, args=targs(), train_dataset=rows)
+t.train()
+assert t.calls >= 2, t.calls
+print(t.calls)
+"""
+
+COMPUTE_LOSS = TINY + OVERRIDE.format(
+    method="compute_loss(self, model, inputs, return_outputs=False)",
+    body="super().compute_loss(model, inputs, return_outputs)",
+)
+TRAINING_STEP = TINY + OVERRIDE.format(
+    method="training_step(self, model, inputs)", body="super().training_step(model, inputs)"
+)
+BATCH_SAMPLES = TINY + OVERRIDE.format(
+    method="get_batch_samples(self, epoch_iterator, num_batches)",
+    body="super().get_batch_samples(epoch_iterator, num_batches, self.args.device)",
+)
+
+
+@pytest.mark.parametrize("specs", [T449, T5])
+def test_compute_loss_override_breaks_and_is_adapted(specs: tuple) -> None:
+    folders = stack(*specs)
+    breaks(
+        COMPUTE_LOSS, *folders, error="compute_loss() got an unexpected keyword argument 'num_items_in_batch'"
+    )
+    works(COMPUTE_LOSS, *folders)
+
+
+def test_training_step_override_breaks_and_is_adapted() -> None:
+    folders = stack(*T449)
+    breaks(TRAINING_STEP, *folders, error="training_step() takes 3 positional arguments but 4 were given")
+    works(TRAINING_STEP, *folders)
+
+
+def test_get_batch_samples_override_breaks_and_is_adapted() -> None:
+    folders = stack(*T450)
+    breaks(BATCH_SAMPLES, *folders, error="get_batch_samples() takes 3 positional arguments but 4 were given")
+    works(BATCH_SAMPLES, *folders)
+
+
+def test_overrides_untouched_on_4_45() -> None:
+    # 4.45 calls the old arity: no hook is installed and the override is the user's own function.
+    untouched(
+        COMPUTE_LOSS
+        + """
+RECORD = "transformers-override-compute-loss"
+assert "__init_subclass__" not in vars(Trainer)
+assert not hasattr(MyTrainer.compute_loss, "__odin_record__")
+""",
+        *stack(*T445),
+    )
