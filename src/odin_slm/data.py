@@ -1,0 +1,332 @@
+"""Datasets: reading files, validating rows (errors name file and line), tokenizing, the default task.
+
+Supported files: JSONL, JSON (a list of objects), CSV, and a folder written by
+``datasets.Dataset.save_to_disk``. Supported row shapes, as in TRL:
+
+- ``{"text": ...}``: language modelling on the whole text;
+- ``{"prompt": ..., "completion": ...}``: loss on the completion only;
+- ``{"messages": [{"role": ..., "content": ...}, ...]}``: rendered by the tokenizer's chat
+  template, loss on the last assistant turn.
+
+odin tokenizes rows itself (prompt tokens get label -100) and hands SFTTrainer a tokenized
+dataset with a padding collator: both engines and both stacks then see the very same tokens.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+FORMATS = ("text", "prompt-completion", "messages")
+IGNORE_INDEX = -100
+
+# The default task: rewrite an ISO date as DD/MM/YYYY. Deterministic, with an exact answer;
+# the base SmolLM2-135M-Instruct gets almost none right, a few dozen LoRA steps teach it.
+DEFAULT_SYSTEM = "Answer with the result only."
+DEFAULT_TRAIN_FILE = "dates_train.jsonl"
+DEFAULT_EVAL_FILE = "dates_eval.jsonl"
+
+
+class DataError(Exception):
+    """Bad input data; the message names the file and line and says what to do."""
+
+
+@dataclass
+class Row:
+    data: dict
+    where: str  # "file:line" (or "folder:row N") for error messages
+
+
+def default_data_dir() -> Path:
+    return Path(__file__).parent / "data"
+
+
+def make_default_rows(n: int, seed: int) -> list[dict]:
+    """Generate the default date-rewriting task deterministically (chat ``messages`` rows)."""
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(n):
+        y, m, d = rng.randint(1900, 2099), rng.randint(1, 12), rng.randint(1, 28)
+        rows.append(
+            {
+                "messages": [
+                    {"role": "system", "content": DEFAULT_SYSTEM},
+                    {"role": "user", "content": f"Rewrite {y}-{m:02d}-{d:02d} as DD/MM/YYYY."},
+                    {"role": "assistant", "content": f"{d:02d}/{m:02d}/{y}"},
+                ]
+            }
+        )
+    return rows
+
+
+def write_default_files(folder: Path) -> None:
+    """Regenerate the shipped default dataset (train and a disjoint eval split)."""
+    train = make_default_rows(1024, seed=1)
+    seen = {r["messages"][1]["content"] for r in train}
+    eval_rows = [r for r in make_default_rows(256, seed=2) if r["messages"][1]["content"] not in seen][:64]
+    for name, rows in ((DEFAULT_TRAIN_FILE, train), (DEFAULT_EVAL_FILE, eval_rows)):
+        with open(folder / name, "w", encoding="utf-8") as fh:
+            for r in rows:
+                fh.write(json.dumps(r) + "\n")
+
+
+# ----------------------------------------------------------------------------- reading
+
+
+def read_rows(path: str | Path) -> list[Row]:
+    """Read a dataset file or folder into rows that remember where they came from."""
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise DataError(
+            f"Dataset not found: {path}\n  Pass a .jsonl, .json or .csv file, or a datasets folder."
+        )
+    if p.is_dir():
+        rows = _read_disk(p)
+    elif p.suffix == ".jsonl":
+        rows = _read_jsonl(p)
+    elif p.suffix == ".json":
+        rows = _read_json(p)
+    elif p.suffix == ".csv":
+        rows = _read_csv(p)
+    else:
+        raise DataError(
+            f"{p}: unknown dataset format {p.suffix!r}; use .jsonl, .json, .csv or a datasets folder."
+        )
+    if not rows:
+        raise DataError(f"{p}: the dataset is empty; it needs at least one row.")
+    return rows
+
+
+def _read_jsonl(p: Path) -> list[Row]:
+    rows = []
+    with open(p, encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{p}:{lineno}: not valid JSON ({exc.msg} at column {exc.colno}).") from None
+            rows.append(Row(obj, f"{p}:{lineno}"))
+    return rows
+
+
+def _read_json(p: Path) -> list[Row]:
+    text = p.read_text(encoding="utf-8")
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{p}:{exc.lineno}: not valid JSON ({exc.msg}).") from None
+    if isinstance(obj, dict) and isinstance(obj.get("data"), list):
+        obj = obj["data"]
+    if not isinstance(obj, list):
+        raise DataError(f'{p}: a .json dataset must be a list of objects (or {{"data": [...]}}).')
+    # Find the line each top-level item starts on, so errors can point at it.
+    decoder, lines, rows = json.JSONDecoder(), [], []
+    idx = text.index("[") + 1
+    for _ in obj:
+        while text[idx] in " \t\r\n,":
+            idx += 1
+        lines.append(text.count("\n", 0, idx) + 1)
+        _, idx = decoder.raw_decode(text, idx)
+    for item, lineno in zip(obj, lines, strict=True):
+        rows.append(Row(item, f"{p}:{lineno}"))
+    return rows
+
+
+def _read_csv(p: Path) -> list[Row]:
+    rows = []
+    with open(p, encoding="utf-8", newline="") as fh:
+        reader = csv.DictReader(fh)
+        for rec in reader:
+            if None in rec:
+                raise DataError(f"{p}:{reader.line_num}: more fields than the header has.")
+            rows.append(Row(dict(rec), f"{p}:{reader.line_num}"))
+    return rows
+
+
+def _read_disk(p: Path) -> list[Row]:
+    import datasets
+
+    try:
+        ds = datasets.load_from_disk(str(p))
+    except Exception as exc:  # datasets raises several types for a non-dataset folder
+        raise DataError(f"{p}: not a folder written by datasets' save_to_disk ({exc}).") from None
+    if isinstance(ds, datasets.DatasetDict):
+        if "train" not in ds:
+            raise DataError(f"{p}: a DatasetDict needs a 'train' split (has {list(ds)}).")
+        ds = ds["train"]
+    return [Row(dict(r), f"{p}:row {i}") for i, r in enumerate(ds)]
+
+
+# ----------------------------------------------------------------------------- validation
+
+
+def row_format(row: Row) -> str:
+    """Which of FORMATS a row is; raises DataError naming the row when it is none of them."""
+    d = row.data
+    if not isinstance(d, dict):
+        raise DataError(f"{row.where}: a row must be an object, got {type(d).__name__}.")
+    if "messages" in d:
+        msgs = d["messages"]
+        if isinstance(msgs, str):  # CSV cells hold JSON text
+            try:
+                msgs = d["messages"] = json.loads(msgs)
+            except json.JSONDecodeError:
+                raise DataError(f"{row.where}: 'messages' is not a JSON list.") from None
+        if not isinstance(msgs, list) or not msgs:
+            raise DataError(f"{row.where}: 'messages' must be a non-empty list of {{role, content}}.")
+        for i, m in enumerate(msgs):
+            if (
+                not isinstance(m, dict)
+                or not isinstance(m.get("role"), str)
+                or not isinstance(m.get("content"), str)
+            ):
+                raise DataError(f"{row.where}: messages[{i}] must have string 'role' and 'content'.")
+        if msgs[-1]["role"] != "assistant":
+            raise DataError(f"{row.where}: the last message must be the assistant's answer to learn.")
+        return "messages"
+    if "prompt" in d or "completion" in d:
+        for key in ("prompt", "completion"):
+            if not isinstance(d.get(key), str) or not d[key]:
+                raise DataError(f"{row.where}: '{key}' must be a non-empty string.")
+        return "prompt-completion"
+    if "text" in d:
+        if not isinstance(d["text"], str) or not d["text"].strip():
+            raise DataError(f"{row.where}: 'text' must be a non-empty string.")
+        return "text"
+    raise DataError(
+        f"{row.where}: the row has none of the fields 'text', 'prompt'+'completion' or 'messages' "
+        f"(it has {sorted(d)})."
+    )
+
+
+def validate(rows: list[Row]) -> str:
+    """Check every row; all rows must share one format. Returns the format."""
+    fmt = None
+    for row in rows:
+        f = row_format(row)
+        if fmt is None:
+            fmt = f
+        elif f != fmt:
+            raise DataError(
+                f"{row.where}: row is {f!r} but earlier rows are {fmt!r}; use one format per file."
+            )
+    assert fmt is not None
+    return fmt
+
+
+# ----------------------------------------------------------------------------- tokenizing
+
+
+def split_prompt(row: dict, fmt: str, tokenizer: Any) -> tuple[str, str]:
+    """(prompt text, target text) as strings; the model sees prompt+target, learns target."""
+    if fmt == "messages":
+        msgs = row["messages"]
+        if not getattr(tokenizer, "chat_template", None):
+            raise DataError("'messages' rows need a tokenizer with a chat template; this model has none.")
+        prompt = tokenizer.apply_chat_template(msgs[:-1], tokenize=False, add_generation_prompt=True)
+        full = tokenizer.apply_chat_template(msgs, tokenize=False)
+        if not full.startswith(prompt):
+            raise DataError("The chat template renders the prompt differently inside the full chat.")
+        return prompt, full[len(prompt) :]
+    if fmt == "prompt-completion":
+        return row["prompt"], row["completion"]
+    return "", row["text"]
+
+
+def reference(row: dict, fmt: str) -> str | None:
+    """The exact answer a generation is scored against (None for plain text rows)."""
+    if fmt == "messages":
+        return row["messages"][-1]["content"]
+    if fmt == "prompt-completion":
+        return row["completion"]
+    return None
+
+
+def tokenize(rows: list[Row], fmt: str, tokenizer: Any, max_length: int | None) -> list[dict]:
+    """Rows -> {"input_ids", "labels"}; prompt tokens are masked out of the loss."""
+    out = []
+    eos = tokenizer.eos_token_id
+    for row in rows:
+        prompt, target = split_prompt(row.data, fmt, tokenizer)
+        templated = fmt == "messages"  # the template already holds the special tokens
+        p_ids = tokenizer(prompt, add_special_tokens=not templated)["input_ids"] if prompt else []
+        if not prompt and not templated and tokenizer.bos_token_id is not None:
+            p_ids = tokenizer("", add_special_tokens=True)["input_ids"]
+        t_ids = tokenizer(target, add_special_tokens=False)["input_ids"]
+        if not templated and eos is not None:
+            t_ids = t_ids + [eos]
+        ids = (p_ids + t_ids)[:max_length] if max_length else p_ids + t_ids
+        labels = ([IGNORE_INDEX] * len(p_ids) + t_ids)[: len(ids)]
+        if all(x == IGNORE_INDEX for x in labels):
+            raise DataError(
+                f"{row.where}: after truncation to max_length={max_length} no answer token is left; "
+                "raise --max_length or shorten the prompt."
+            )
+        out.append({"input_ids": ids, "labels": labels})
+    return out
+
+
+class PadCollator:
+    """Right-pad input_ids/labels/attention_mask to the longest row of the batch."""
+
+    def __init__(self, pad_token_id: int) -> None:
+        self.pad = pad_token_id
+
+    def __call__(self, features: list[dict]) -> dict:
+        import torch
+
+        n = max(len(f["input_ids"]) for f in features)
+        ids = torch.full((len(features), n), self.pad, dtype=torch.long)
+        labels = torch.full((len(features), n), IGNORE_INDEX, dtype=torch.long)
+        mask = torch.zeros((len(features), n), dtype=torch.long)
+        for i, f in enumerate(features):
+            k = len(f["input_ids"])
+            ids[i, :k] = torch.as_tensor(f["input_ids"])
+            labels[i, :k] = torch.as_tensor(f["labels"])
+            mask[i, :k] = 1
+        return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+@dataclass
+class Splits:
+    train: list[Row]
+    eval: list[Row]
+    fmt: str
+    source: str
+
+
+def load_splits(train_path: str | None, eval_path: str | None, eval_samples: int, seed: int) -> Splits:
+    """Train and eval rows. Without an eval file, the last ``eval_samples`` rows of a seeded shuffle are held out."""
+    if not train_path:
+        folder = default_data_dir()
+        train_path = str(folder / DEFAULT_TRAIN_FILE)
+        eval_path = eval_path or str(folder / DEFAULT_EVAL_FILE)
+    train = read_rows(train_path)
+    fmt = validate(train)
+    if eval_path:
+        ev = read_rows(eval_path)
+        if validate(ev) != fmt:
+            raise DataError(f"{eval_path}: its rows are not in the train file's format ({fmt}).")
+    elif eval_samples > 0 and fmt != "text":
+        if len(train) < 2:
+            raise DataError(
+                f"{train_path}: too few rows to hold out an eval split; pass --eval_dataset_name."
+            )
+        order = list(range(len(train)))
+        random.Random(seed).shuffle(order)
+        k = min(eval_samples, max(1, len(train) // 10))
+        held = set(order[-k:])
+        ev = [train[i] for i in sorted(held)]
+        train = [r for i, r in enumerate(train) if i not in held]
+    else:
+        ev = []
+    return Splits(train, ev[:eval_samples] if eval_samples else [], fmt, train_path)

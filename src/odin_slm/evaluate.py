@@ -1,0 +1,54 @@
+"""The objective metric: exact match of greedy generations against the reference answers."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from odin_slm.data import Row, reference, split_prompt
+
+
+def exact_match(
+    model: Any, tokenizer: Any, rows: list[Row], fmt: str, max_new_tokens: int = 16, batch_size: int = 32
+) -> dict[str, Any] | None:
+    """Greedy-decode each eval prompt; score stripped output == stripped reference. None for text data."""
+    import torch
+
+    if not rows or fmt == "text":
+        return None
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    side = tokenizer.padding_side
+    tokenizer.padding_side = "left"  # generation continues from the right edge
+    hits, samples, start = 0, [], time.perf_counter()
+    try:
+        for i in range(0, len(rows), batch_size):
+            chunk = rows[i : i + batch_size]
+            prompts = [split_prompt(r.data, fmt, tokenizer)[0] for r in chunk]
+            enc = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=fmt != "messages")
+            enc = {k: v.to(device) for k, v in enc.items()}
+            with torch.no_grad():
+                out = model.generate(
+                    **enc,
+                    max_new_tokens=max_new_tokens,
+                    do_sample=False,
+                    pad_token_id=tokenizer.pad_token_id,
+                    eos_token_id=tokenizer.eos_token_id,
+                )
+            for row, seq in zip(chunk, out, strict=True):
+                pred = tokenizer.decode(seq[enc["input_ids"].shape[1] :], skip_special_tokens=True).strip()
+                ref = (reference(row.data, fmt) or "").strip()
+                hits += pred == ref
+                if len(samples) < 3:
+                    samples.append({"prediction": pred, "reference": ref})
+    finally:
+        tokenizer.padding_side = side
+        model.train(was_training)
+    return {
+        "exact_match": hits / len(rows),
+        "correct": hits,
+        "n": len(rows),
+        "seconds": round(time.perf_counter() - start, 2),
+        "samples": samples,
+    }

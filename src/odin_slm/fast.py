@@ -1,0 +1,220 @@
+"""GPU speed levers for odin's trainer, measured in ``benchmarks/train_throughput.py`` (see docs/benchmarks.md).
+
+Use, with TRL's ``SFTTrainer`` (the model is a plain ``transformers`` causal LM, before PEFT wraps it)::
+
+    from odin_slm import fast
+
+    plan = fast.tune(model, sft_config, lora=use_peft)          # edits the config, patches the model
+    trainer = fast.trainer_class(SFTTrainer)(model=model, args=sft_config, peft_config=..., ...)
+    log.info("fast levers: %s", plan)
+
+Each lever falls back to the plain path, with the reason kept in the returned plan, where its kernel is
+unavailable (no CUDA, no Triton, no ``liger-kernel``, an architecture Liger does not know):
+
+- ``gradient_checkpointing``: off for full fine-tuning (memory allows it up to ~1B parameters on one
+  80 GB card); for LoRA the caller chooses (``lora_gradient_checkpointing``), see ``DEFAULTS``.
+- ``fused_linear_cross_entropy``: the loss comes from Liger's fused linear cross-entropy on the last
+  hidden state, so the ``(tokens, vocab)`` logits are never built, and TRL's extra per-token entropy and
+  accuracy metrics are not computed (their LM-head passes cost time).
+- ``compile_layers``: ``torch.compile`` of each decoder layer (regional compilation: the layers share
+  one compiled graph, so it compiles in seconds, not minutes); it fuses RMSNorm, RoPE and SwiGLU itself.
+- ``liger_layers``: Liger's RMSNorm, RoPE and SwiGLU kernels, used only when ``compile_layers`` is off.
+- ``bf16`` and ``optim="adamw_torch_fused"``: TRL's defaults already; set explicitly.
+
+Importing this module is cheap: torch, transformers and liger are imported inside the functions.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+log = logging.getLogger("odin_slm.fast")
+
+# What won on the card (docs/benchmarks.md); a caller may override any of them through ``tune(**levers)``.
+DEFAULTS: dict[str, Any] = {
+    "gradient_checkpointing": False,  # full fine-tuning
+    "lora_gradient_checkpointing": False,  # LoRA: True trades speed for the smallest memory
+    "fused_linear_cross_entropy": True,
+    "compile_layers": True,
+    "liger_layers": False,  # only used when compile_layers is off or unavailable
+}
+
+
+@dataclass
+class FastPlan:
+    """What :func:`tune` turned on, and why each other lever stayed off."""
+
+    on: list[str] = field(default_factory=list)
+    off: dict[str, str] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        offs = ", ".join(f"{k} ({v})" for k, v in self.off.items())
+        return f"on: {', '.join(self.on) or 'none'}; off: {offs or 'none'}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"on": list(self.on), "off": dict(self.off)}
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def _have(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+def _decoder_layers(model: Any) -> list[Any]:
+    base = getattr(model, getattr(model, "base_model_prefix", "model"), None)
+    layers = getattr(base, "layers", None)
+    return list(layers) if layers is not None else []
+
+
+def _compile_layers(model: Any) -> None:
+    import torch
+
+    # One compiled graph serves every layer; raise the recompile limits so a second variant (eval mode,
+    # checkpoint recompute) does not silently drop back to eager.
+    torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
+    if hasattr(torch._dynamo.config, "accumulated_cache_size_limit"):
+        torch._dynamo.config.accumulated_cache_size_limit = max(
+            torch._dynamo.config.accumulated_cache_size_limit, 512
+        )
+    for layer in _decoder_layers(model):
+        layer.compile()
+
+
+def _liger_layers(model: Any) -> None:
+    from liger_kernel.transformers import _apply_liger_kernel_to_instance
+
+    # The loss is odin's own (see trainer_class), so Liger must not replace the model's forward.
+    _apply_liger_kernel_to_instance(
+        model=model,
+        rope=True,
+        rms_norm=True,
+        swiglu=True,
+        cross_entropy=False,
+        fused_linear_cross_entropy=False,
+    )
+
+
+def tune(model: Any, args: Any, *, lora: bool, **levers: Any) -> FastPlan:
+    """Apply the winning levers to ``model`` (a transformers causal LM, before PEFT) and ``args`` (an SFTConfig).
+
+    ``levers`` overrides ``DEFAULTS`` by name. Returns what was applied; never raises for a missing kernel.
+    """
+    opts = {**DEFAULTS, **levers}
+    plan = FastPlan()
+    cuda = _cuda()
+
+    args.bf16 = bool(cuda)
+    args.optim = "adamw_torch_fused" if cuda else args.optim
+    gc = opts["lora_gradient_checkpointing"] if lora else opts["gradient_checkpointing"]
+    args.gradient_checkpointing = bool(gc)
+    (
+        plan.on.append("gradient_checkpointing")
+        if gc
+        else plan.off.update(gradient_checkpointing="memory allows")
+    )
+
+    want_flce = bool(opts["fused_linear_cross_entropy"])
+    if not want_flce:
+        plan.off["fused_linear_cross_entropy"] = "disabled"
+    elif not cuda or not _have("liger_kernel"):
+        plan.off["fused_linear_cross_entropy"] = "needs CUDA and liger-kernel"
+    else:
+        plan.on.append("fused_linear_cross_entropy")
+    # The trainer class reads this flag, so the choice travels with the model.
+    model._odin_flce = "fused_linear_cross_entropy" in plan.on
+
+    compiled = False
+    if not opts["compile_layers"]:
+        plan.off["compile_layers"] = "disabled"
+    elif not cuda or not _have("triton"):
+        plan.off["compile_layers"] = "needs CUDA and Triton"
+    elif not _decoder_layers(model):
+        plan.off["compile_layers"] = "no decoder layers found"
+    else:
+        try:
+            _compile_layers(model)
+            compiled = True
+            plan.on.append("compile_layers")
+        except Exception as exc:  # a failing lever must not stop training
+            plan.off["compile_layers"] = f"failed: {exc!r}"
+
+    if not opts["liger_layers"]:
+        plan.off["liger_layers"] = "disabled" if not compiled else "compile_layers fuses them"
+    elif compiled:
+        plan.off["liger_layers"] = "compile_layers fuses them"
+    elif not cuda or not _have("liger_kernel"):
+        plan.off["liger_layers"] = "needs CUDA and liger-kernel"
+    else:
+        try:
+            _liger_layers(model)
+            plan.on.append("liger_layers")
+        except Exception as exc:
+            plan.off["liger_layers"] = f"failed: {exc!r}"
+    log.info("odin fast levers: %s", plan)
+    return plan
+
+
+def _flce_loss(trainer: Any, model: Any, inputs: dict[str, Any], num_items_in_batch: Any) -> Any:
+    import torch
+    from liger_kernel.transformers.functional import liger_fused_linear_cross_entropy
+
+    core = trainer.accelerator.unwrap_model(model)
+    if hasattr(core, "get_base_model"):  # PEFT: the LoRA layers live inside the base model's modules
+        core = core.get_base_model()
+    backbone = core.get_decoder() if hasattr(core, "get_decoder") else core.model
+    labels = inputs["labels"]
+    fwd = {
+        k: v
+        for k, v in inputs.items()
+        if k in ("input_ids", "attention_mask", "position_ids", "inputs_embeds")
+    }
+    hidden = backbone(**fwd, use_cache=False).last_hidden_state[:, :-1]
+    target = labels[:, 1:].reshape(-1)
+    weight = core.get_output_embeddings().weight
+    # Like TRL's own loss: a sum over the label tokens divided by the batch's label-token count.
+    loss_sum = liger_fused_linear_cross_entropy(
+        hidden.reshape(-1, hidden.size(-1)),
+        weight,
+        target,
+        reduction="sum",
+        accum_dtype=torch.float32 if weight.requires_grad else None,
+    )
+    denom = num_items_in_batch if num_items_in_batch is not None else (target != -100).sum()
+    return loss_sum / torch.as_tensor(denom, device=loss_sum.device).clamp(min=1)
+
+
+def trainer_class(base: type) -> type:
+    """A subclass of ``base`` (TRL's SFTTrainer) whose loss is Liger's fused linear cross-entropy.
+
+    It falls back to ``base.compute_loss`` when the model was not tuned with that lever, when the batch
+    carries something the fused path does not handle (``return_outputs``, a custom ``compute_loss_func``,
+    label smoothing), or when the model has no decoder/output embeddings to reach.
+    """
+
+    class OdinFastTrainer(base):  # type: ignore[misc,valid-type]
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # noqa: ANN001
+            core = self.accelerator.unwrap_model(model)
+            inner = core.get_base_model() if hasattr(core, "get_base_model") else core
+            usable = (
+                getattr(inner, "_odin_flce", False)
+                and not return_outputs
+                and getattr(self, "compute_loss_func", None) is None
+                and getattr(self.args, "label_smoothing_factor", 0) == 0
+                and getattr(self.args, "loss_type", "nll") in ("nll", "chunked_nll")
+                and "labels" in inputs
+                and inner.get_output_embeddings() is not None
+            )
+            if not usable:
+                return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            return _flce_loss(self, model, inputs, num_items_in_batch)
+
+    OdinFastTrainer.__name__ = OdinFastTrainer.__qualname__ = f"OdinFast{base.__name__}"
+    return OdinFastTrainer

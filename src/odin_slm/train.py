@@ -1,0 +1,314 @@
+"""Fine-tune a small causal LM with TRL's SFTTrainer: ``python -m odin_slm.train`` (or ``odin-train``).
+
+Read top to bottom, :func:`run` is the whole recipe:
+
+1. parse defaults < YAML (``--config``) < flags, with HF/TRL names;
+2. read and validate the data (errors name file:line);
+3. load the model (a local HF folder or GGUF; default: SmolLM2-135M-Instruct, offline);
+4. score exact match on the eval split before training;
+5. add LoRA (or train all weights) and train with the chosen engine;
+6. score exact match again, save the model/adapter + tokenizer, metrics.json, the loss plot
+   and the environment manifest.
+
+SIGINT/SIGTERM save a checkpoint and exit non-zero; ``--resume_from_checkpoint`` continues it.
+"""
+
+import odin_compat  # noqa: F401,I001  (first: its repairs apply as the HF stack loads)
+
+import logging
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from odin_slm import report
+from odin_slm.config import ConfigError, parse_args
+from odin_slm.data import DataError, PadCollator, load_splits, tokenize
+from odin_slm.model import ModelError
+
+log = logging.getLogger("odin_slm")
+
+EXIT_BAD_INPUT = 2
+EXIT_OOM = 3
+SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}
+
+
+class Interrupted:
+    """Set by SIGINT/SIGTERM; the engines check it after each optimizer step, save and stop."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def install(self) -> None:
+        for sig in SIGNAL_EXIT:
+            self._previous[sig] = signal.signal(sig, self._handle)
+
+    def restore(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def _handle(self, signum: int, _frame: Any) -> None:
+        self.signum = signum
+        log.warning(
+            "Got %s: saving a checkpoint after this step (signal again to abort).",
+            signal.Signals(signum).name,
+        )
+        self.restore()  # a second signal acts at once
+
+    def __bool__(self) -> bool:
+        return self.signum is not None
+
+
+def choose_engine(requested: str) -> str:
+    """auto -> unsloth when it is installed and a GPU is present, else trl."""
+    import importlib.util
+
+    import torch
+
+    has_unsloth = importlib.util.find_spec("unsloth") is not None
+    if requested == "unsloth" and not (has_unsloth and torch.cuda.is_available()):
+        raise ConfigError(
+            "--engine unsloth needs the unsloth package and a CUDA GPU; use --engine trl or loop."
+        )
+    if requested == "auto":
+        return "unsloth" if has_unsloth and torch.cuda.is_available() else "trl"
+    return requested
+
+
+def resolve_resume(value: Any, output_dir: str) -> str | None:
+    """--resume_from_checkpoint: a folder, or true/latest for the newest checkpoint in output_dir."""
+    if value in (None, "", False, "false", "False"):
+        return None
+    if value in (True, "true", "True", "latest"):
+        from transformers.trainer_utils import get_last_checkpoint
+
+        last = get_last_checkpoint(output_dir) if os.path.isdir(output_dir) else None
+        if last is None:
+            raise ConfigError(f"--resume_from_checkpoint {value}: no checkpoint-* folder in {output_dir}.")
+        return last
+    if not os.path.isdir(value):
+        raise ConfigError(f"--resume_from_checkpoint: {value} is not a checkpoint folder.")
+    return str(value)
+
+
+def train_with_trl(model, tokenizer, train_ds, collator, args, stop: Interrupted, resume: str | None) -> dict:
+    """The standard path: TRL's SFTTrainer on the tokenized dataset."""
+    from datasets import Dataset
+    from transformers import TrainerCallback
+    from trl import SFTTrainer
+
+    class StopOnSignal(TrainerCallback):
+        def on_step_end(self, _args, state, control, **_kw):
+            _test_signal(state.global_step)
+            if stop:
+                control.should_save = True
+                control.should_training_stop = True
+            return control
+
+    trainer = SFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=Dataset.from_list(train_ds),
+        processing_class=tokenizer,
+        data_collator=collator,
+        callbacks=[StopOnSignal()],
+    )
+    trainer.train(resume_from_checkpoint=resume)
+    losses = [{"step": e["step"], "loss": e["loss"]} for e in trainer.state.log_history if "loss" in e]
+    return {"losses": losses, "global_step": trainer.state.global_step, "model": trainer.model}
+
+
+def _test_signal(step: int) -> None:
+    """Tests deliver a real SIGTERM at a chosen step (ODIN_SLM_SIGNAL_AT_STEP) to exercise the handler."""
+    at = os.environ.get("ODIN_SLM_SIGNAL_AT_STEP")
+    if at and int(at) == step:
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def run(argv: list[str]) -> int:
+    started = time.perf_counter()
+    # 1. Arguments.
+    script, model_args, args, provenance = parse_args(argv)
+    engine = choose_engine(script.engine)
+    resume = resolve_resume(args.resume_from_checkpoint, args.output_dir)
+    out = Path(args.output_dir)
+
+    import torch
+    from transformers import set_seed
+
+    set_seed(args.seed)
+
+    # 2. Data: read and validate everything before the (slow) model load.
+    splits = load_splits(script.dataset_name, script.eval_dataset_name, script.eval_samples, args.seed)
+    log.info(
+        "Data: %d train / %d eval rows (%s) from %s",
+        len(splits.train),
+        len(splits.eval),
+        splits.fmt,
+        splits.source,
+    )
+
+    # 3. Model.
+    if engine == "unsloth":
+        from odin_slm.model import load_unsloth
+
+        model, tokenizer, model_path = load_unsloth(model_args, args)
+    else:
+        from odin_slm.model import load_model_and_tokenizer
+
+        dtype = torch.bfloat16 if args.bf16 and not model_args.use_peft else None
+        model, tokenizer, model_path = load_model_and_tokenizer(model_args.model_name_or_path, dtype)
+    train_ds = tokenize(splits.train, splits.fmt, tokenizer, args.max_length)
+    collator = CountingCollator(PadCollator(tokenizer.pad_token_id))
+
+    # 4. The metric before training.
+    from odin_slm.evaluate import exact_match
+
+    before = exact_match(model, tokenizer, splits.eval, splits.fmt, script.eval_max_new_tokens)
+    if before:
+        log.info(
+            "Exact match before training: %.3f (%d/%d)", before["exact_match"], before["correct"], before["n"]
+        )
+
+    # 5. Train.
+    if model_args.use_peft and engine != "unsloth":
+        from odin_slm.model import apply_lora
+
+        set_seed(args.seed)  # the adapter's initial weights do not depend on the eval above
+        model = apply_lora(
+            model,
+            model_args.lora_r,
+            model_args.lora_alpha,
+            model_args.lora_dropout,
+            model_args.lora_target_modules,
+        )
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    log.info(
+        "Engine %s, %s, %d trainable parameters",
+        engine,
+        "LoRA" if model_args.use_peft else "full fine-tune",
+        trainable,
+    )
+
+    stop = Interrupted()
+    stop.install()
+    t0 = time.perf_counter()
+    try:
+        if engine == "loop":
+            from odin_slm.loop import train_loop
+
+            result = train_loop(model, train_ds, collator, args, stop, resume, on_step=_test_signal)
+        else:
+            result = train_with_trl(model, tokenizer, train_ds, collator, args, stop, resume)
+    finally:
+        stop.restore()
+    train_seconds = time.perf_counter() - t0
+    model = result["model"]
+    if stop:
+        log.error(
+            "Interrupted at step %d; checkpoint saved in %s. Resume with: --resume_from_checkpoint latest --output_dir %s",
+            result["global_step"],
+            out,
+            out,
+        )
+        return SIGNAL_EXIT.get(stop.signum, 1)
+
+    # 6. The metric after training, and the outputs (metrics.json last: it marks a finished run).
+    after = exact_match(model, tokenizer, splits.eval, splits.fmt, script.eval_max_new_tokens)
+    if after:
+        log.info(
+            "Exact match after training: %.3f (%d/%d)", after["exact_match"], after["correct"], after["n"]
+        )
+    final = out / "final"
+    final.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(final, safe_serialization=True)
+    tokenizer.save_pretrained(final)
+    env = report.environment()
+    report.write_json(out / "environment.json", env)
+    plotted = report.plot_losses(result["losses"], out / "loss.png", f"{engine} · {model_path.name}")
+    metrics = {
+        "engine": engine,
+        "model": str(model_path),
+        "method": "lora" if model_args.use_peft else "full",
+        "trainable_parameters": trainable,
+        "dataset": splits.source,
+        "format": splits.fmt,
+        "train_rows": len(splits.train),
+        "eval_rows": len(splits.eval),
+        "global_step": result["global_step"],
+        "resumed_from": resume,
+        "loss_curve": result["losses"],
+        "eval_before": before,
+        "eval_after": after,
+        "train_seconds": round(train_seconds, 2),
+        "total_seconds": round(time.perf_counter() - started, 2),
+        "train_tokens": collator.tokens,
+        "tokens_per_second": round(collator.tokens / train_seconds, 1) if train_seconds > 0 else None,
+        **report.peak_memory(),
+        "outputs": {
+            "model": str(final),
+            "loss_plot": str(out / "loss.png") if plotted else None,
+            "environment": str(out / "environment.json"),
+        },
+        "config": {"file": provenance["config_file"], "argv": provenance["argv"]},
+        "versions": {
+            k: env["packages"].get(k) for k in ("torch", "transformers", "trl", "accelerate", "peft")
+        },
+    }
+    report.write_json(out / "metrics.json", metrics)
+    summary = (
+        f"Done in {metrics['total_seconds']:.0f} s: {result['global_step']} steps, "
+        f"{metrics['tokens_per_second']} tokens/s, final loss {result['losses'][-1]['loss'] if result['losses'] else float('nan'):.4f}"
+    )
+    if before and after:
+        summary += f", exact match {before['exact_match']:.3f} -> {after['exact_match']:.3f}"
+    print(summary + f"\nOutputs in {out}/ (final/, metrics.json, loss.png, environment.json)", flush=True)
+    return 0
+
+
+class CountingCollator:
+    """Counts the real (non-padding) tokens that go through training, for tokens/s."""
+
+    def __init__(self, inner: PadCollator) -> None:
+        self.inner, self.tokens = inner, 0
+
+    def __call__(self, features: list[dict]) -> dict:
+        batch = self.inner(features)
+        self.tokens += int(batch["attention_mask"].sum())
+        return batch
+
+
+def _is_oom(exc: BaseException) -> bool:
+    import torch
+
+    return isinstance(exc, torch.cuda.OutOfMemoryError) or "out of memory" in str(exc).lower()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console entry point; returns the process exit status."""
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S"
+    )
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        return run(argv)
+    except (ConfigError, DataError, ModelError) as exc:
+        print(f"odin-train: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except RuntimeError as exc:
+        if not _is_oom(exc):
+            raise
+        print(
+            f"odin-train: error: out of memory ({str(exc).splitlines()[0]}).\n"
+            "  Lower --per_device_train_batch_size (raise --gradient_accumulation_steps to keep the batch), "
+            "lower --max_length, or keep --use_peft true.",
+            file=sys.stderr,
+        )
+        return EXIT_OOM
+
+
+if __name__ == "__main__":
+    sys.exit(main())
