@@ -125,3 +125,130 @@ def untouched(code: str, *folders: Path) -> str:
         """
     )
     return works(check, *folders)
+
+
+# --- docs/matrix.md from a junit XML of `pytest -m matrix` ------------------------------------
+
+# Which tests prove which record (a test id prefix per record: file::function).
+PROVES: dict[str, tuple[str, ...]] = {
+    "accelerate-unwrap-model-keep-torch-compile": ("test_repairs_accelerate::test_unwrap_model",),
+    "accelerate-clear-device-cache": ("test_repairs_accelerate::test_clear_device_cache",),
+    "accelerate-dataloader-args": ("test_repairs_accelerate::test_dataloader_args",),
+    "accelerate-is-tpu-available": (
+        "test_repairs_accelerate::test_is_tpu_available_breaks",
+        "test_repairs_accelerate::test_is_tpu_available_backport_untouched",
+    ),
+    "accelerate-utils-is-tpu-available": (
+        "test_repairs_accelerate::test_is_tpu_available_breaks",
+        "test_repairs_accelerate::test_is_tpu_available_untouched_on_0_27",
+    ),
+    "accelerate-fp8backendtype": ("test_fp8_releases::",),
+    "accelerate-utils-fp8backendtype": ("test_fp8_releases::test_identity",),
+    "transformers-adamw": ("test_repairs_transformers::test_adamw",),
+    "transformers-adamw-export": ("test_repairs_transformers::test_adamw",),
+    "transformers-evaluation-strategy": ("test_repairs_transformers::test_evaluation_strategy",),
+    "transformers-eval-strategy-old": ("test_repairs_transformers::test_eval_strategy",),
+    "transformers-trainer-tokenizer": ("test_repairs_transformers::test_trainer_tokenizer",),
+    "transformers-trainer-processing-class": (
+        "test_repairs_transformers::test_trainer_processing_class",
+        "test_repairs_transformers::test_trainer_tokenizer_untouched",
+    ),
+    "transformers-override-compute-loss": (
+        "test_repairs_transformers::test_compute_loss",
+        "test_repairs_transformers::test_overrides_untouched",
+    ),
+    "transformers-override-training-step": (
+        "test_repairs_transformers::test_training_step",
+        "test_repairs_transformers::test_overrides_untouched",
+    ),
+    "transformers-override-get-batch-samples": (
+        "test_repairs_transformers::test_get_batch_samples",
+        "test_repairs_transformers::test_overrides_untouched",
+    ),
+    "trl-sfttrainer-tokenizer": ("test_repairs_trl::test_sfttrainer_tokenizer",),
+    "trl-sfttrainer-processing-class": (
+        "test_repairs_trl::test_sfttrainer_processing_class",
+        "test_repairs_trl::test_sfttrainer_tokenizer_untouched",
+    ),
+    "trl-sfttrainer-config-args": ("test_repairs_trl::test_sfttrainer_config_args",),
+    "trl-sftconfig-max-seq-length": ("test_repairs_trl::test_sftconfig_max_seq_length",),
+    "trl-completion-only-collator": ("test_repairs_trl::test_completion_only_collator",),
+    "trl-trainer-completion-only-collator-export": ("test_repairs_trl::test_completion_only_collator",),
+    "trl-completion-only-collator-export": ("test_repairs_trl::test_completion_only_collator",),
+    "peft-prepare-model-for-int8-training": ("test_repairs_peft::test_int8_training",),
+    "peft-utils-prepare-model-for-int8-training-export": ("test_repairs_peft::test_int8_training",),
+    "peft-prepare-model-for-int8-training-export": ("test_repairs_peft::test_int8_training",),
+    "huggingface-hub-hffolder": ("test_repairs_huggingface_hub::test_hffolder",),
+    "huggingface-hub-utils-hffolder": ("test_repairs_huggingface_hub::test_hffolder",),
+}
+
+
+def _junit_results(path: str) -> dict[str, tuple[str, float]]:
+    import xml.etree.ElementTree as ET
+
+    results: dict[str, tuple[str, float]] = {}
+    for case in ET.parse(path).iter("testcase"):
+        module = case.get("classname", "").rpartition(".")[2]
+        name = f"{module}::{case.get('name')}"
+        status = "pass"
+        for child in case:
+            if child.tag in ("failure", "error"):
+                status = "FAIL"
+            elif child.tag == "skipped":
+                status = "skip"
+        results[name] = (status, float(case.get("time", 0)))
+    return results
+
+
+def report(junit: str, out: str) -> None:
+    """Write docs/matrix.md: per record, its tests and their outcome; then every test."""
+    import datetime
+    import platform
+
+    sys.path.insert(0, str(SRC))
+    import odin_compat  # noqa: F401  (registers the records)
+    from odin_compat import _records
+
+    results = _junit_results(junit)
+    total = sum(t for _, t in results.values())
+    lines = [
+        "# Version matrix: latest full result",
+        "",
+        f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC",
+        f"- Python {platform.python_version()}, {platform.platform()}",
+        "- shared venv: torch 2.13.0 (CPU), numpy 2, huggingface_hub 2.4.0; each release set from "
+        "`.matrix/<set>` first on PYTHONPATH (see `tests/matrix.py` for the exact pins)",
+        f"- command: `nox -s matrix` (pytest -m matrix); {len(results)} tests in {total:.0f} s of test time",
+        "",
+        "Each record has a test that reproduces the real error on the real breaking release without odin,",
+        "passes with `import odin_compat` first, and an identity test on the working side (odin decided",
+        "on the record, skipped it, and the upstream object is the one in use).",
+        "",
+        "| record | works | breaks | result | tests |",
+        "|---|---|---|---|---|",
+    ]
+    proven = 0
+    for record in sorted(_records.REGISTRY.all(), key=lambda r: r.id):
+        prefixes = PROVES.get(record.id, ())
+        tests = {n: r for n, r in results.items() if any(n.startswith(p) for p in prefixes)}
+        if not tests:
+            verdict = "not in matrix"
+        elif all(s == "pass" for s, _ in tests.values()):
+            verdict, proven = "**pass**", proven + 1
+        elif any(s == "FAIL" for s, _ in tests.values()):
+            verdict = "**FAIL**"
+        else:
+            verdict = "skipped"
+        names = ", ".join(f"`{n.partition('::')[2]}` {s}" for n, (s, _) in sorted(tests.items()))
+        lines.append(f"| `{record.id}` | {record.works} | {record.breaks} | {verdict} | {names or '-'} |")
+    lines += ["", f"{proven} of {len(_records.REGISTRY.all())} records proven in this run.", ""]
+    lines += ["## All matrix tests", "", "| test | result | seconds |", "|---|---|---|"]
+    lines += [f"| `{n}` | {s} | {t:.1f} |" for n, (s, t) in sorted(results.items())]
+    Path(out).write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[1] == "report":
+        report(sys.argv[2], sys.argv[3])
+    else:
+        raise SystemExit("usage: python tests/matrix.py report JUNIT.xml OUT.md")

@@ -21,6 +21,7 @@ Two triggers, so the repair is in place before rebuilt code first runs:
 from __future__ import annotations
 
 import builtins
+import os
 import sys
 from _thread import allocate_lock
 
@@ -102,60 +103,101 @@ def heal_function(fn: FunctionType, origin: ModuleType) -> list[str]:
     return fill(fn.__globals__, names, origin, f"{origin.__name__}:{fn.__qualname__}") if names else []
 
 
-def _origin_modules() -> list[ModuleType]:
-    return [
-        m
-        for name, m in list(sys.modules.items())
-        if isinstance(m, ModuleType) and name.partition(".")[0] in ORIGIN_PACKAGES
-    ]
+# Caches that keep repeated sweeps cheap; each is refreshed when what it summarises changes.
+_origins: tuple[object, list[tuple[ModuleType, dict]]] = (None, [])  # keyed by sys.modules' size
+_name_index: dict[str, list[dict]] = {}  # global name -> origin namespaces defining it
+_indexed: set[int] = set()  # ids of the namespaces already in the index
+_verdicts = None  # WeakKeyDictionary: function -> (code, names still missing after the last fill)
 
 
-def _functions(obj: object) -> Iterator[FunctionType]:
-    for value in list(vars(obj).values()):
-        if isinstance(value, (staticmethod, classmethod)):
-            value = value.__func__
-        elif isinstance(value, property):
-            yield from (f for f in (value.fget, value.fset, value.fdel) if isinstance(f, FunctionType))
-            continue
-        if isinstance(value, FunctionType):
+def _origin_namespaces() -> list[tuple[ModuleType, dict]]:
+    global _origins
+    stamp = (len(sys.modules), ORIGIN_PACKAGES)
+    if _origins[0] != stamp or any(sys.modules.get(m.__name__) is not m for m, _ in _origins[1][:1]):
+        found = [
+            (m, vars(m))
+            for name, m in list(sys.modules.items())
+            if name.partition(".")[0] in ORIGIN_PACKAGES and isinstance(m, ModuleType)
+        ]
+        _origins = (stamp, found)
+    return _origins[1]
+
+
+def _functions(cls: type) -> Iterator[FunctionType]:
+    for value in list(vars(cls).values()):
+        kind = type(value)
+        if kind is FunctionType:
             yield value
+        elif kind is staticmethod or kind is classmethod:
+            if type(value.__func__) is FunctionType:
+                yield value.__func__
+        elif kind is property:
+            yield from (f for f in (value.fget, value.fset, value.fdel) if type(f) is FunctionType)
+
+
+def _heal_cached(fn: FunctionType, origin: ModuleType) -> list[str]:
+    """heal_function, remembering per function what could not be filled, so sweeps stay cheap."""
+    global _verdicts
+    if _verdicts is None:
+        import weakref
+
+        _verdicts = weakref.WeakKeyDictionary()
+    seen = _verdicts.get(fn)
+    if seen is not None and seen[0] is fn.__code__:
+        if not seen[1]:
+            return []
+        names = [n for n in seen[1] if n not in fn.__globals__]
+    else:
+        names = missing_globals(fn.__code__, fn.__globals__)
+    filled = fill(fn.__globals__, names, origin, f"{origin.__name__}:{fn.__qualname__}") if names else []
+    _verdicts[fn] = (fn.__code__, frozenset(n for n in names if n not in filled))
+    return filled
 
 
 def sweep() -> list[str]:
     """Heal every function on a watched library's class (or module) whose globals are foreign."""
     filled = []
-    for module in _origin_modules():
-        own = vars(module)
+    for module, own in _origin_namespaces():
         modname = module.__name__
         for value in list(own.values()):
-            if isinstance(value, FunctionType):
+            kind = type(value)
+            if kind is FunctionType:
                 # A module-level function replaced by rebuilt code (`trl.trainer.x.f = f`); plain
-                # re-exports (`from .y import f`) are real files and are left alone.
+                # re-exports (`from .y import f`) come from real files and are left alone.
                 if value.__globals__ is not own and value.__code__.co_filename.startswith("<"):
-                    filled += heal_function(value, module)
+                    filled += _heal_cached(value, module)
             elif isinstance(value, type) and value.__module__ == modname:  # classes this module defines
                 for fn in _functions(value):
                     if fn.__globals__ is not own:
-                        filled += heal_function(fn, module)
+                        filled += _heal_cached(fn, module)
     return filled
 
 
+def _defining(name: str) -> list[dict]:
+    """Origin namespaces that define `name` (an index, extended as origin modules load)."""
+    namespaces = _origin_namespaces()
+    if len(_indexed) != len(namespaces):
+        for module, ns in namespaces:
+            if id(ns) not in _indexed:
+                _indexed.add(id(ns))
+                for key in list(ns):
+                    _name_index.setdefault(key, []).append(ns)
+    return [ns for ns in _name_index.get(name, ()) if name in ns]
+
+
 def _origin_for(code_name: str, name: str) -> ModuleType | None:
-    """The watched module that defines `name` and a function `code_name` that reads it."""
+    """The origin module that defines `name` and a function `code_name` that reads it."""
     found = None
-    for module in _origin_modules():
-        ns = vars(module)
-        if name not in ns:
-            continue
+    for ns in _defining(name):
         candidates = [ns.get(code_name)]
         candidates += [vars(v).get(code_name) for v in list(ns.values()) if isinstance(v, type)]
         for c in candidates:
-            if isinstance(c, (staticmethod, classmethod)):
+            if type(c) in (staticmethod, classmethod):
                 c = c.__func__
-            if isinstance(c, FunctionType) and name in global_reads(c.__code__):
+            if type(c) is FunctionType and name in global_reads(c.__code__):
                 if found is not None and vars(found)[name] is not ns[name]:
                     return None  # ambiguous: leave it to the sweep, which knows the class
-                found = module
+                found = sys.modules.get(ns.get("__name__", ""))
                 break
     return found
 
@@ -173,15 +215,28 @@ def heal_code(code: CodeType, namespace: dict) -> list[str]:
     return filled
 
 
+# Code generators that exec strings for their own purposes (dataclasses, namedtuple, typing,
+# torch.fx, the origin libraries themselves) never rebuild another library's function.
+_STDLIB = os.path.dirname(os.__file__) + os.sep
+_SITE = _STDLIB + "site-packages"  # a non-venv interpreter keeps third-party code under the stdlib
+_NOT_REBUILDERS = {*ORIGIN_PACKAGES, "torch", "attr", "jinja2", "pydantic", "triton", "sympy"}
+
+
 def _audit(event: str, args: tuple) -> None:
     # Called for every audit event of the process: keep the common path tiny.
     if event != "exec":
         return
     code = args[0]
-    if not isinstance(code, CodeType) or not code.co_filename.startswith("<"):
+    if type(code) is not CodeType or not code.co_filename.startswith("<"):
         return  # module imports exec real files; only source-string rebuilds matter
     try:
-        namespace = sys._getframe(1).f_globals  # the caller of exec(); its globals() is the usual target
+        caller = sys._getframe(1)
+        filename = caller.f_code.co_filename
+        if filename.startswith(_STDLIB) and not filename.startswith(_SITE):
+            return
+        namespace = caller.f_globals  # `exec(src, globals())`, the rebuilders' pattern, targets it
+        if str(namespace.get("__name__")).partition(".")[0] in _NOT_REBUILDERS:
+            return
         if _maybe_missing(code, namespace):
             heal_code(code, namespace)
     except Exception:  # the audit hook must never break the caller's exec

@@ -224,9 +224,27 @@ def accepts(func: Callable, param: str) -> bool:
     return p is not None and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
 
 
-def adapted(func: object) -> bool:
-    """True when `func` is already an odin adapter (records must not wrap twice)."""
-    return getattr(func, "__odin_record__", None) is not None
+def adapted(func: object, record_id: str | None = None) -> bool:
+    """True when `func` is already an odin adapter (of `record_id`, if given), anywhere along its
+    `__wrapped__` chain: a record must not wrap twice, but two records may stack."""
+    for _ in range(20):
+        if func is None:
+            return False
+        mark = getattr(func, "__odin_record__", None)
+        if mark is not None and (record_id is None or mark == record_id):
+            return True
+        func = getattr(func, "__wrapped__", None)
+    return False
+
+
+def _renamed(func: object, old: str) -> bool:
+    for _ in range(20):
+        if func is None:
+            return False
+        if getattr(func, "__odin_rename__", None) == old:
+            return True
+        func = getattr(func, "__wrapped__", None)
+    return False
 
 
 def kwarg_adapter(func: Callable, adapt: Callable[[tuple, dict], tuple], record_id: str) -> Callable:
@@ -293,7 +311,9 @@ def rename_kwarg(func: Callable, old: str, new: str, record_id: str, *, warn: st
                 warn_once(f"{record_id}:{old}", warn)
         return args, kwargs
 
-    return kwarg_adapter(func, adapt, record_id)
+    wrapper = kwarg_adapter(func, adapt, record_id)
+    wrapper.__odin_rename__ = old  # type: ignore[attr-defined]
+    return wrapper
 
 
 def handled_upstream(func: object, name: str) -> bool:
@@ -323,7 +343,7 @@ def renaming(owner_path: str, old: str, new: str) -> Callable[[ModuleType], bool
         for part in owner_path.split("."):
             func = getattr(func, part)
         return (
-            not adapted(func)
+            not _renamed(func, old)
             and accepts(func, new)  # type: ignore[arg-type]
             and not accepts(func, old)  # type: ignore[arg-type]
             and not handled_upstream(func, old)

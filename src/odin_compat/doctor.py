@@ -46,7 +46,7 @@ KNOWN_BAD: tuple[tuple[tuple[str, ...], str, str], ...] = (
         "healed: record accelerate-unwrap-model-keep-torch-compile",
     ),
     (
-        ("peft>=0.14.0", "accelerate<0.32.0"),
+        ("peft>=0.15.0", "accelerate<0.32.0"),
         "ImportError: cannot import name 'clear_device_cache' from 'accelerate.utils.memory' on `import peft`",
         "healed: record accelerate-clear-device-cache",
     ),

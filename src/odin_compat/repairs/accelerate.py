@@ -110,7 +110,7 @@ def _unwrap_model(module: ModuleType) -> object:
 
 def _unwrap_needs(module: ModuleType) -> bool:
     func = module.Accelerator.unwrap_model
-    return not adapted(func) and not accepts(func, "keep_torch_compile")
+    return not adapted(func, "accelerate-unwrap-model-keep-torch-compile") and not accepts(func, "keep_torch_compile")
 
 
 REGISTRY.add(
@@ -188,7 +188,7 @@ REGISTRY.add(
         kind="backport",
         fixes="ImportError: cannot import name 'clear_device_cache' from 'accelerate.utils.memory'",
         works="accelerate>=0.32.0",
-        breaks="accelerate<0.32.0 with peft>=0.14 (peft/utils/loftq_utils.py imports it)",
+        breaks="accelerate<0.32.0 with peft>=0.15 (peft/utils/loftq_utils.py imports it)",
         upstream="https://github.com/huggingface/accelerate/blob/v0.33.0/src/accelerate/utils/memory.py "
         "(PRs #2857, #2914); https://github.com/OpenBMB/MiniCPM-V/issues/926",
         remove_when="odin supports only accelerate>=0.32",
@@ -233,7 +233,7 @@ def _accelerator_init(module: ModuleType) -> object:
 def _accelerator_init_needs(module: ModuleType) -> bool:
     func = module.Accelerator.__init__
     return (
-        not adapted(func)
+        not adapted(func, "accelerate-dataloader-args")
         and accepts(func, "dataloader_config")
         and not all(accepts(func, k) for k in _MOVED_DL_ARGS)
     )
