@@ -105,8 +105,6 @@ def heal_function(fn: FunctionType, origin: ModuleType) -> list[str]:
 
 # Caches that keep repeated sweeps cheap; each is refreshed when what it summarises changes.
 _origins: tuple[object, list[tuple[ModuleType, dict]]] = (None, [])  # keyed by sys.modules' size
-_name_index: dict[str, list[dict]] = {}  # global name -> origin namespaces defining it
-_indexed: set[int] = set()  # ids of the namespaces already in the index
 _verdicts = None  # WeakKeyDictionary: function -> (code, names still missing after the last fill)
 
 
@@ -173,22 +171,12 @@ def sweep() -> list[str]:
     return filled
 
 
-def _defining(name: str) -> list[dict]:
-    """Origin namespaces that define `name` (an index, extended as origin modules load)."""
-    namespaces = _origin_namespaces()
-    if len(_indexed) != len(namespaces):
-        for module, ns in namespaces:
-            if id(ns) not in _indexed:
-                _indexed.add(id(ns))
-                for key in list(ns):
-                    _name_index.setdefault(key, []).append(ns)
-    return [ns for ns in _name_index.get(name, ()) if name in ns]
-
-
 def _origin_for(code_name: str, name: str) -> ModuleType | None:
     """The origin module that defines `name` and a function `code_name` that reads it."""
     found = None
-    for ns in _defining(name):
+    for _module, ns in _origin_namespaces():
+        if name not in ns:
+            continue
         candidates = [ns.get(code_name)]
         candidates += [vars(v).get(code_name) for v in list(ns.values()) if isinstance(v, type)]
         for c in candidates:
