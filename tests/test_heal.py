@@ -133,3 +133,18 @@ def test_sweep_heals_a_module_level_function_replaced_by_rebuilt_code(origin: st
     core.helper = namespace["helper"]  # what `exec(f"trl.trainer.{mod}.{fn} = {fn}")` does
     assert "SCALE" in odin_compat.heal()
     assert core.helper(2) == 14 and util.helper(2) == 4
+
+
+def test_rebuilder_imports_sweep_once_per_burst(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+    monkeypatch.setattr(odin_compat, "heal", lambda: calls.append(1) or [])
+    (tmp_path / "unsloth_zoo_fake").mkdir()
+    (tmp_path / "unsloth_zoo_fake" / "__init__.py").write_text("from . import a, b\n")
+    for sub in "ab":
+        (tmp_path / "unsloth_zoo_fake" / f"{sub}.py").write_text("X = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    from odin_compat import _hook
+
+    _hook.watch("unsloth_zoo_fake", odin_compat._sweep_after, package=True)
+    importlib.import_module("unsloth_zoo_fake")
+    assert calls == [1]  # a and b finished while the package was still initializing

@@ -40,7 +40,14 @@ def heal() -> list[str]:
     return _heal.sweep()
 
 
-def _sweep_after(_name: str) -> None:
+def _sweep_after(name: str) -> None:
+    # One sweep per import burst: while a parent package is still executing, its own
+    # completion will sweep (exec-time healing covers rebuilt code run in the meantime).
+    parts = name.split(".")
+    for i in range(1, len(parts)):
+        spec = getattr(sys.modules.get(".".join(parts[:i])), "__spec__", None)
+        if getattr(spec, "_initializing", False):
+            return
     try:
         heal()
     except Exception as exc:  # containment

@@ -105,7 +105,8 @@ def heal_function(fn: FunctionType, origin: ModuleType) -> list[str]:
 
 # Caches that keep repeated sweeps cheap; each is refreshed when what it summarises changes.
 _origins: tuple[object, list[tuple[ModuleType, dict]]] = (None, [])  # keyed by sys.modules' size
-_verdicts = None  # WeakKeyDictionary: function -> (code, names still missing after the last fill)
+# function -> (its code, names still missing after the last fill); holds class methods, which live anyway
+_verdicts: dict[FunctionType, tuple[CodeType, frozenset[str]]] = {}
 
 
 def _origin_namespaces() -> list[tuple[ModuleType, dict]]:
@@ -121,25 +122,8 @@ def _origin_namespaces() -> list[tuple[ModuleType, dict]]:
     return _origins[1]
 
 
-def _functions(cls: type) -> Iterator[FunctionType]:
-    for value in list(vars(cls).values()):
-        kind = type(value)
-        if kind is FunctionType:
-            yield value
-        elif kind is staticmethod or kind is classmethod:
-            if type(value.__func__) is FunctionType:
-                yield value.__func__
-        elif kind is property:
-            yield from (f for f in (value.fget, value.fset, value.fdel) if type(f) is FunctionType)
-
-
 def _heal_cached(fn: FunctionType, origin: ModuleType) -> list[str]:
     """heal_function, remembering per function what could not be filled, so sweeps stay cheap."""
-    global _verdicts
-    if _verdicts is None:
-        import weakref
-
-        _verdicts = weakref.WeakKeyDictionary()
     seen = _verdicts.get(fn)
     if seen is not None and seen[0] is fn.__code__:
         if not seen[1]:
@@ -153,7 +137,11 @@ def _heal_cached(fn: FunctionType, origin: ModuleType) -> list[str]:
 
 
 def sweep() -> list[str]:
-    """Heal every function on a watched library's class (or module) whose globals are foreign."""
+    """Heal every function on a watched library's class (or module) whose globals are foreign.
+
+    Written as flat loops on purpose: it walks every class of the loaded stack (about
+    14k attributes after `import transformers.trainer`) and must stay within a few ms.
+    """
     filled = []
     for module, own in _origin_namespaces():
         modname = module.__name__
@@ -165,10 +153,23 @@ def sweep() -> list[str]:
                 if value.__globals__ is not own and value.__code__.co_filename.startswith("<"):
                     filled += _heal_cached(value, module)
             elif isinstance(value, type) and value.__module__ == modname:  # classes this module defines
-                for fn in _functions(value):
-                    if fn.__globals__ is not own:
-                        filled += _heal_cached(fn, module)
+                for attr in list(vars(value).values()):
+                    kind = type(attr)
+                    if kind is not FunctionType:
+                        if kind is staticmethod or kind is classmethod:
+                            attr = attr.__func__
+                        elif kind is property:
+                            attr = attr.fget
+                        if type(attr) is not FunctionType:
+                            continue
+                    if attr.__globals__ is not own and not _clean(attr):
+                        filled += _heal_cached(attr, module)
     return filled
+
+
+def _clean(fn: FunctionType) -> bool:
+    seen = _verdicts.get(fn)
+    return seen is not None and not seen[1] and seen[0] is fn.__code__
 
 
 def _origin_for(code_name: str, name: str) -> ModuleType | None:
