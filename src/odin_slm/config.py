@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import warnings
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,7 @@ class ScriptArguments:
     eval_max_new_tokens: int = field(
         default=16, metadata={"help": "Generation length for the exact-match eval."}
     )
-    engine: str = field(default="auto", metadata={"help": "auto | trl | unsloth | loop", "choices": ENGINES})
+    engine: str = field(default="auto", metadata={"help": "auto | trl | unsloth | loop"})
 
 
 @dataclass
@@ -82,6 +83,9 @@ BASE_DEFAULTS: dict[str, Any] = {
     "save_total_limit": 2,
     "max_length": 256,
     "eval_strategy": "no",
+    # TRL 1.x turns gradient checkpointing on by default: about a third more compute per step,
+    # for memory a 135M model does not need. Configs can turn it back on.
+    "gradient_checkpointing": False,
 }
 
 
@@ -132,15 +136,28 @@ def parse_args(argv: list[str] | None = None) -> tuple[ScriptArguments, ModelArg
             )
         defaults[key] = _coerce(parser, key, value, config_file)
     parser.set_defaults(**{k: v for k, v in defaults.items() if k in valid})
+    # Older TrainingArguments (transformers 4.x) make output_dir required, and argparse ignores
+    # defaults of required options: pass such values as leading flags (later flags still win).
+    given = {a[2:].split("=", 1)[0] for a in argv if a.startswith("--")}
+    for action in parser._actions:
+        key = action.dest
+        if action.required and key not in given and key in defaults:
+            argv = [f"--{key}", str(defaults[key]), *argv]
+            action.required = False
 
     for tok in argv:
         key = tok[2:].split("=", 1)[0] if tok.startswith("--") else None
         if key and key not in valid and key != "help":
             raise ConfigError(f"Unknown flag --{key}{_suggest(key, valid)}; see --help.")
     try:
-        script, model, training, rest = parser.parse_args_into_dataclasses(
-            args=argv, return_remaining_strings=True
-        )
+        with warnings.catch_warnings():
+            # transformers 5 warns on any explicit gradient_checkpointing (its old name); ours is deliberate.
+            warnings.filterwarnings(
+                "ignore", message="`gradient_checkpointing` is deprecated", category=FutureWarning
+            )
+            script, model, training, rest = parser.parse_args_into_dataclasses(
+                args=argv, return_remaining_strings=True
+            )
     except ValueError as exc:  # TrainingArguments.__post_init__ checks combinations
         raise ConfigError(f"Invalid training arguments: {exc}") from None
     if rest:

@@ -180,3 +180,34 @@ def apply_lora(model: Any, r: int, alpha: int, dropout: float, targets: list[str
         task_type="CAUSAL_LM",
     )
     return get_peft_model(model, config)
+
+
+def load_unsloth(model_args: Any, args: Any) -> tuple[Any, Any, Path]:
+    """The unsloth engine's model: FastLanguageModel from the same local folder, LoRA via unsloth."""
+    from unsloth import FastLanguageModel
+
+    path = resolve_model_path(model_args.model_name_or_path)
+    folder = convert_gguf(path) if path.suffix == ".gguf" else path
+    model, tokenizer = FastLanguageModel.from_pretrained(
+        model_name=str(folder),
+        max_seq_length=args.max_length or 2048,
+        dtype=None,
+        load_in_4bit=False,
+        local_files_only=True,
+    )
+    if model_args.use_peft:
+        targets = model_args.lora_target_modules or [
+            "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj",
+        ]  # fmt: skip
+        model = FastLanguageModel.get_peft_model(
+            model,
+            r=model_args.lora_r,
+            lora_alpha=model_args.lora_alpha,
+            lora_dropout=model_args.lora_dropout,
+            target_modules=targets,
+            use_gradient_checkpointing="unsloth",
+            random_state=args.seed,
+        )
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model, tokenizer, path

@@ -128,8 +128,23 @@ def _test_signal(step: int) -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
 
+def _import_unsloth_early(argv: list[str]) -> None:
+    """unsloth patches transformers/trl as it imports, so it must load before them when it will be used."""
+    import importlib.util
+
+    if importlib.util.find_spec("unsloth") is None or any(
+        a in argv for a in ("trl", "loop", "--engine=trl", "--engine=loop")
+    ):
+        return
+    import torch
+
+    if torch.cuda.is_available():
+        import unsloth  # noqa: F401
+
+
 def run(argv: list[str]) -> int:
     started = time.perf_counter()
+    _import_unsloth_early(argv)
     # 1. Arguments.
     script, model_args, args, provenance = parse_args(argv)
     engine = choose_engine(script.engine)
@@ -159,8 +174,10 @@ def run(argv: list[str]) -> int:
     else:
         from odin_slm.model import load_model_and_tokenizer
 
-        dtype = torch.bfloat16 if args.bf16 and not model_args.use_peft else None
-        model, tokenizer, model_path = load_model_and_tokenizer(model_args.model_name_or_path, dtype)
+        # fp32 weights; --bf16 trains under autocast with fp32 master weights, as Trainer does.
+        model, tokenizer, model_path = load_model_and_tokenizer(model_args.model_name_or_path)
+        if torch.cuda.is_available():
+            model.to("cuda")
     train_ds = tokenize(splits.train, splits.fmt, tokenizer, args.max_length)
     collator = CountingCollator(PadCollator(tokenizer.pad_token_id))
 

@@ -1,0 +1,121 @@
+"""odin_slm.train: bad input gets a clear message, a non-zero exit, and leaves no output behind.
+
+These run ``main()`` in-process and fail before any model is loaded, so they are quick.
+"""
+
+import odin_compat  # noqa: F401,I001  (first, as in the trainer)
+
+import json
+
+import pytest
+
+pytest.importorskip("trl")
+
+from odin_slm import train  # noqa: E402
+from odin_slm.config import parse_args  # noqa: E402
+
+
+def _run(capsys, tmp_path, *argv):
+    out = tmp_path / "out"
+    code = train.main(["--output_dir", str(out), *argv])
+    err = capsys.readouterr().err
+    assert not out.exists() or not (out / "metrics.json").exists()
+    return code, err
+
+
+def test_missing_model_path(capsys, tmp_path):
+    code, err = _run(capsys, tmp_path, "--model_name_or_path", str(tmp_path / "no-such-model"))
+    assert code == train.EXIT_BAD_INPUT
+    assert "Model path not found" in err and "never downloads" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_hub_id_is_not_downloaded(capsys, tmp_path):
+    code, err = _run(capsys, tmp_path, "--model_name_or_path", "HuggingFaceTB/SmolLM2-135M-Instruct")
+    assert code == train.EXIT_BAD_INPUT and "Model path not found" in err
+
+
+def test_unknown_config_key(capsys, tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("max_steps: 3\nlerning_rate: 1.0e-4\n")
+    code, err = _run(capsys, tmp_path, "--config", str(cfg))
+    assert code == train.EXIT_BAD_INPUT
+    assert "unknown key 'lerning_rate'" in err and "did you mean 'learning_rate'" in err and "c.yaml" in err
+
+
+def test_unknown_flag(capsys, tmp_path):
+    code, err = _run(capsys, tmp_path, "--max_step", "3")
+    assert code == train.EXIT_BAD_INPUT and "--max_step" in err and "max_steps" in err
+
+
+def test_bad_engine_and_unsloth_without_gpu(capsys, tmp_path):
+    code, err = _run(capsys, tmp_path, "--engine", "fast")
+    assert code == train.EXIT_BAD_INPUT and "engine" in err
+    import torch
+
+    if not torch.cuda.is_available():
+        code, err = _run(capsys, tmp_path, "--engine", "unsloth")
+        assert code == train.EXIT_BAD_INPUT and "unsloth" in err
+
+
+def test_empty_dataset(capsys, tmp_path):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    code, err = _run(capsys, tmp_path, "--dataset_name", str(empty))
+    assert code == train.EXIT_BAD_INPUT and "empty" in err and "empty.jsonl" in err
+
+
+def test_malformed_row_names_file_and_line(capsys, tmp_path):
+    bad = tmp_path / "train.jsonl"
+    bad.write_text(json.dumps({"prompt": "a", "completion": "b"}) + "\n" + json.dumps({"prompt": "a"}) + "\n")
+    code, err = _run(capsys, tmp_path, "--dataset_name", str(bad))
+    assert code == train.EXIT_BAD_INPUT and f"{bad}:2" in err and "'completion'" in err
+
+
+def test_resume_without_checkpoint(capsys, tmp_path):
+    code, err = _run(capsys, tmp_path, "--resume_from_checkpoint", "latest")
+    assert code == train.EXIT_BAD_INPUT and "no checkpoint" in err
+
+
+def test_out_of_memory_is_explained(capsys, tmp_path, monkeypatch):
+    import torch
+
+    from odin_slm import model
+
+    def oom(*_a, **_k):
+        # The exception CUDA raises; no GPU here, so the allocation failure itself is simulated.
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(model, "load_model_and_tokenizer", oom)
+    code, err = _run(capsys, tmp_path, "--engine", "trl")
+    assert code == train.EXIT_OOM and "out of memory" in err and "per_device_train_batch_size" in err
+
+
+def test_yaml_and_flags_precedence(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("max_steps: 7\nlearning_rate: 3e-4\nlora_r: 4\nper_device_train_batch_size: 2\n")
+    script, model_args, args, _ = parse_args(
+        ["--config", str(cfg), "--max_steps", "9", "--output_dir", str(tmp_path)]
+    )
+    assert args.max_steps == 9 and args.learning_rate == 3e-4 and args.per_device_train_batch_size == 2
+    assert model_args.lora_r == 4 and script.engine == "auto"
+
+
+def test_cpu_defaults_turn_bf16_off(tmp_path):
+    import torch
+
+    _, _, args, _ = parse_args(["--output_dir", str(tmp_path)])
+    if not torch.cuda.is_available():
+        assert args.bf16 is False and args.fp16 is False
+    assert args.report_to in ("none", [], ["none"]) or not args.report_to
+
+
+def test_packaged_configs_parse(tmp_path):
+    from odin_slm.config import packaged_config
+
+    for name in ("cpu-default.yaml", "gpu-lora.yaml", "gpu-full.yaml"):
+        _, model_args, args, _ = parse_args(
+            ["--config", str(packaged_config(name)), "--output_dir", str(tmp_path), "--bf16", "false"]
+        )
+        assert args.max_steps > 0, name
+    assert model_args.use_peft is False  # gpu-full

@@ -1,0 +1,109 @@
+"""odin_slm.data: formats, validation errors that name file:line, the shipped default task."""
+
+import odin_compat  # noqa: F401,I001  (first, as in the trainer)
+
+import json
+
+import pytest
+
+from odin_slm import data
+from odin_slm.data import DataError
+
+
+def _write(tmp_path, name, text):
+    p = tmp_path / name
+    p.write_text(text, encoding="utf-8")
+    return p
+
+
+def test_default_files_are_the_generator_output(tmp_path):
+    data.write_default_files(tmp_path)
+    for name in (data.DEFAULT_TRAIN_FILE, data.DEFAULT_EVAL_FILE):
+        assert (tmp_path / name).read_text() == (data.default_data_dir() / name).read_text(), name
+
+
+def test_default_splits_are_disjoint_and_chat_format():
+    s = data.load_splits(None, None, eval_samples=32, seed=0)
+    assert s.fmt == "messages" and len(s.train) == 1024 and len(s.eval) == 32
+    train_q = {r.data["messages"][1]["content"] for r in s.train}
+    assert not train_q & {r.data["messages"][1]["content"] for r in s.eval}
+
+
+@pytest.mark.parametrize(
+    "name,text,fmt",
+    [
+        ("a.jsonl", '{"text": "hello"}\n\n{"text": "world"}\n', "text"),
+        ("a.json", json.dumps([{"prompt": "p", "completion": "c"}]), "prompt-completion"),
+        ("a.csv", "prompt,completion\nfoo,bar\n", "prompt-completion"),
+        (
+            "a.jsonl",
+            json.dumps(
+                {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}
+            ),
+            "messages",
+        ),
+    ],
+)
+def test_formats(tmp_path, name, text, fmt):
+    rows = data.read_rows(_write(tmp_path, name, text))
+    assert data.validate(rows) == fmt
+
+
+def test_datasets_folder(tmp_path):
+    datasets = pytest.importorskip("datasets")
+    datasets.Dataset.from_list([{"text": "a"}, {"text": "b"}]).save_to_disk(str(tmp_path / "ds"))
+    rows = data.read_rows(tmp_path / "ds")
+    assert data.validate(rows) == "text" and rows[1].where.endswith("row 1")
+
+
+@pytest.mark.parametrize(
+    "name,text,where,words",
+    [
+        ("bad.jsonl", '{"text": "ok"}\n{"text": "ok"}\n{"text": oops}\n', "bad.jsonl:3", "not valid JSON"),
+        ("bad.jsonl", '{"text": "ok"}\n{"txt": "x"}\n', "bad.jsonl:2", "none of the fields"),
+        ("bad.jsonl", '{"prompt": "p", "completion": ""}\n', "bad.jsonl:1", "'completion' must be"),
+        (
+            "bad.jsonl",
+            '{"messages": [{"role": "user", "content": "q"}]}\n',
+            "bad.jsonl:1",
+            "last message must be the assistant",
+        ),
+        ("bad.json", '[\n  {"text": "a"},\n  {"text": 5}\n]\n', "bad.json:3", "'text' must be"),
+        ("bad.csv", "prompt,completion\na,b\nc,d,e\n", "bad.csv:3", "more fields"),
+        ("mixed.jsonl", '{"text": "a"}\n{"prompt": "p", "completion": "c"}\n', "mixed.jsonl:2", "one format"),
+    ],
+)
+def test_malformed_rows_name_file_and_line(tmp_path, name, text, where, words):
+    with pytest.raises(DataError) as err:
+        data.validate(data.read_rows(_write(tmp_path, name, text)))
+    assert where in str(err.value) and words in str(err.value)
+
+
+@pytest.mark.parametrize("name,text", [("e.jsonl", "\n\n"), ("e.json", "[]"), ("e.csv", "text\n")])
+def test_empty_dataset(tmp_path, name, text):
+    with pytest.raises(DataError, match="empty"):
+        data.read_rows(_write(tmp_path, name, text))
+
+
+def test_missing_and_unknown_files(tmp_path):
+    with pytest.raises(DataError, match="not found"):
+        data.read_rows(tmp_path / "nope.jsonl")
+    with pytest.raises(DataError, match="unknown dataset format"):
+        data.read_rows(_write(tmp_path, "a.txt", "x"))
+
+
+def test_holdout_without_eval_file(tmp_path):
+    rows = "".join(json.dumps({"prompt": f"p{i}", "completion": f"c{i}"}) + "\n" for i in range(50))
+    s = data.load_splits(str(_write(tmp_path, "t.jsonl", rows)), None, eval_samples=8, seed=1)
+    assert len(s.eval) == 5 and len(s.train) == 45  # at most a tenth is held out
+    assert not {r.where for r in s.eval} & {r.where for r in s.train}
+
+
+def test_pad_collator_masks_padding():
+    torch = pytest.importorskip("torch")
+    batch = data.PadCollator(0)(
+        [{"input_ids": [5, 6, 7], "labels": [-100, 6, 7]}, {"input_ids": [8], "labels": [8]}]
+    )
+    assert batch["input_ids"].tolist() == [[5, 6, 7], [8, 0, 0]]
+    assert batch["labels"].tolist() == [[-100, 6, 7], [8, -100, -100]]
+    assert batch["attention_mask"].dtype == torch.long and batch["attention_mask"].sum() == 4
