@@ -32,16 +32,20 @@ _prefix: dict[str, list[Callback]] = {}  # top-level package -> callbacks for ev
 
 
 def _callbacks(fullname: str) -> list[Callback]:
-    with _lock:
-        found = list(_exact.get(fullname, ()))
-        found += _prefix.get(fullname.partition(".")[0], ())
-    return found
+    # Runs for every import in the process: no lock (dict reads are atomic; watch() copies on
+    # write), and nothing allocated for the modules nobody watches.
+    exact = _exact.get(fullname)
+    prefix = _prefix.get(fullname.partition(".")[0])
+    if exact is None and prefix is None:
+        return []
+    return [*(exact or ()), *(prefix or ())]
 
 
 def watch(name: str, callback: Callback, *, package: bool = False) -> None:
     """Call `callback(name)` when `name` (or, with package=True, any module of it) has loaded."""
     with _lock:
-        (_prefix if package else _exact).setdefault(name, []).append(callback)
+        table = _prefix if package else _exact
+        table[name] = [*table.get(name, ()), callback]  # a new list: readers never see it change
 
 
 class _Loader:
