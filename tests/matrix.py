@@ -165,6 +165,14 @@ PROVES: dict[str, tuple[str, ...]] = {
         "test_repairs_transformers::test_get_batch_samples",
         "test_repairs_transformers::test_overrides_untouched",
     ),
+    "transformers-is-torch-tpu-available": ("test_repairs_transformers::test_is_torch_tpu_available",),
+    "transformers-utils-is-torch-tpu-available": ("test_repairs_transformers::test_is_torch_tpu_available",),
+    "transformers-is-torch-tpu-available-export": ("test_repairs_transformers::test_is_torch_tpu_available",),
+    "transformers-rng-state-weights-only": ("test_repairs_transformers::test_rng_state",),
+    "transformers-no-cuda": ("test_repairs_transformers::test_no_cuda",),
+    "transformers-trainer-tokenizer-attribute": (
+        "test_repairs_transformers::test_trainer_tokenizer_attribute",
+    ),
     "trl-sfttrainer-tokenizer": ("test_repairs_trl::test_sfttrainer_tokenizer",),
     "trl-sfttrainer-processing-class": (
         "test_repairs_trl::test_sfttrainer_processing_class",

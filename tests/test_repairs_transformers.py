@@ -25,7 +25,8 @@ rows = [{"input_ids": torch.arange(i, i + 8) % 32, "labels": torch.arange(i, i +
 out = tempfile.mkdtemp()
 def targs(**kw):
     kw.setdefault("max_steps", 2)
-    return TrainingArguments(output_dir=out, per_device_train_batch_size=2, report_to=[], save_strategy="no",
+    kw.setdefault("save_strategy", "no")
+    return TrainingArguments(output_dir=out, per_device_train_batch_size=2, report_to=[],
                              logging_strategy="no", use_cpu=True, **kw)
 """
 
@@ -242,3 +243,127 @@ assert not hasattr(MyTrainer.compute_loss, "__odin_record__")
 """,
         *stack(*T445),
     )
+
+
+# --- is_torch_tpu_available ----------------------------------------------------------------------
+
+TPU = """
+import warnings
+from transformers import is_torch_tpu_available
+from transformers.utils import is_torch_tpu_available as from_utils
+from transformers.utils.import_utils import is_torch_tpu_available as from_import_utils
+assert is_torch_tpu_available is from_utils is from_import_utils
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    print(is_torch_tpu_available(), is_torch_tpu_available(check_device=False))
+"""
+
+
+@pytest.mark.parametrize("specs", [T451, T5])
+def test_is_torch_tpu_available_breaks_and_is_backported(specs: tuple) -> None:
+    folders = stack(*specs)
+    breaks(
+        TPU, *folders, error="ImportError: cannot import name 'is_torch_tpu_available' from 'transformers'"
+    )
+    assert works(TPU, *folders).split() == ["False", "False"]
+
+
+def test_is_torch_tpu_available_untouched_on_4_50() -> None:
+    untouched(
+        TPU
+        + """
+import inspect, transformers.utils.import_utils as upstream
+RECORD = "transformers-is-torch-tpu-available"
+assert inspect.getsourcefile(inspect.unwrap(is_torch_tpu_available)) == upstream.__file__
+""",
+        *stack(*T450),
+    )
+
+
+# --- no_cuda -> use_cpu ------------------------------------------------------------------------------
+
+NO_CUDA = """
+import tempfile
+from transformers import TrainingArguments
+a = TrainingArguments(output_dir=tempfile.mkdtemp(), no_cuda=True, report_to=[])
+b = TrainingArguments(output_dir=tempfile.mkdtemp(), no_cuda=False, report_to=[])
+print(a.use_cpu, b.use_cpu, str(a.device))
+"""
+
+
+def test_no_cuda_breaks_on_5_and_is_translated() -> None:
+    folders = stack(*T5)
+    breaks(
+        NO_CUDA,
+        *folders,
+        error="TypeError: TrainingArguments.__init__() got an unexpected keyword argument 'no_cuda'",
+    )
+    assert works(NO_CUDA, *folders).split() == ["True", "False", "cpu"]
+
+
+def test_no_cuda_untouched_on_4_57() -> None:
+    out = untouched(NO_CUDA + '\nRECORD = "transformers-no-cuda"\n', *stack(*T457))
+    assert out.split() == ["True", "False", "cpu"]  # the same as upstream's own deprecation path
+
+
+# --- Trainer.tokenizer (attribute) ------------------------------------------------------------------
+
+TOKENIZER_ATTR = (
+    TINY
+    + """
+from tokenizers import Tokenizer, models
+from transformers import PreTrainedTokenizerFast
+tok = PreTrainedTokenizerFast(tokenizer_object=Tokenizer(models.WordLevel({"[UNK]": 0, "a": 1}, unk_token="[UNK]")))
+t = Trainer(model=model, args=targs(), train_dataset=rows, processing_class=tok)
+assert t.tokenizer is tok
+t.tokenizer = None
+assert t.processing_class is None
+print("ok")
+"""
+)
+
+
+def test_trainer_tokenizer_attribute_breaks_on_5_and_is_backported() -> None:
+    folders = stack(*T5)
+    breaks(TOKENIZER_ATTR, *folders, error="AttributeError: 'Trainer' object has no attribute 'tokenizer'")
+    works(TOKENIZER_ATTR, *folders)
+
+
+def test_trainer_tokenizer_attribute_untouched_on_4_57() -> None:
+    untouched(
+        TOKENIZER_ATTR
+        + """
+import inspect, transformers.trainer as upstream
+RECORD = "transformers-trainer-tokenizer-attribute"
+assert inspect.getsourcefile(Trainer.tokenizer.fget) == upstream.__file__
+""",
+        *stack(*T457),
+    )
+
+
+# --- resume_from_checkpoint: RNG state under torch >= 2.6 weights_only -------------------------------
+
+RESUME = TINY + """
+Trainer(model=model, args=targs(max_steps=1, save_steps=1, save_strategy="steps"), train_dataset=rows).train()
+t = Trainer(model=model, args=targs(max_steps=2), train_dataset=rows)
+t.train(resume_from_checkpoint=os.path.join(out, "checkpoint-1"))
+print(t.state.global_step)
+"""
+
+
+def test_rng_state_resume_breaks_on_4_45_and_is_repaired() -> None:
+    folders = stack(*T445)
+    breaks(RESUME, *folders, error="_pickle.UnpicklingError: Weights only load failed")
+    assert works(RESUME, *folders).split()[-1] == "2"
+
+
+def test_rng_state_resume_untouched_on_4_49() -> None:
+    out = untouched(
+        RESUME
+        + """
+RECORD = "transformers-rng-state-weights-only"
+assert not hasattr(Trainer._load_rng_state, "__odin_record__")
+""",
+        *stack(*T449),
+    )
+    assert out.split()[-1] == "2"

@@ -116,7 +116,7 @@ MAX_SEQ = (
     SETUP
     + """
 from trl import SFTConfig
-c = SFTConfig(output_dir=out, report_to=[], max_seq_length=24)
+c = SFTConfig(output_dir=out, report_to=[], max_seq_length=24, use_cpu=True)
 print(c.max_length)
 """
 )

@@ -17,7 +17,8 @@ if TYPE_CHECKING:  # no typing import at run time: `import odin_compat` must sta
 
 # "lazy": declare a name on a lazy package (transformers) so it resolves through a submodule;
 # its provider registers the name itself and returns None.
-KINDS = ("backport", "alias", "kwarg", "heal", "lazy")
+# "wrap": run an upstream callable inside a context a later upstream release added around it.
+KINDS = ("backport", "alias", "kwarg", "heal", "lazy", "wrap")
 
 
 class Record:

@@ -110,7 +110,9 @@ def _unwrap_model(module: ModuleType) -> object:
 
 def _unwrap_needs(module: ModuleType) -> bool:
     func = module.Accelerator.unwrap_model
-    return not adapted(func, "accelerate-unwrap-model-keep-torch-compile") and not accepts(func, "keep_torch_compile")
+    return not adapted(func, "accelerate-unwrap-model-keep-torch-compile") and not accepts(
+        func, "keep_torch_compile"
+    )
 
 
 REGISTRY.add(

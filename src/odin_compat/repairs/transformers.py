@@ -444,3 +444,246 @@ _override_record(
     breaks="transformers>=4.50.0 with a Trainer subclass overriding get_batch_samples(epoch_iterator, num_batches)",
     upstream="https://github.com/OpenBMB/AgentCPM-GUI/issues/51; https://github.com/hiyouga/LLaMA-Factory/issues/8491",
 )
+
+
+# --- is_torch_tpu_available ---------------------------------------------------------------------
+
+
+def _is_torch_tpu_available(module: ModuleType) -> object:
+    import functools
+    import importlib.util
+
+    from odin_compat._records import warn_once
+
+    imports = module
+
+    # Faithful copy of transformers 4.50.3's function (src/transformers/utils/import_utils.py); it
+    # warned on every call, odin warns once.
+    @functools.lru_cache
+    def is_torch_tpu_available(check_device=True):  # noqa: ANN001, ANN202
+        "Checks if `torch_xla` is installed and potentially if a TPU is in the environment"
+        warn_once(
+            "transformers-is-torch-tpu-available",
+            "`is_torch_tpu_available` is deprecated and will be removed in 4.41.0. "
+            "Please use the `is_torch_xla_available` instead.",
+        )
+
+        if not imports._torch_available:
+            return False
+        if importlib.util.find_spec("torch_xla") is not None:
+            if check_device:
+                # We need to check if `xla_device` can be found, will raise a RuntimeError if not
+                try:
+                    import torch_xla.core.xla_model as xm
+
+                    _ = xm.xla_device()
+                    return True
+                except RuntimeError:
+                    return False
+            return True
+        return False
+
+    is_torch_tpu_available.__module__ = module.__name__
+    return is_torch_tpu_available
+
+
+def _tpu_from_import_utils(module: ModuleType) -> object:
+    from transformers.utils import import_utils
+
+    return import_utils.is_torch_tpu_available
+
+
+def _export_tpu(module: ModuleType) -> None:
+    lazy_export(module, "is_torch_tpu_available", "utils")
+
+
+_TPU = "is_torch_tpu_available"
+_TPU_UPSTREAM = (
+    "https://github.com/huggingface/transformers/blob/v4.50.3/src/transformers/utils/import_utils.py "
+    "(deprecated for is_torch_xla_available in 4.39, removed in 4.51.0)"
+)
+for _id, _module, _kind, _provide in (
+    (
+        "transformers-is-torch-tpu-available",
+        "transformers.utils.import_utils",
+        "backport",
+        _is_torch_tpu_available,
+    ),
+    ("transformers-utils-is-torch-tpu-available", "transformers.utils", "alias", _tpu_from_import_utils),
+    ("transformers-is-torch-tpu-available-export", "transformers", "lazy", _export_tpu),
+):
+    REGISTRY.add(
+        Record(
+            id=_id,
+            affects="transformers>=4.51.0",
+            module=_module,
+            name=_TPU,
+            kind=_kind,
+            fixes=f"ImportError: cannot import name 'is_torch_tpu_available' from '{_module}'",
+            works="transformers<4.51.0",
+            breaks="transformers>=4.51.0",
+            upstream=_TPU_UPSTREAM,
+            remove_when="callers use is_torch_xla_available",
+            provide=_provide,
+        )
+    )
+
+
+# --- TrainingArguments(no_cuda=...) -> use_cpu ----------------------------------------------------
+
+
+def _no_cuda(module: ModuleType) -> object:
+    from odin_compat._records import kwarg_adapter, warn_once
+
+    def adapt(args: tuple, kwargs: dict) -> tuple:
+        if "no_cuda" in kwargs:
+            # As 4.57's __post_init__: a true no_cuda sets use_cpu; a false one does nothing.
+            if kwargs.pop("no_cuda"):
+                kwargs["use_cpu"] = True
+            warn_once(
+                "transformers-no-cuda",
+                "using `no_cuda` is deprecated and was removed in version 5.0 of 🤗 Transformers. "
+                "Use `use_cpu` instead (odin_compat translated it).",
+            )
+        return args, kwargs
+
+    return kwarg_adapter(module.TrainingArguments.__init__, adapt, "transformers-no-cuda")
+
+
+def _no_cuda_needed(module: ModuleType) -> bool:
+    func = module.TrainingArguments.__init__
+    return (
+        not adapted(func, "transformers-no-cuda")
+        and accepts(func, "use_cpu")
+        and not accepts(func, "no_cuda")
+    )
+
+
+REGISTRY.add(
+    Record(
+        id="transformers-no-cuda",
+        affects="transformers>=5.0.0",
+        module="transformers.training_args",
+        name="TrainingArguments.__init__",
+        kind="kwarg",
+        fixes="TypeError: TrainingArguments.__init__() got an unexpected keyword argument 'no_cuda'",
+        works="transformers<5.0.0 (deprecated for use_cpu since 4.34)",
+        breaks="transformers>=5.0.0",
+        upstream="transformers v4.57.1 src/transformers/training_args.py (no_cuda -> use_cpu in __post_init__); "
+        "removed in 5.0.0",
+        remove_when="callers pass use_cpu",
+        provide=_no_cuda,
+        needed=_no_cuda_needed,
+    )
+)
+
+
+# --- Trainer.tokenizer (the attribute) --------------------------------------------------------------
+
+
+def _tokenizer_property(module: ModuleType) -> object:
+    from transformers.utils import logging
+
+    logger = logging.get_logger(module.__name__)
+
+    # Faithful copy of transformers 4.57.1's property (src/transformers/trainer.py); its
+    # warnings are issued once (warning_once) rather than on every access.
+    def tokenizer(self):  # noqa: ANN001, ANN202
+        logger.warning_once(
+            "Trainer.tokenizer is now deprecated. You should use Trainer.processing_class instead."
+        )
+        return self.processing_class
+
+    def set_tokenizer(self, processing_class) -> None:  # noqa: ANN001
+        logger.warning_once(
+            "Trainer.tokenizer is now deprecated. You should use `Trainer.processing_class = processing_class` instead."
+        )
+        self.processing_class = processing_class
+
+    return property(tokenizer, set_tokenizer)
+
+
+REGISTRY.add(
+    Record(
+        id="transformers-trainer-tokenizer-attribute",
+        affects="transformers>=5.0.0",
+        module="transformers.trainer",
+        name="Trainer.tokenizer",
+        kind="backport",
+        fixes="AttributeError: 'Trainer' object has no attribute 'tokenizer'",
+        works="transformers<5.0.0 (deprecated property since 4.46)",
+        breaks="transformers>=5.0.0",
+        upstream="transformers v4.57.1 src/transformers/trainer.py (Trainer.tokenizer property); "
+        "https://github.com/huggingface/transformers/pull/43733",
+        remove_when="callers use trainer.processing_class",
+        provide=_tokenizer_property,
+    )
+)
+
+
+# --- resume_from_checkpoint with torch >= 2.6 (weights_only=True by default) -------------------------
+
+
+def _safe_globals() -> object:
+    import contextlib
+
+    import numpy as np
+    import torch
+    from packaging import version
+
+    # Faithful copy of transformers 4.47.1's helper (src/transformers/trainer.py::safe_globals):
+    # allow-list exactly the numpy objects an RNG-state checkpoint holds; never weights_only=False.
+    if version.parse(torch.__version__).release < version.parse("2.6").release:
+        return contextlib.nullcontext()
+
+    np_core = np._core if version.parse(np.__version__) >= version.parse("2.0.0") else np.core
+    allowlist = [np_core.multiarray._reconstruct, np.ndarray, np.dtype]
+    # numpy >1.25 defines numpy.dtypes.UInt32DType, but below works for
+    # all versions of numpy
+    allowlist += [type(np.dtype(np.uint32))]
+
+    return torch.serialization.safe_globals(allowlist)
+
+
+def _load_rng_state(module: ModuleType) -> object:
+    import functools
+
+    func = module.Trainer._load_rng_state
+
+    @functools.wraps(func)
+    def _load_rng_state(self, checkpoint):  # noqa: ANN001, ANN202
+        with _safe_globals():
+            return func(self, checkpoint)
+
+    _load_rng_state.__odin_record__ = "transformers-rng-state-weights-only"  # type: ignore[attr-defined]
+    return _load_rng_state
+
+
+def _load_rng_state_needed(module: ModuleType) -> bool:
+    import torch.serialization
+
+    return (
+        "safe_globals" not in vars(module)  # transformers >= 4.47 wraps the load itself
+        and hasattr(torch.serialization, "safe_globals")  # torch >= 2.6 (weights_only=True default)
+        and not adapted(module.Trainer._load_rng_state, "transformers-rng-state-weights-only")
+    )
+
+
+REGISTRY.add(
+    Record(
+        id="transformers-rng-state-weights-only",
+        affects="transformers<4.47.0",
+        module="transformers.trainer",
+        name="Trainer._load_rng_state",
+        kind="wrap",
+        fixes="_pickle.UnpicklingError: Weights only load failed. ... Unsupported global: GLOBAL "
+        "numpy._core.multiarray._reconstruct (Trainer.train(resume_from_checkpoint=...))",
+        works="transformers>=4.47.0, or torch<2.6",
+        breaks="transformers<4.47.0 with torch>=2.6",
+        upstream="transformers v4.47.1 src/transformers/trainer.py::safe_globals (accelerate PR #3036); "
+        "https://github.com/huggingface/transformers/issues/34631; https://github.com/huggingface/trl/issues/3247",
+        remove_when="odin supports only transformers>=4.47",
+        provide=_load_rng_state,
+        needed=_load_rng_state_needed,
+    )
+)

@@ -143,7 +143,11 @@ def _sft_config_args(module: ModuleType) -> object:
 
 def _sft_config_args_needed(module: ModuleType) -> bool:
     func = module.SFTTrainer.__init__
-    return not adapted(func, "trl-sfttrainer-config-args") and not accepts(func, "dataset_text_field") and accepts(func, "args")
+    return (
+        not adapted(func, "trl-sfttrainer-config-args")
+        and not accepts(func, "dataset_text_field")
+        and accepts(func, "args")
+    )
 
 
 REGISTRY.add(
