@@ -208,7 +208,7 @@ def _junit_results(path: str) -> dict[str, tuple[str, float]]:
     return results
 
 
-def report(junit: str, out: str) -> None:
+def report(junits: list[str], out: str) -> None:
     """Write docs/matrix.md: per record, its tests and their outcome; then every test."""
     import datetime
     import platform
@@ -217,7 +217,9 @@ def report(junit: str, out: str) -> None:
     import odin_compat  # noqa: F401  (registers the records)
     from odin_compat import _records
 
-    results = _junit_results(junit)
+    results: dict[str, tuple[str, float]] = {}
+    for junit in junits:  # later files (re-runs) override earlier ones
+        results.update(_junit_results(junit))
     total = sum(t for _, t in results.values())
     lines = [
         "# Version matrix: latest full result",
@@ -256,7 +258,7 @@ def report(junit: str, out: str) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 4 and sys.argv[1] == "report":
-        report(sys.argv[2], sys.argv[3])
+    if len(sys.argv) >= 4 and sys.argv[1] == "report":
+        report(sys.argv[2:-1], sys.argv[-1])
     else:
-        raise SystemExit("usage: python tests/matrix.py report JUNIT.xml OUT.md")
+        raise SystemExit("usage: python tests/matrix.py report JUNIT.xml [JUNIT2.xml ...] OUT.md")

@@ -343,12 +343,15 @@ assert inspect.getsourcefile(Trainer.tokenizer.fget) == upstream.__file__
 
 # --- resume_from_checkpoint: RNG state under torch >= 2.6 weights_only -------------------------------
 
-RESUME = TINY + """
+RESUME = (
+    TINY
+    + """
 Trainer(model=model, args=targs(max_steps=1, save_steps=1, save_strategy="steps"), train_dataset=rows).train()
 t = Trainer(model=model, args=targs(max_steps=2), train_dataset=rows)
 t.train(resume_from_checkpoint=os.path.join(out, "checkpoint-1"))
 print(t.state.global_step)
 """
+)
 
 
 def test_rng_state_resume_breaks_on_4_45_and_is_repaired() -> None:
