@@ -1,0 +1,78 @@
+"""The trainer on the seed's locked stack: transformers 4.47.1, accelerate 1.12.0, trl 0.17.0, peft 0.15.2,
+datasets 3.5.0 (with the tokenizers/huggingface_hub/fsspec that transformers 4.47.1 and datasets 3.5.0 accept).
+
+The released wheels go, --no-deps, into a cached --target folder (.matrix/slm-oldstack) that
+is put first on PYTHONPATH of the trainer's subprocess; torch and the rest come from the venv.
+The latest releases are what the venv itself holds (tests/test_slm_train.py).
+"""
+
+import odin_compat  # noqa: F401,I001  (first, as in the trainer)
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from test_slm_train import SHORT, _ok, losses, needs_model, train
+
+pytestmark = [pytest.mark.slow, pytest.mark.matrix]
+
+OLD_STACK = {
+    "transformers": "4.47.1",
+    "accelerate": "1.12.0",
+    "trl": "0.17.0",
+    "peft": "0.15.2",
+    "datasets": "3.5.0",
+    "tokenizers": "0.21.1",
+    "huggingface_hub": "0.30.2",
+    "fsspec": "2024.12.0",
+    "dill": "0.3.8",
+    "multiprocess": "0.70.16",
+}
+TARGET = Path(__file__).resolve().parents[1] / ".matrix" / "slm-oldstack"
+
+
+@pytest.fixture(scope="module")
+def old_stack() -> str:
+    """The locked stack as a --target folder (built once, then reused)."""
+    stamp = TARGET / ".odin-stack.json"
+    if not stamp.is_file() or json.loads(stamp.read_text()) != OLD_STACK:
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--upgrade",
+            "--target",
+            str(TARGET),
+        ]
+        # trl 0.17 imports rich; rich needs markdown-it-py/mdurl/pygments (pinned here only for reproducibility).
+        extra = ["rich==14.0.0", "markdown-it-py==3.0.0", "mdurl==0.1.2", "pygments==2.19.1"]
+        subprocess.run([*cmd, *(f"{k}=={v}" for k, v in OLD_STACK.items()), *extra], check=True, timeout=900)
+        stamp.write_text(json.dumps(OLD_STACK))
+    return str(TARGET)
+
+
+@needs_model
+def test_old_stack_trains_and_reports(old_stack, tmp_path):
+    out = tmp_path / "old"
+    proc = train(out, *SHORT, "--eval_samples", "2", "--engine", "trl", pythonpath=old_stack)
+    _ok(proc)
+    m = json.loads((out / "metrics.json").read_text())
+    for name in ("transformers", "trl", "accelerate", "peft"):
+        assert m["versions"][name] == OLD_STACK[name], m["versions"]
+    assert len(losses(out)) == 4 and m["eval_after"]["n"] == 2
+    env = json.loads((out / "environment.json").read_text())
+    applied = {o["id"] for o in env["odin_compat"]["outcomes"] if o["status"] == "applied"}
+    assert applied, "odin_compat applied no repair on the old stack"
+
+
+@needs_model
+def test_old_stack_loop_engine(old_stack, tmp_path):
+    out = tmp_path / "old-loop"
+    _ok(train(out, *SHORT, "--engine", "loop", pythonpath=old_stack))
+    assert len(losses(out)) == 4
