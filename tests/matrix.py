@@ -169,6 +169,11 @@ PROVES: dict[str, tuple[str, ...]] = {
     "transformers-utils-is-torch-tpu-available": ("test_repairs_transformers::test_is_torch_tpu_available",),
     "transformers-is-torch-tpu-available-export": ("test_repairs_transformers::test_is_torch_tpu_available",),
     "transformers-rng-state-weights-only": ("test_repairs_transformers::test_rng_state",),
+    "transformers-warmup-ratio": ("test_repairs_transformers::test_warmup_ratio",),
+    "transformers-overwrite-output-dir": (
+        "test_repairs_transformers::test_overwrite_output_dir",
+        "test_repairs_transformers::test_warmup_ratio",
+    ),
     "transformers-no-cuda": ("test_repairs_transformers::test_no_cuda",),
     "transformers-trainer-tokenizer-attribute": (
         "test_repairs_transformers::test_trainer_tokenizer_attribute",

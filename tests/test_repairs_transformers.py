@@ -370,3 +370,50 @@ assert not hasattr(Trainer._load_rng_state, "__odin_record__")
         *stack(*T449),
     )
     assert out.split()[-1] == "2"
+
+
+# --- warmup_ratio / overwrite_output_dir (removed in 5.0) ----------------------------------------------
+
+WARMUP = """
+import tempfile
+from transformers import TrainingArguments
+a = TrainingArguments(output_dir=tempfile.mkdtemp(), warmup_ratio=0.1, overwrite_output_dir=True, report_to=[], use_cpu=True)
+b = TrainingArguments(output_dir=tempfile.mkdtemp(), warmup_ratio=0.1, warmup_steps=3, report_to=[], use_cpu=True)
+print(a.get_warmup_steps(95), b.get_warmup_steps(95))
+"""
+
+
+def test_warmup_ratio_and_overwrite_output_dir_break_on_5_and_are_adapted() -> None:
+    folders = stack(*T5)
+    breaks(
+        WARMUP,
+        *folders,
+        error="TypeError: TrainingArguments.__init__() got an unexpected keyword argument 'warmup_ratio'",
+    )
+    repaired = works(WARMUP, *folders).split()
+    assert repaired == works(WARMUP, *stack(*T457)).split() == ["10", "3"]  # the same steps as 4.57
+
+
+def test_overwrite_output_dir_breaks_on_5() -> None:
+    code = WARMUP.replace("warmup_ratio=0.1, overwrite_output_dir", "overwrite_output_dir")
+    folders = stack(*T5)
+    breaks(
+        code,
+        *folders,
+        error="TypeError: TrainingArguments.__init__() got an unexpected keyword argument 'overwrite_output_dir'",
+    )
+    works(code, *folders)
+
+
+def test_warmup_ratio_untouched_on_4_57() -> None:
+    untouched(
+        WARMUP
+        + """
+RECORD = "transformers-warmup-ratio"
+from odin_compat._records import adapted
+assert not adapted(TrainingArguments.__init__, RECORD)  # (4.57 does get the evaluation_strategy adapter)
+_o = [o for o in odin_compat.report()["outcomes"] if o["id"] == "transformers-overwrite-output-dir"]
+assert _o and _o[0]["status"] == "skipped", _o
+""",
+        *stack(*T457),
+    )

@@ -687,3 +687,93 @@ REGISTRY.add(
         needed=_load_rng_state_needed,
     )
 )
+
+
+# --- TrainingArguments(warmup_ratio=...) and (overwrite_output_dir=...): removed in 5.0 -----------
+
+
+def _training_args_adapter(record_id: str, param: str, adapt_one: object) -> tuple:
+    from odin_compat._records import kwarg_adapter
+
+    def provide(module: ModuleType) -> object:
+        def adapt(args: tuple, kwargs: dict) -> tuple:
+            if param in kwargs:
+                adapt_one(kwargs, kwargs.pop(param))  # type: ignore[operator]
+            return args, kwargs
+
+        return kwarg_adapter(module.TrainingArguments.__init__, adapt, record_id)
+
+    def needed(module: ModuleType) -> bool:
+        func = module.TrainingArguments.__init__
+        return not adapted(func, record_id) and not accepts(func, param)
+
+    return provide, needed
+
+
+def _warmup_ratio(kwargs: dict, ratio: float) -> None:
+    import math
+
+    from odin_compat._records import warn_once
+
+    # transformers 4.57 (training_args.py lines 1904-1908, get_warmup_steps): ratio in [0, 1];
+    # warmup_steps > 0 overrides it; steps = ceil(num_training_steps * ratio). transformers 5
+    # reads a warmup_steps float below 1 as that ratio, with the same ceil.
+    if ratio < 0 or ratio > 1:
+        raise ValueError("warmup_ratio must lie in range [0,1]")
+    if ratio > 0 and not kwargs.get("warmup_steps"):
+        kwargs["warmup_steps"] = ratio if ratio < 1 else math.nextafter(1.0, 0.0)  # 1.0 would mean 1 step
+    warn_once(
+        "transformers-warmup-ratio",
+        "`warmup_ratio` was removed in transformers 5.0: `warmup_steps` takes a float below 1 as a ratio. "
+        "odin_compat passed it as warmup_steps.",
+    )
+
+
+def _overwrite_output_dir(kwargs: dict, value: bool) -> None:
+    from odin_compat._records import warn_once
+
+    # Trainer never read it (transformers 4.57 trainer.py has no use): only example scripts did.
+    warn_once(
+        "transformers-overwrite-output-dir",
+        "`overwrite_output_dir` was removed in transformers 5.0 (Trainer never used it); odin_compat dropped it.",
+    )
+
+
+_provide, _needed = _training_args_adapter("transformers-warmup-ratio", "warmup_ratio", _warmup_ratio)
+REGISTRY.add(
+    Record(
+        id="transformers-warmup-ratio",
+        affects="transformers>=5.0.0",
+        module="transformers.training_args",
+        name="TrainingArguments.__init__",
+        kind="kwarg",
+        fixes="TypeError: TrainingArguments.__init__() got an unexpected keyword argument 'warmup_ratio'",
+        works="transformers<5.0.0",
+        breaks="transformers>=5.0.0 (warmup_steps takes a float ratio instead)",
+        upstream="transformers v4.57.1 src/transformers/training_args.py (warmup_ratio, get_warmup_steps); "
+        "v5.24.0 training_args.py::get_warmup_steps",
+        remove_when="callers pass warmup_steps=<ratio>",
+        provide=_provide,
+        needed=_needed,
+    )
+)
+
+_provide, _needed = _training_args_adapter(
+    "transformers-overwrite-output-dir", "overwrite_output_dir", _overwrite_output_dir
+)
+REGISTRY.add(
+    Record(
+        id="transformers-overwrite-output-dir",
+        affects="transformers>=5.0.0",
+        module="transformers.training_args",
+        name="TrainingArguments.__init__",
+        kind="kwarg",
+        fixes="TypeError: TrainingArguments.__init__() got an unexpected keyword argument 'overwrite_output_dir'",
+        works="transformers<5.0.0",
+        breaks="transformers>=5.0.0",
+        upstream="transformers v4.57.1 src/transformers/training_args.py (field, unused by Trainer); removed in 5.0.0",
+        remove_when="callers stop passing it",
+        provide=_provide,
+        needed=_needed,
+    )
+)
