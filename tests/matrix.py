@@ -174,6 +174,8 @@ PROVES: dict[str, tuple[str, ...]] = {
         "test_repairs_transformers::test_overwrite_output_dir",
         "test_repairs_transformers::test_warmup_ratio",
     ),
+    "transformers-group-by-length": ("test_repairs_transformers::test_group_by_length",),
+    "transformers-include-inputs-for-metrics": ("test_repairs_transformers::test_group_by_length",),
     "transformers-no-cuda": ("test_repairs_transformers::test_no_cuda",),
     "transformers-trainer-tokenizer-attribute": (
         "test_repairs_transformers::test_trainer_tokenizer_attribute",

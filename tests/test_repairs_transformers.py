@@ -417,3 +417,40 @@ assert _o and _o[0]["status"] == "skipped", _o
 """,
         *stack(*T457),
     )
+
+
+# --- group_by_length / include_inputs_for_metrics (removed in 5.0) -------------------------------------
+
+SAMPLING = """
+import tempfile
+from transformers import TrainingArguments
+a = TrainingArguments(output_dir=tempfile.mkdtemp(), group_by_length=True, include_inputs_for_metrics=True,
+                      report_to=[], use_cpu=True)
+print(getattr(a, "train_sampling_strategy", None) or ("group_by_length" if a.group_by_length else "random"),
+      a.include_for_metrics)
+"""
+
+
+def test_group_by_length_and_include_inputs_break_on_5_and_are_translated() -> None:
+    folders = stack(*T5)
+    breaks(
+        SAMPLING,
+        *folders,
+        error="TypeError: TrainingArguments.__init__() got an unexpected keyword argument 'group_by_length'",
+    )
+    code = SAMPLING.replace("group_by_length=True, ", "")
+    breaks(code, *folders, error="unexpected keyword argument 'include_inputs_for_metrics'")
+    assert works(SAMPLING, *folders).split() == ["group_by_length", "['inputs']"]
+
+
+def test_group_by_length_and_include_inputs_untouched_on_4_57() -> None:
+    out = untouched(
+        SAMPLING
+        + """
+RECORD = "transformers-group-by-length"
+_o = [o for o in odin_compat.report()["outcomes"] if o["id"] == "transformers-include-inputs-for-metrics"]
+assert _o and _o[0]["status"] == "skipped", _o
+""",
+        *stack(*T457),
+    )
+    assert out.split() == ["group_by_length", "['inputs']"]

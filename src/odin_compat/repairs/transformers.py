@@ -777,3 +777,69 @@ REGISTRY.add(
         needed=_needed,
     )
 )
+
+
+def _group_by_length(kwargs: dict, value: bool) -> None:
+    from odin_compat._records import warn_once
+
+    # transformers 5 replaced the flag by train_sampling_strategy="group_by_length" (same sampler).
+    if value:
+        if kwargs.get("train_sampling_strategy", "random") not in ("random", "group_by_length"):
+            raise ValueError("group_by_length=True conflicts with the train_sampling_strategy given")
+        kwargs["train_sampling_strategy"] = "group_by_length"
+    warn_once(
+        "transformers-group-by-length",
+        "`group_by_length` was removed in transformers 5.0; odin_compat passed "
+        '`train_sampling_strategy="group_by_length"` instead.',
+    )
+
+
+def _include_inputs_for_metrics(kwargs: dict, value: bool) -> None:
+    from odin_compat._records import warn_once
+
+    # As 4.57's __post_init__: a true flag appends "inputs" to include_for_metrics.
+    if value:
+        include = list(kwargs.get("include_for_metrics") or [])
+        if "inputs" not in include:
+            include.append("inputs")
+        kwargs["include_for_metrics"] = include
+    warn_once(
+        "transformers-include-inputs-for-metrics",
+        "Using `include_inputs_for_metrics` is deprecated and was removed in version 5 of 🤗 Transformers. "
+        "Please use `include_for_metrics` list argument instead (odin_compat translated it).",
+    )
+
+
+for _id, _param, _adapt_one, _fixes, _upstream in (
+    (
+        "transformers-group-by-length",
+        "group_by_length",
+        _group_by_length,
+        "TypeError: TrainingArguments.__init__() got an unexpected keyword argument 'group_by_length'",
+        "transformers v4.57.1 training_args.py (group_by_length); v5.24.0 training_args.py (train_sampling_strategy)",
+    ),
+    (
+        "transformers-include-inputs-for-metrics",
+        "include_inputs_for_metrics",
+        _include_inputs_for_metrics,
+        "TypeError: TrainingArguments.__init__() got an unexpected keyword argument 'include_inputs_for_metrics'",
+        "transformers v4.57.1 training_args.py lines 2158-2162 (deprecated for include_for_metrics)",
+    ),
+):
+    _provide, _needed = _training_args_adapter(_id, _param, _adapt_one)
+    REGISTRY.add(
+        Record(
+            id=_id,
+            affects="transformers>=5.0.0",
+            module="transformers.training_args",
+            name="TrainingArguments.__init__",
+            kind="kwarg",
+            fixes=_fixes,
+            works="transformers<5.0.0",
+            breaks="transformers>=5.0.0",
+            upstream=_upstream,
+            remove_when=f"callers stop passing {_param}",
+            provide=_provide,
+            needed=_needed,
+        )
+    )
