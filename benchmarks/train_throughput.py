@@ -84,6 +84,8 @@ VARIANTS = [
     "odin_full_liger",
     "odin_lora",
     "odin_lora_gc",
+    "odin_lora_cast32",
+    "odin_full_b16",
 ]
 
 
@@ -300,10 +302,12 @@ def run_one(
     from trl import SFTConfig, SFTTrainer
 
     shape = SHAPES[shape_name]
+    if variant == "odin_full_b16":  # the larger micro-batch lever: twice the rows per step
+        shape = dict(shape, batch=2 * shape["batch"])
     device = "cuda" if torch.cuda.is_available() else "cpu"
     tokenizer = PreTrainedTokenizerFast.from_pretrained(data / "tokenizer")
     model = _build_model(shape, SEED, device, tokenizer)
-    lora = variant.endswith("lora") or variant.endswith("lora_gc")
+    lora = "lora" in variant
     peft_config = (
         LoraConfig(r=16, lora_alpha=16, lora_dropout=0.0, target_modules=LORA_TARGETS, task_type="CAUSAL_LM")
         if lora
@@ -328,6 +332,8 @@ def run_one(
             levers = {"compile_layers": False, "liger_layers": False}
         elif variant == "odin_full_liger":
             levers = {"compile_layers": False, "liger_layers": True}
+        elif variant == "odin_lora_cast32":
+            levers = {"lora_bf16_compute": False}
         elif variant == "odin_lora_gc":
             levers = {"lora_gradient_checkpointing": True}
         plan = fast.tune(model, args, lora=lora, **levers)
@@ -450,7 +456,9 @@ def run_unsloth(
         random_state=SEED,
     )
     row_ids = load_rows(data, rows)
-    ds = Dataset.from_dict({"input_ids": row_ids, "attention_mask": [[1] * SEQ for _ in row_ids]})
+    # unsloth's patched _prepare_dataset reads dataset[0]["text"] (a BOS check) even for tokenized rows;
+    # TRL 0.17 then sees input_ids, skips tokenizing, and its collator reads input_ids only.
+    ds = Dataset.from_dict({"input_ids": row_ids, "text": ["(pre-tokenized)"] * len(row_ids)})
     common = dict(
         output_dir=str(work / "out"),
         per_device_train_batch_size=shape["batch"],
@@ -493,10 +501,10 @@ def run_unsloth(
 # (variant, shape) in priority order: the goals' rows first, the one-lever steps last.
 PLAN = [
     ("trl_full", "S"), ("trl_full_nogc", "S"), ("odin_full_flce", "S"), ("odin_full_liger", "S"), ("odin_full", "S"),
-    ("trl_lora", "S"), ("unsloth_lora", "S"), ("odin_lora", "S"), ("odin_lora_gc", "S"),
+    ("trl_lora", "S"), ("unsloth_lora", "S"), ("odin_lora", "S"), ("odin_lora_gc", "S"), ("odin_lora_cast32", "S"),
     ("trl_full", "L"), ("trl_full_nogc", "L"), ("odin_full", "L"),
     ("trl_lora", "L"), ("unsloth_lora", "L"), ("odin_lora", "L"), ("odin_lora_gc", "L"),
-    ("odin_full_flce", "L"), ("odin_full_liger", "L"),
+    ("odin_lora_cast32", "L"), ("odin_full_flce", "L"), ("odin_full_liger", "L"), ("odin_full_b16", "S"),
 ]  # fmt: skip
 EST_S = {"unsloth_lora": 80, "odin": 60}  # rough worst case per run (s), to skip what cannot finish
 

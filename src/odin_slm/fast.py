@@ -19,6 +19,9 @@ unavailable (no CUDA, no Triton, no ``liger-kernel``, an architecture Liger does
 - ``compile_layers``: ``torch.compile`` of each decoder layer (regional compilation: the layers share
   one compiled graph, so it compiles in seconds, not minutes); it fuses RMSNorm, RoPE and SwiGLU itself.
 - ``liger_layers``: Liger's RMSNorm, RoPE and SwiGLU kernels, used only when ``compile_layers`` is off.
+- ``lora_bf16_compute``: PEFT casts each LoRA input to the adapter's dtype (fp32), which costs a cast
+  and an fp32 copy of every projection input; with it off the adapters compute in bf16 under autocast
+  and keep fp32 master weights, so small updates are not rounded away as they would be in bf16 weights.
 - ``bf16`` and ``optim="adamw_torch_fused"``: TRL's defaults already; set explicitly.
 
 Importing this module is cheap: torch, transformers and liger are imported inside the functions.
@@ -40,6 +43,7 @@ DEFAULTS: dict[str, Any] = {
     "fused_linear_cross_entropy": True,
     "compile_layers": True,
     "liger_layers": False,  # only used when compile_layers is off or unavailable
+    "lora_bf16_compute": True,  # LoRA inputs stay bf16; adapter weights stay fp32 (master copy)
 }
 
 
@@ -130,6 +134,13 @@ def tune(model: Any, args: Any, *, lora: bool, **levers: Any) -> FastPlan:
         plan.on.append("fused_linear_cross_entropy")
     # The trainer class reads this flag, so the choice travels with the model.
     model._odin_flce = "fused_linear_cross_entropy" in plan.on
+    model._odin_lora_bf16 = bool(lora and opts["lora_bf16_compute"])
+    if lora:
+        (
+            plan.on.append("lora_bf16_compute")
+            if model._odin_lora_bf16
+            else plan.off.update(lora_bf16_compute="disabled")
+        )
 
     compiled = False
     if not opts["compile_layers"]:
@@ -194,12 +205,23 @@ def _flce_loss(trainer: Any, model: Any, inputs: dict[str, Any], num_items_in_ba
 def trainer_class(base: type) -> type:
     """A subclass of ``base`` (TRL's SFTTrainer) whose loss is Liger's fused linear cross-entropy.
 
+    It also applies ``lora_bf16_compute`` once PEFT has wrapped the model.
+
     It falls back to ``base.compute_loss`` when the model was not tuned with that lever, when the batch
     carries something the fused path does not handle (``return_outputs``, a custom ``compute_loss_func``,
     label smoothing), or when the model has no decoder/output embeddings to reach.
     """
 
     class OdinFastTrainer(base):  # type: ignore[misc,valid-type]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            core = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+            if getattr(core, "_odin_lora_bf16", False):
+                # PEFT made the LoRA layers inside __init__; stop them casting their inputs to fp32.
+                for module in self.model.modules():
+                    if hasattr(module, "cast_input_dtype_enabled"):
+                        module.cast_input_dtype_enabled = False
+
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # noqa: ANN001
             core = self.accelerator.unwrap_model(model)
             inner = core.get_base_model() if hasattr(core, "get_base_model") else core
