@@ -50,9 +50,10 @@ def old_stack() -> str:
             "--target",
             str(TARGET),
         ]
-        # trl 0.17 imports rich; rich needs markdown-it-py/mdurl/pygments (pinned here only for reproducibility).
-        extra = ["rich==14.0.0", "markdown-it-py==3.0.0", "mdurl==0.1.2", "pygments==2.19.1"]
-        subprocess.run([*cmd, *(f"{k}=={v}" for k, v in OLD_STACK.items()), *extra], check=True, timeout=900)
+        # trl 0.17 imports rich, datasets 3.5 imports aiohttp: both with their own dependencies.
+        subprocess.run([*cmd, *(f"{k}=={v}" for k, v in OLD_STACK.items())], check=True, timeout=900)
+        deps = [sys.executable, "-m", "pip", "install", "-q", "--upgrade", "--target", str(TARGET)]
+        subprocess.run([*deps, "rich==14.0.0", "aiohttp==3.11.18"], check=True, timeout=900)
         stamp.write_text(json.dumps(OLD_STACK))
     return str(TARGET)
 

@@ -86,6 +86,9 @@ BASE_DEFAULTS: dict[str, Any] = {
     # TRL 1.x turns gradient checkpointing on by default: about a third more compute per step,
     # for memory a 135M model does not need. Configs can turn it back on.
     "gradient_checkpointing": False,
+    # odin's tokenized rows carry "labels"; trl 0.17 keeps only input_ids/attention_mask/completion_mask
+    # and trl 1.x only input_ids/labels/seq_lengths, so keep every column and let odin's collator choose.
+    "remove_unused_columns": False,
 }
 
 

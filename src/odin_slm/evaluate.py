@@ -34,7 +34,7 @@ def exact_match(
                     max_new_tokens=max_new_tokens,
                     do_sample=False,
                     pad_token_id=tokenizer.pad_token_id,
-                    eos_token_id=tokenizer.eos_token_id,
+                    eos_token_id=_stop_ids(model, tokenizer),
                 )
             for row, seq in zip(chunk, out, strict=True):
                 pred = tokenizer.decode(seq[enc["input_ids"].shape[1] :], skip_special_tokens=True).strip()
@@ -52,3 +52,11 @@ def exact_match(
         "seconds": round(time.perf_counter() - start, 2),
         "samples": samples,
     }
+
+
+def _stop_ids(model: Any, tokenizer: Any) -> list[int]:
+    """Stop at the tokenizer's eos and the model's generation eos (chat models end turns there)."""
+    ids = {tokenizer.eos_token_id}
+    gen = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    ids.update(gen if isinstance(gen, list) else [gen])
+    return sorted(i for i in ids if isinstance(i, int))

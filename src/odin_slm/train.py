@@ -210,6 +210,8 @@ def run(argv: list[str]) -> int:
         trainable,
     )
 
+    # A metrics.json from an earlier run in this folder would claim this one succeeded.
+    (out / "metrics.json").unlink(missing_ok=True)
     stop = Interrupted()
     stop.install()
     t0 = time.perf_counter()
