@@ -12,7 +12,9 @@ figures and the exact commands). Subcommands:
 Variants (``run --variant``): trl_full, trl_full_nogc, trl_lora, unsloth_lora (needs the user's stack first
 on PYTHONPATH: see scripts/gpu/bench_train.sh), odin_full, odin_lora, and the one-lever-at-a-time steps
 odin_full_flce (no GC + fused linear CE), odin_full_liger (+ Liger layer kernels, no compile),
-odin_lora_gc (odin_lora with gradient checkpointing on).
+odin_full_b16 (odin_full at twice the micro-batch), odin_lora_gc (odin_lora with gradient checkpointing
+on), odin_lora_cast32 (odin_lora with PEFT's fp32 input cast kept; since lora_bf16_compute failed under
+compile and is now off by default, odin_lora and odin_lora_cast32 run the same levers).
 
 Every run trains on the same token rows (text from the local Python install, tokenized by a BPE
 tokenizer trained here) from the same seed, so the loss curves of all modern-stack runs compare step by
