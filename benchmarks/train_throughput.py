@@ -8,6 +8,7 @@ figures and the exact commands). Subcommands:
     run      --variant V --shape S|L --json F [--steps 30 --warmup 5]
     all      --out DIR [--budget-s 540]     # every variant, one process each, one after another
     table    RESULTS.json                   # markdown table of a results file
+    check    [--data .bench]                # CPU: odin's fused-loss path equals TRL's loss (full FT, LoRA)
 
 Variants (``run --variant``): trl_full, trl_full_nogc, trl_lora, unsloth_lora (needs the user's stack first
 on PYTHONPATH: see scripts/gpu/bench_train.sh), odin_full, odin_lora, and the one-lever-at-a-time steps
@@ -498,6 +499,76 @@ def run_unsloth(
     return res
 
 
+# ---------------------------------------------------------------------------------------------- check
+
+
+def check_loss(data: Path, tol: float = 1e-5) -> int:
+    """CPU check of ``fast.trainer_class``'s loss path against TRL's own ``compute_loss``, full FT and LoRA.
+
+    A torch reference (logits + cross-entropy) stands in for Liger's Triton kernel, injected as the module
+    ``_flce_loss`` imports, so this runs without a GPU or liger-kernel. Returns 0 when both agree within ``tol``.
+    """
+    import types
+
+    import torch.nn.functional as F
+    from datasets import Dataset
+    from peft import LoraConfig
+    from transformers import PreTrainedTokenizerFast
+    from trl import SFTConfig, SFTTrainer
+
+    def reference(inp, weight, target, bias=None, reduction="mean", **_: Any):  # noqa: ANN001
+        return F.cross_entropy((inp @ weight.t()).float(), target, ignore_index=-100, reduction=reduction)
+
+    names = ["liger_kernel", "liger_kernel.transformers", "liger_kernel.transformers.functional"]
+    saved = {n: sys.modules.get(n) for n in names}
+    fake = types.ModuleType(names[-1])
+    fake.liger_fused_linear_cross_entropy = reference  # type: ignore[attr-defined]
+    for n in names[:-1]:
+        sys.modules[n] = types.ModuleType(n)
+    sys.modules[names[-1]] = fake
+    sys.path.insert(0, str(Path(os.environ.get("ODIN_SRC", ROOT / "src"))))
+    from odin_slm import fast
+
+    worst = 0.0
+    try:
+        tok = PreTrainedTokenizerFast.from_pretrained(data / "tokenizer")
+        for lora in (False, True):
+            model = _build_model(SHAPES["T"], SEED, "cpu", tok)
+            args = _sft_args(SFTConfig, "/tmp/odin-check", 2, 2, bf16=False, use_cpu=True)
+            peft = (
+                LoraConfig(r=16, lora_alpha=16, target_modules=LORA_TARGETS, task_type="CAUSAL_LM")
+                if lora
+                else None
+            )
+            ds = Dataset.from_dict({"input_ids": load_rows(data, 4)})
+            tr = fast.trainer_class(SFTTrainer)(
+                model=model, args=args, train_dataset=ds, processing_class=tok, peft_config=peft
+            )
+            batch = next(iter(tr.get_train_dataloader()))
+            n = (batch["labels"] != -100).sum()
+            inner = tr.model.get_base_model() if lora else tr.model
+            inner._odin_flce = False
+            base = float(tr.compute_loss(tr.model, dict(batch), num_items_in_batch=n))
+            inner._odin_flce = True
+            mine = tr.compute_loss(tr.model, dict(batch), num_items_in_batch=n)
+            mine.backward()
+            grads = sum(p.grad is not None for p in tr.model.parameters() if p.requires_grad)
+            rel = abs(float(mine) - base) / abs(base)
+            worst = max(worst, rel)
+            print(
+                f"CHECK lora={lora} trl={base:.6f} odin={float(mine):.6f} rel={rel:.1e} params_with_grad={grads}"
+            )
+            if grads == 0:
+                return 1
+    finally:
+        for n, mod in saved.items():
+            if mod is None:
+                sys.modules.pop(n, None)
+            else:
+                sys.modules[n] = mod
+    return 0 if worst <= tol else 1
+
+
 # ------------------------------------------------------------------------------------------ orchestra
 
 # (variant, shape) in priority order: the goals' rows first, the one-lever steps last.
@@ -696,6 +767,8 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument("--budget-s", type=float, default=540)
             p.add_argument("--only", nargs="*", help="variant or variant:shape names")
             p.add_argument("--cpu-check", action="store_true", help="run the plan on the tiny shape T")
+    p = sub.add_parser("check", help="CPU check of odin's fused-loss path against TRL's loss")
+    p.add_argument("--data", type=Path, default=ROOT / ".bench")
     p = sub.add_parser("table")
     p.add_argument("results", type=Path)
     a = ap.parse_args(argv)
@@ -719,6 +792,8 @@ def main(argv: list[str] | None = None) -> int:
             a.only,
             {"S": "T", "L": "T"} if a.cpu_check else None,
         )
+    elif a.cmd == "check":
+        return check_loss(a.data)
     elif a.cmd == "table":
         print(table(json.loads(a.results.read_text())))
     return 0
