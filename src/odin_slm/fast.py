@@ -1,6 +1,6 @@
 """GPU speed levers for odin's trainer, measured in ``benchmarks/train_throughput.py`` (see docs/benchmarks.md).
 
-Use, with TRL's ``SFTTrainer`` (the model is a plain ``transformers`` causal LM, before PEFT wraps it)::
+Use, with TRL's ``SFTTrainer`` (the model is a ``transformers`` causal LM, plain or already wrapped by PEFT)::
 
     from odin_slm import fast
 
@@ -16,7 +16,8 @@ unavailable (no CUDA, no Triton, no ``liger-kernel``, an architecture Liger does
   small-memory mode (about 4x less memory, 20-25% slower).
 - ``fused_linear_cross_entropy``: the loss comes from Liger's fused linear cross-entropy on the last
   hidden state, so the ``(tokens, vocab)`` logits are never built, and TRL's extra per-token entropy and
-  accuracy metrics are not computed (their LM-head passes cost time).
+  accuracy metrics are not computed (their LM-head passes cost time). Only with bf16 weights (what was
+  measured); with fp32 master weights TRL's own chunked head stays.
 - ``compile_layers``: ``torch.compile`` of each decoder layer (regional compilation: the layers share
   one compiled graph, so it compiles in seconds, not minutes); it fuses RMSNorm, RoPE and SwiGLU itself.
 - ``liger_layers``: Liger's RMSNorm, RoPE and SwiGLU kernels, used only when ``compile_layers`` is off.
@@ -76,6 +77,11 @@ def _have(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
+def _head_dtype(model: Any) -> Any:
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    return getattr(getattr(head, "weight", None), "dtype", None)
+
+
 def _decoder_layers(model: Any) -> list[Any]:
     base = getattr(model, getattr(model, "base_model_prefix", "model"), None)
     layers = getattr(base, "layers", None)
@@ -111,13 +117,15 @@ def _liger_layers(model: Any) -> None:
 
 
 def tune(model: Any, args: Any, *, lora: bool, **levers: Any) -> FastPlan:
-    """Apply the winning levers to ``model`` (a transformers causal LM, before PEFT) and ``args`` (an SFTConfig).
+    """Apply the winning levers to ``model`` (a transformers causal LM, or a PEFT model) and ``args`` (an SFTConfig).
 
     ``levers`` overrides ``DEFAULTS`` by name. Returns what was applied; never raises for a missing kernel.
     """
     opts = {**DEFAULTS, **levers}
     plan = FastPlan()
     cuda = _cuda()
+    # Also accept a model PEFT has already wrapped: the flags and patches belong on the base model.
+    model = model.get_base_model() if hasattr(model, "get_base_model") else model
 
     args.bf16 = bool(cuda)
     args.optim = "adamw_torch_fused" if cuda else args.optim
@@ -133,6 +141,9 @@ def tune(model: Any, args: Any, *, lora: bool, **levers: Any) -> FastPlan:
         plan.off["fused_linear_cross_entropy"] = "disabled"
     elif not cuda or not _have("liger_kernel"):
         plan.off["fused_linear_cross_entropy"] = "needs CUDA and liger-kernel"
+    elif str(_head_dtype(model)) != "torch.bfloat16":
+        # Measured with bf16 weights only; fp32 master weights under autocast are not measured with it.
+        plan.off["fused_linear_cross_entropy"] = f"weights are {_head_dtype(model)}, measured with bf16 only"
     else:
         plan.on.append("fused_linear_cross_entropy")
     # The trainer class reads this flag, so the choice travels with the model.
