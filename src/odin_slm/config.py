@@ -150,7 +150,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[ScriptArguments, ModelArg
 
     for tok in argv:
         key = tok[2:].split("=", 1)[0] if tok.startswith("--") else None
-        if key and key not in valid and key != "help":
+        if key and f"--{key}" not in parser._option_string_actions:  # also knows --no_<flag>, --a-b
             raise ConfigError(f"Unknown flag --{key}{_suggest(key, valid)}; see --help.")
     try:
         with warnings.catch_warnings():
