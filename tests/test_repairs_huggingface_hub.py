@@ -50,7 +50,7 @@ def test_hffolder_untouched_on_0_36() -> None:
         HF_FOLDER
         + """
 import inspect, huggingface_hub.utils._hf_folder as upstream
-RECORD = "huggingface-hub-hffolder"
+RECORD = ("huggingface-hub-hffolder", "huggingface-hub-utils-hffolder")
 assert inspect.getsourcefile(HfFolder) == upstream.__file__
 """,
         *hub(HUB_0),

@@ -51,7 +51,7 @@ def test_int8_training_untouched_on_0_9() -> None:
         INT8
         + """
 import inspect, peft.utils.other as other
-RECORD = "peft-prepare-model-for-int8-training"
+RECORD = ("peft-prepare-model-for-int8-training", "peft-utils-prepare-model-for-int8-training-export", "peft-prepare-model-for-int8-training-export")
 assert inspect.getsourcefile(prepare_model_for_int8_training) == other.__file__
 """,
         *stack("0.9.0"),

@@ -71,7 +71,7 @@ def test_sfttrainer_tokenizer_untouched_on_0_12() -> None:
     untouched(
         SFT_TOK.replace("{kw}", "tokenizer")
         + """
-RECORD = "trl-sfttrainer-tokenizer"
+RECORD = ("trl-sfttrainer-tokenizer", "trl-sfttrainer-processing-class")
 assert not hasattr(SFTTrainer.__init__, "__odin_record__")
 """,
         *stack("0.12.2", T449),
@@ -170,7 +170,7 @@ def test_completion_only_collator_untouched_on_0_19() -> None:
         COLLATOR
         + """
 import inspect, trl.trainer.utils as upstream
-RECORD = "trl-completion-only-collator"
+RECORD = ("trl-completion-only-collator", "trl-trainer-completion-only-collator-export", "trl-completion-only-collator-export")
 assert inspect.getsourcefile(DataCollatorForCompletionOnlyLM) == upstream.__file__
 """,
         *stack("0.19.1", T451),

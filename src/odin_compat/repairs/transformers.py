@@ -397,7 +397,8 @@ def _override_record(method: str, param: str, index: int, affects: str, **fields
 
     def needed(module: ModuleType) -> bool:
         # Upstream passes the new argument only where its own method takes it.
-        return method not in _OVERRIDES and accepts(getattr(module.Trainer, method), param)
+        upstream = getattr(module.Trainer, method, None)  # get_batch_samples exists from 4.46
+        return method not in _OVERRIDES and upstream is not None and accepts(upstream, param)
 
     REGISTRY.add(
         Record(
