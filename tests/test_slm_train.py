@@ -32,8 +32,8 @@ SHORT = [
     "--eval_samples", "0",
     "--disable_tqdm", "true",
 ]  # fmt: skip
-# The loop engine re-implements Trainer's arithmetic; float summation order differs slightly.
-LOSS_TOLERANCE = 2e-3
+# The loop engine re-implements Trainer's arithmetic; summation order differs (measured: 1.6e-5 over 4 steps).
+LOSS_TOLERANCE = 5e-4
 
 
 def _default_model_available() -> bool:
@@ -122,5 +122,7 @@ def test_sigterm_checkpoint_and_resume_reproduce_the_run(engine, trl_run, tmp_pa
     assert (out / "checkpoint-2").is_dir() and not (out / "metrics.json").exists()
     _ok(train(out, *SHORT, "--engine", engine, "--resume_from_checkpoint", "latest"))
     ref, got = losses(trl_run), losses(out)
-    tol = 1e-4 if engine == "trl" else LOSS_TOLERANCE
+    tol = (
+        1e-6 if engine == "trl" else LOSS_TOLERANCE
+    )  # Trainer restores RNG, optimizer and data order exactly
     assert len(got) == 4 and max(abs(a - b) for a, b in zip(ref, got, strict=True)) <= tol, (ref, got)
