@@ -107,3 +107,31 @@ def test_pad_collator_masks_padding():
     assert batch["input_ids"].tolist() == [[5, 6, 7], [8, 0, 0]]
     assert batch["labels"].tolist() == [[-100, 6, 7], [8, -100, -100]]
     assert batch["attention_mask"].dtype == torch.long and batch["attention_mask"].sum() == 4
+
+
+@pytest.mark.slow
+def test_tokenize_masks_prompts_for_each_format(tmp_path):
+    """With the default model's real tokenizer: only the answer (and eos) carries labels."""
+    pytest.importorskip("transformers")
+    from transformers import AutoTokenizer
+
+    from odin_slm.model import ModelError, convert_gguf, find_default_gguf
+
+    try:
+        tok = AutoTokenizer.from_pretrained(convert_gguf(find_default_gguf()))
+    except ModelError as exc:
+        pytest.skip(str(exc))
+    chat = {"messages": [{"role": "user", "content": "Say hi"}, {"role": "assistant", "content": "hi there"}]}
+    rows = {
+        "text": {"text": "plain text"},
+        "prompt-completion": {"prompt": "Q: 2+2\nA:", "completion": " 4"},
+        "messages": chat,
+    }
+    for fmt, row in rows.items():
+        (ex,) = data.tokenize([data.Row(row, "t:1")], fmt, tok, max_length=64)
+        learned = tok.decode([i for i, lab in zip(ex["input_ids"], ex["labels"], strict=True) if lab != -100])
+        expected = {"text": "plain text", "prompt-completion": " 4", "messages": "hi there"}[fmt]
+        assert learned.startswith(expected), (fmt, learned)
+        assert tok.eos_token in learned or fmt == "messages" and "<|im_end|>" in learned, (fmt, learned)
+    with pytest.raises(DataError, match="no answer token"):
+        data.tokenize([data.Row(rows["prompt-completion"], "t:7")], "prompt-completion", tok, max_length=2)
