@@ -1,8 +1,7 @@
-"""Real released packages for tests: installed once into `.matrix/<name>-<version>` folders.
+"""Subprocess helpers for the core tests, on top of `matrix.target` (the cached release folders).
 
-A folder holds only the named releases (``--no-deps``); everything else comes
-from the venv running the tests. Scripts run in a subprocess with the folder
-first on PYTHONPATH, so the release under test shadows whatever the venv has.
+Scripts run in a fresh interpreter with the release folders first on PYTHONPATH, so the
+release under test shadows whatever the venv has; results come back as one JSON line.
 """
 
 from __future__ import annotations
@@ -13,23 +12,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-MATRIX = ROOT / ".matrix"
+from matrix import ROOT, target
 
-
-def release(*requirements: str) -> Path:
-    """A folder with exactly these requirements installed (cached across runs)."""
-    name = "+".join(r.replace("==", "-") for r in requirements)
-    folder = MATRIX / name
-    if not (folder / ".complete").exists():
-        folder.mkdir(parents=True, exist_ok=True)
-        subprocess.run(
-            [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-compile",
-             "--disable-pip-version-check", "--upgrade", "--target", str(folder), *requirements],
-            check=True,
-        )  # fmt: skip
-        (folder / ".complete").touch()
-    return folder
+release = target  # one cached folder per set of releases (see matrix.py)
 
 
 def run_python(
