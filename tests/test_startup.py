@@ -33,7 +33,11 @@ def env_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
         text=True,
         check=True,
     ).stdout.strip()
-    (Path(purelib) / "odin_src.pth").write_text(str(ROOT / "src") + "\n")
+    # odin's source plus where `packaging` (odin's one dependency) lives, as an install would give
+    import packaging
+
+    deps = Path(packaging.__file__).resolve().parent.parent
+    (Path(purelib) / "odin_src.pth").write_text(f"{ROOT / 'src'}\n{deps}\n")
     return python
 
 
@@ -47,7 +51,7 @@ def run(python: Path, *args: str, env: dict | None = None) -> subprocess.Complet
 def test_install_activates_every_interpreter_and_uninstall_stops_it(env_python: Path) -> None:
     assert json.loads(run(env_python, "-c", PROBE).stdout) == [False, False]
     for _ in range(2):  # idempotent
-        assert run(env_python, "-m", "odin_compat._startup_cli", "install").returncode == 0
+        assert run(env_python, "-m", "odin_compat", "install").returncode == 0
     assert json.loads(run(env_python, "-c", PROBE).stdout) == [True, True]
     assert json.loads(
         run(env_python, "-c", "import json, odin_compat; print(json.dumps(odin_compat.active()))").stdout
@@ -57,7 +61,7 @@ def test_install_activates_every_interpreter_and_uninstall_stops_it(env_python: 
     assert run(env_python, "-S", "-c", "import sys; assert 'odin_compat' not in sys.modules").returncode == 0
     assert run(env_python, "-I", "-c", "import sys; assert 'odin_compat' in sys.modules").returncode == 0
     for _ in range(2):
-        assert run(env_python, "-m", "odin_compat._startup_cli", "uninstall").returncode == 0
+        assert run(env_python, "-m", "odin_compat", "uninstall").returncode == 0
     assert json.loads(run(env_python, "-c", PROBE).stdout) == [False, False]
 
 
@@ -81,3 +85,12 @@ class _Refuse:
         if name == "odin_compat":
             raise ImportError("odin_compat was uninstalled")
         return None
+
+
+def test_doctor_shows_whether_start_up_activation_is_installed(env_python: Path) -> None:
+    probe = "import json; from odin_compat import doctor; print(json.dumps(doctor.collect()['startup_installed']))"
+    run(env_python, "-m", "odin_compat", "install")
+    assert json.loads(run(env_python, "-c", probe).stdout) is True
+    assert "installed: every interpreter" in run(env_python, "-m", "odin_compat", "doctor").stdout
+    run(env_python, "-m", "odin_compat", "uninstall")
+    assert json.loads(run(env_python, "-c", probe).stdout) is False

@@ -17,6 +17,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     doctor.add_argument("--json", action="store_true", help="print one JSON object instead of text")
 
+    for name, text in (
+        ("install", "activate odin_compat in every interpreter of this environment (.pth + PEP 829 .start)"),
+        ("uninstall", "remove the start-up files written by install"),
+        ("status", "say whether the start-up files are installed"),
+    ):
+        commands.add_parser(name, help=text)
+
     catalogue = commands.add_parser("catalogue", help="print the record catalogue as a Markdown table")
     catalogue.add_argument("--output", "-o", help="write it to this file instead of stdout")
     return parser
@@ -28,6 +35,19 @@ def main(argv: list[str] | None = None) -> int:
         from odin_compat import doctor
 
         return doctor.main(as_json=args.json)
+    if args.command in ("install", "uninstall", "status"):
+        from odin_compat import _startup
+
+        if args.command == "install":
+            for path in _startup.install():
+                print(f"wrote {path}")
+        elif args.command == "uninstall":
+            removed = _startup.uninstall()
+            print("\n".join(f"removed {p}" for p in removed) or "nothing to remove")
+        else:
+            state = "installed" if _startup.installed() else "not installed"
+            print(f"start-up activation {state} in {_startup.site_dir()}")
+        return 0
     if args.command == "catalogue":
         from odin_compat import doctor
 

@@ -183,6 +183,7 @@ def collect() -> dict:
         "odin_compat": odin_compat.__version__,
         "active": state["active"],
         "disabled": state["disabled"],
+        "startup_installed": _startup_installed(),
         "system": _system(),
         "versions": versions,
         "records": records,
@@ -191,6 +192,12 @@ def collect() -> dict:
         "known_bad": bad,
         "known_good": [{"name": name, "python": py, "pins": list(pins)} for name, py, pins in KNOWN_GOOD],
     }
+
+
+def _startup_installed() -> bool:
+    from odin_compat import _startup
+
+    return _startup.installed()
 
 
 def render(report: dict) -> str:
@@ -208,6 +215,9 @@ def render(report: dict) -> str:
         out.append(f"- torch {torch}, CUDA build {sysinfo.get('cuda_build')}, no GPU visible")
     out.append(f"- odin_compat {report['odin_compat']}: {'active' if report['active'] else 'inactive'}"
                + (" (ODIN_COMPAT_DISABLE set)" if report["disabled"] else ""))  # fmt: skip
+    out.append("- start-up activation (`odin-compat install`): "
+               + ("installed: every interpreter of this environment activates odin" if report["startup_installed"]
+                  else "not installed: only scripts that `import odin_compat` are repaired"))  # fmt: skip
     out += ["", "### Installed versions", "", "```"]
     width = max(len(d) for d in report["versions"])
     out += [f"{dist:<{width}}  {ver or '-'}" for dist, ver in report["versions"].items()]
