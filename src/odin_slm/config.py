@@ -40,6 +40,13 @@ class ScriptArguments:
         default=16, metadata={"help": "Generation length for the exact-match eval."}
     )
     engine: str = field(default="auto", metadata={"help": "auto | trl | unsloth | loop"})
+    odin_fast: bool = field(
+        default=True,
+        metadata={
+            "help": "On CUDA with the trl engine, apply odin_slm.fast's speed levers (docs/train-gpu.md); "
+            "ignored on CPU."
+        },
+    )
 
 
 @dataclass

@@ -94,11 +94,39 @@ def resolve_resume(value: Any, output_dir: str) -> str | None:
     return str(value)
 
 
-def train_with_trl(model, tokenizer, train_ds, collator, args, stop: Interrupted, resume: str | None) -> dict:
-    """The standard path: TRL's SFTTrainer on the tokenized dataset."""
+def train_with_trl(
+    model,
+    tokenizer,
+    train_ds,
+    collator,
+    args,
+    stop: Interrupted,
+    resume: str | None,
+    *,
+    fast_levers: bool = False,
+    lora: bool = False,
+) -> dict:
+    """The standard path: TRL's SFTTrainer on the tokenized dataset.
+
+    ``fast_levers`` (CUDA only; the caller checks) applies ``odin_slm.fast``: each lever falls back to the
+    plain path, with its reason logged, where its kernel (Triton, liger-kernel) is missing.
+    """
     from datasets import Dataset
     from transformers import TrainerCallback
     from trl import SFTTrainer
+
+    trainer_cls = SFTTrainer
+    plan = None
+    if fast_levers:
+        try:
+            from odin_slm import fast
+
+            plan = fast.tune(model, args, lora=lora)  # the model already carries its LoRA adapters
+            trainer_cls = fast.trainer_class(SFTTrainer)
+            log.info("fast levers: %s", plan)
+        except Exception as exc:  # a lever that breaks must not stop training: plain SFTTrainer instead
+            log.warning("fast levers unavailable, plain SFTTrainer: %s: %s", type(exc).__name__, exc)
+            plan = {"error": f"{type(exc).__name__}: {exc}"}
 
     class StopOnSignal(TrainerCallback):
         def on_step_end(self, _args, state, control, **_kw):
@@ -108,7 +136,7 @@ def train_with_trl(model, tokenizer, train_ds, collator, args, stop: Interrupted
                 control.should_training_stop = True
             return control
 
-    trainer = SFTTrainer(
+    trainer = trainer_cls(
         model=model,
         args=args,
         train_dataset=Dataset.from_list(train_ds),
@@ -118,7 +146,13 @@ def train_with_trl(model, tokenizer, train_ds, collator, args, stop: Interrupted
     )
     trainer.train(resume_from_checkpoint=resume)
     losses = [{"step": e["step"], "loss": e["loss"]} for e in trainer.state.log_history if "loss" in e]
-    return {"losses": losses, "global_step": trainer.state.global_step, "model": trainer.model}
+    fast_plan = plan.as_dict() if hasattr(plan, "as_dict") else plan
+    return {
+        "losses": losses,
+        "global_step": trainer.state.global_step,
+        "model": trainer.model,
+        "fast": fast_plan,
+    }
 
 
 def _test_signal(step: int) -> None:
@@ -221,7 +255,17 @@ def run(argv: list[str]) -> int:
 
             result = train_loop(model, train_ds, collator, args, stop, resume, on_step=_test_signal)
         else:
-            result = train_with_trl(model, tokenizer, train_ds, collator, args, stop, resume)
+            result = train_with_trl(
+                model,
+                tokenizer,
+                train_ds,
+                collator,
+                args,
+                stop,
+                resume,
+                fast_levers=script.odin_fast and torch.cuda.is_available(),
+                lora=model_args.use_peft,
+            )
     finally:
         stop.restore()
     train_seconds = time.perf_counter() - t0
