@@ -211,14 +211,26 @@ def run(argv: list[str]) -> int:
         # fp32 weights; --bf16 trains under autocast with fp32 master weights, as Trainer does.
         model, tokenizer, model_path = load_model_and_tokenizer(model_args.model_name_or_path)
         if torch.cuda.is_available():
-            model.to("cuda")
+            model.to(args.device)  # this rank's GPU under torchrun / accelerate launch
     train_ds = tokenize(splits.train, splits.fmt, tokenizer, args.max_length)
     collator = CountingCollator(PadCollator(tokenizer.pad_token_id))
+
+    # Under torchrun / accelerate launch every rank trains; only rank 0 scores and writes outputs.
+    # (args.device sets up the process group, as Trainer would; before it every rank says 0.)
+    _ = args.device
+    main_process = args.process_index == 0
+    log.info(
+        "Rank %d of %d, odin_compat %s",
+        args.process_index,
+        args.world_size,
+        "active" if odin_compat.active() else "inactive",
+    )
 
     # 4. The metric before training.
     from odin_slm.evaluate import exact_match
 
-    before = exact_match(model, tokenizer, splits.eval, splits.fmt, script.eval_max_new_tokens)
+    eval_rows = splits.eval if main_process else []
+    before = exact_match(model, tokenizer, eval_rows, splits.fmt, script.eval_max_new_tokens)
     if before:
         log.info(
             "Exact match before training: %.3f (%d/%d)", before["exact_match"], before["correct"], before["n"]
@@ -280,7 +292,10 @@ def run(argv: list[str]) -> int:
         return SIGNAL_EXIT.get(stop.signum, 1)
 
     # 6. The metric after training, and the outputs (metrics.json last: it marks a finished run).
-    after = exact_match(model, tokenizer, splits.eval, splits.fmt, script.eval_max_new_tokens)
+    tokens = _sum_over_ranks(collator.tokens)
+    if not main_process:
+        return 0
+    after = exact_match(model, tokenizer, eval_rows, splits.fmt, script.eval_max_new_tokens)
     if after:
         log.info(
             "Exact match after training: %.3f (%d/%d)", after["exact_match"], after["correct"], after["n"]
@@ -290,6 +305,7 @@ def run(argv: list[str]) -> int:
     model.save_pretrained(final, safe_serialization=True)
     tokenizer.save_pretrained(final)
     env = report.environment()
+    env["world_size"] = args.world_size
     report.write_json(out / "environment.json", env)
     plotted = report.plot_losses(result["losses"], out / "loss.png", f"{engine} · {model_path.name}")
     metrics = {
@@ -308,8 +324,9 @@ def run(argv: list[str]) -> int:
         "eval_after": after,
         "train_seconds": round(train_seconds, 2),
         "total_seconds": round(time.perf_counter() - started, 2),
-        "train_tokens": collator.tokens,
-        "tokens_per_second": round(collator.tokens / train_seconds, 1) if train_seconds > 0 else None,
+        "world_size": args.world_size,
+        "train_tokens": tokens,  # summed over ranks
+        "tokens_per_second": round(tokens / train_seconds, 1) if train_seconds > 0 else None,
         **report.peak_memory(),
         "outputs": {
             "model": str(final),
@@ -342,6 +359,19 @@ class CountingCollator:
         batch = self.inner(features)
         self.tokens += int(batch["attention_mask"].sum())
         return batch
+
+
+def _sum_over_ranks(value: int) -> int:
+    """Sum a per-rank count over all ranks (plain value when not distributed)."""
+    import torch
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return value
+    device = "cuda" if dist.get_backend() == "nccl" else "cpu"
+    total = torch.tensor([value], dtype=torch.long, device=device)
+    dist.all_reduce(total)
+    return int(total.item())
 
 
 def _is_oom(exc: BaseException) -> bool:
