@@ -148,3 +148,14 @@ def test_rebuilder_imports_sweep_once_per_burst(tmp_path: Path, monkeypatch: pyt
     _hook.watch("unsloth_zoo_fake", odin_compat._sweep_after, package=True)
     importlib.import_module("unsloth_zoo_fake")
     assert calls == [1]  # a and b finished while the package was still initializing
+
+
+def test_a_replacement_after_a_clean_sweep_is_still_found(origin: str) -> None:
+    core = importlib.import_module(f"{origin}.core")
+    odin_compat.heal()  # snapshots the healthy class and module
+    namespace: dict = {}
+    src = textwrap.dedent(importlib.import_module("inspect").getsource(core.Engine.run))
+    exec(compile(src, "<rebuilt>", "exec"), namespace)
+    core.Engine.run = namespace["run"]  # same keys, one value replaced
+    assert "Backend" in odin_compat.heal()
+    assert core.Engine().run() == (core.Backend.TE, 14)

@@ -136,34 +136,68 @@ def _heal_cached(fn: FunctionType, origin: ModuleType) -> list[str]:
     return filled
 
 
+# Snapshots of what a sweep found healthy, compared (in C, identity first) on the next sweep so
+# that unchanged modules and classes cost a tuple build each: id -> (owner, tuple of values, extra).
+_snapshots: dict[int, tuple] = {}
+
+
+def _unchanged(owner: object, values: tuple) -> tuple | None:
+    seen = _snapshots.get(id(owner))
+    if seen is None or seen[0] is not owner:
+        return None
+    try:
+        return seen if seen[1] == values else None
+    except Exception:  # a value with an odd __eq__ (an array): treat as changed
+        return None
+
+
 def sweep() -> list[str]:
     """Heal every function on a watched library's class (or module) whose globals are foreign.
 
-    Written as flat loops on purpose: it walks every class of the loaded stack (about
-    14k attributes after `import transformers.trainer`) and must stay within a few ms.
+    Flat loops and snapshots on purpose: the loaded stack has about 14k class attributes after
+    `import transformers.trainer`, and a sweep must stay within a few ms.
     """
     filled = []
     for module, own in _origin_namespaces():
         modname = module.__name__
-        for value in list(own.values()):
-            kind = type(value)
-            if kind is FunctionType:
-                # A module-level function replaced by rebuilt code (`trl.trainer.x.f = f`); plain
-                # re-exports (`from .y import f`) come from real files and are left alone.
-                if value.__globals__ is not own and value.__code__.co_filename.startswith("<"):
-                    filled += _heal_cached(value, module)
-            elif isinstance(value, type) and value.__module__ == modname:  # classes this module defines
-                for attr in list(vars(value).values()):
-                    kind = type(attr)
-                    if kind is not FunctionType:
-                        if kind is staticmethod or kind is classmethod:
-                            attr = attr.__func__
-                        elif kind is property:
-                            attr = attr.fget
-                        if type(attr) is not FunctionType:
-                            continue
-                    if attr.__globals__ is not own and not _clean(attr):
-                        filled += _heal_cached(attr, module)
+        values = tuple(own.values())
+        seen = _unchanged(own, values)
+        if seen is not None:
+            classes = seen[2]
+        else:
+            classes = []
+            healthy = True
+            for value in values:
+                kind = type(value)
+                if kind is FunctionType:
+                    # A module-level function replaced by rebuilt code (`trl.trainer.x.f = f`); plain
+                    # re-exports (`from .y import f`) come from real files and are left alone.
+                    if value.__globals__ is not own and value.__code__.co_filename.startswith("<"):
+                        filled += _heal_cached(value, module)
+                        healthy = healthy and _clean(value)
+                elif isinstance(value, type) and value.__module__ == modname:  # classes it defines
+                    classes.append(value)
+            if healthy:
+                _snapshots[id(own)] = (own, values, classes)
+        for cls in classes:
+            attrs = tuple(vars(cls).values())
+            if _unchanged(cls, attrs) is not None:
+                continue
+            healthy = True
+            for attr in attrs:
+                kind = type(attr)
+                if kind is not FunctionType:
+                    if kind is staticmethod or kind is classmethod:
+                        attr = attr.__func__
+                    elif kind is property:
+                        attr = attr.fget
+                    if type(attr) is not FunctionType:
+                        continue
+                if attr.__globals__ is not own and not _clean(attr):
+                    filled += _heal_cached(attr, module)
+                    healthy = healthy and _clean(attr)
+            if healthy:
+                _snapshots[id(cls)] = (cls, attrs, None)
     return filled
 
 
