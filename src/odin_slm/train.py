@@ -213,6 +213,10 @@ def run(argv: list[str]) -> int:
         if torch.cuda.is_available():
             model.to(args.device)  # this rank's GPU under torchrun / accelerate launch
     train_ds = tokenize(splits.train, splits.fmt, tokenizer, args.max_length)
+    if engine == "unsloth":
+        # unsloth's patched SFTTrainer._prepare_dataset reads dataset[0]["text"] (a BOS check) even
+        # for tokenized rows; an empty text field satisfies it, and the collator never reads it.
+        train_ds = [{**row, "text": ""} for row in train_ds]
     collator = CountingCollator(PadCollator(tokenizer.pad_token_id))
 
     # Under torchrun / accelerate launch every rank trains; only rank 0 scores and writes outputs.
