@@ -15,6 +15,9 @@ def stack(*specs: str):
     # transformers 4.x releases carry their own (old) huggingface_hub; a venv's current datasets
     # needs a newer hub and would break `transformers.trainer`'s import, so give them datasets 3.6.
     extra = (target(*DATASETS),) if specs[0].startswith("transformers==4.") else ()
+    if specs[0].startswith("transformers==4.40."):
+        # likewise a current peft needs transformers >= 4.42 (EncoderDecoderCache); give 4.40 its peft
+        extra = (*extra, target("peft==0.10.0"))
     return (target(*specs), *extra, target(ACC), common())
 
 
