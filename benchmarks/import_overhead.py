@@ -21,7 +21,6 @@ import platform
 import statistics
 import subprocess
 import sys
-import time
 from datetime import datetime, timezone
 
 STACK = "import transformers, trl, accelerate, peft, transformers.trainer"
@@ -38,13 +37,19 @@ SWEEP = (
 
 
 def timed(code: str, env: dict | None = None) -> float:
-    full = {k: v for k, v in os.environ.items() if k not in ("ODIN_COMPAT_DISABLE", "PYTHONDONTWRITEBYTECODE")}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**full, **(env or {})}, check=True)
+    full = {
+        k: v for k, v in os.environ.items() if k not in ("ODIN_COMPAT_DISABLE", "PYTHONDONTWRITEBYTECODE")
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env={**full, **(env or {})}, check=True
+    )
     return float(out.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--pairs", type=int, default=15)
     parser.add_argument("--out", default="benchmarks/results/import_overhead.json")
     parser.add_argument("--no-startup", action="store_true", help="skip the start-up-file variant")
@@ -79,7 +84,10 @@ def main() -> None:
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}",
         "command": " ".join([os.path.basename(sys.executable), *sys.argv]),
-        "versions": {m: __import__("importlib.metadata").metadata.version(m) for m in ("torch", "transformers", "trl", "accelerate", "peft")},
+        "versions": {
+            m: __import__("importlib.metadata").metadata.version(m)
+            for m in ("torch", "transformers", "trl", "accelerate", "peft")
+        },
         "median_cpu_s": med,
         "ratio_odin_vs_plain": med["odin"] / med["plain"],
         "ratio_startup_vs_plain": med["startup"] / med["plain_off"] if "startup" in med else None,

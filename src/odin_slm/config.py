@@ -80,7 +80,22 @@ def device_defaults() -> dict[str, Any]:
 
     cuda = torch.cuda.is_available()
     bf16 = bool(cuda and torch.cuda.is_bf16_supported())
-    return {"bf16": bf16, "fp16": bool(cuda and not bf16)}
+    defaults: dict[str, Any] = {"bf16": bf16, "fp16": bool(cuda and not bf16)}
+    # Under torchrun on a machine without an accelerator, TrainingArguments sets up DDP over gloo
+    # only with use_cpu; without it every rank says "rank 0 of 1" and trains alone.
+    accelerator = getattr(torch, "accelerator", None)
+    has_accelerator = accelerator.is_available() if accelerator else cuda
+    if not has_accelerator and world_size() > 1:
+        defaults["use_cpu"] = True
+    return defaults
+
+
+def world_size() -> int:
+    """The launcher's world size (torchrun, accelerate launch, MPI), before any process group exists."""
+    for name in ("WORLD_SIZE", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE"):
+        if os.environ.get(name, "").isdigit():
+            return int(os.environ[name])
+    return 1
 
 
 BASE_DEFAULTS: dict[str, Any] = {

@@ -15,6 +15,7 @@ SIGINT/SIGTERM save a checkpoint and exit non-zero; ``--resume_from_checkpoint``
 
 import odin_compat  # noqa: F401,I001  (first: its repairs apply as the HF stack loads)
 
+import hashlib
 import logging
 import os
 import signal
@@ -24,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from odin_slm import report
-from odin_slm.config import ConfigError, parse_args
+from odin_slm.config import ConfigError, parse_args, world_size
 from odin_slm.data import DataError, PadCollator, load_splits, tokenize
 from odin_slm.model import ModelError
 
@@ -63,7 +64,12 @@ class Interrupted:
 
 
 def choose_engine(requested: str) -> str:
-    """auto -> unsloth when it is installed and a GPU is present, else trl."""
+    """auto -> unsloth when it is installed and one process trains on a GPU, else trl.
+
+    Under torchrun / accelerate launch auto picks trl: unsloth releases before mid-2025 refuse
+    several GPUs ("Unsloth currently does not support multi GPU setups"); --engine unsloth
+    still lets unsloth decide.
+    """
     import importlib.util
 
     import torch
@@ -74,7 +80,7 @@ def choose_engine(requested: str) -> str:
             "--engine unsloth needs the unsloth package and a CUDA GPU; use --engine trl or loop."
         )
     if requested == "auto":
-        return "unsloth" if has_unsloth and torch.cuda.is_available() else "trl"
+        return "unsloth" if has_unsloth and torch.cuda.is_available() and world_size() == 1 else "trl"
     return requested
 
 
@@ -147,10 +153,14 @@ def train_with_trl(
     trainer.train(resume_from_checkpoint=resume)
     losses = [{"step": e["step"], "loss": e["loss"]} for e in trainer.state.log_history if "loss" in e]
     fast_plan = plan.as_dict() if hasattr(plan, "as_dict") else plan
+    # FSDP leaves each rank a shard of the weights: every rank takes part in gathering a full
+    # copy onto rank 0 (an empty dict elsewhere), from which rank 0 rebuilds a plain model.
+    fsdp = bool(getattr(trainer, "is_fsdp_enabled", False))
     return {
         "losses": losses,
         "global_step": trainer.state.global_step,
         "model": trainer.model,
+        "full_state_dict": trainer.accelerator.get_state_dict(trainer.model) if fsdp else None,
         "fast": fast_plan,
     }
 
@@ -170,6 +180,8 @@ def _import_unsloth_early(argv: list[str]) -> None:
         a in argv for a in ("trl", "loop", "--engine=trl", "--engine=loop")
     ):
         return
+    if world_size() > 1 and not any(a in argv for a in ("unsloth", "--engine=unsloth")):
+        return  # auto picks trl under a launcher (choose_engine)
     import torch
 
     if torch.cuda.is_available():
@@ -297,8 +309,19 @@ def run(argv: list[str]) -> int:
 
     # 6. The metric after training, and the outputs (metrics.json last: it marks a finished run).
     tokens = _sum_over_ranks(collator.tokens)
+    sharded = result.get("full_state_dict") is not None
+    if args.world_size > 1:  # evidence of data parallelism: different shards, same weights
+        log.info(
+            "Rank %d: trained on %d tokens (data digest %s), weights digest %s",
+            args.process_index,
+            collator.tokens,
+            collator.digest.hexdigest(),
+            "(sharded by FSDP)" if sharded else _weights_digest(model),
+        )
     if not main_process:
         return 0
+    if sharded:
+        model = _plain_model(model_args, result["full_state_dict"], args.device)
     after = exact_match(model, tokenizer, eval_rows, splits.fmt, script.eval_max_new_tokens)
     if after:
         log.info(
@@ -354,15 +377,49 @@ def run(argv: list[str]) -> int:
 
 
 class CountingCollator:
-    """Counts the real (non-padding) tokens that go through training, for tokens/s."""
+    """Counts the real (non-padding) tokens that go through training, for tokens/s, and digests
+    them, so that ranks can show they trained on different shards."""
 
     def __init__(self, inner: PadCollator) -> None:
         self.inner, self.tokens = inner, 0
+        self.digest = hashlib.blake2b(digest_size=8)
 
     def __call__(self, features: list[dict]) -> dict:
         batch = self.inner(features)
         self.tokens += int(batch["attention_mask"].sum())
+        self.digest.update(batch["input_ids"].numpy().tobytes())
         return batch
+
+
+def _weights_digest(model: Any) -> str:
+    """A digest of the trainable weights: DDP keeps them identical on every rank."""
+    digest = hashlib.blake2b(digest_size=8)
+    for p in model.parameters():
+        if p.requires_grad:
+            digest.update(p.detach().float().cpu().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _plain_model(model_args: Any, state: dict, device: Any) -> Any:
+    """Rebuild the trained model from a full state dict (gathered from FSDP shards) on one device."""
+    from odin_slm.model import apply_lora, load_model_and_tokenizer
+
+    model, _, _ = load_model_and_tokenizer(model_args.model_name_or_path)
+    if model_args.use_peft:
+        model = apply_lora(
+            model,
+            model_args.lora_r,
+            model_args.lora_alpha,
+            model_args.lora_dropout,
+            model_args.lora_target_modules,
+        )
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    missing = [k for k in missing if not k.endswith("lm_head.weight")]  # tied to the embeddings
+    if missing or unexpected:
+        raise RuntimeError(
+            f"FSDP state dict does not fit the model: missing={missing} unexpected={unexpected}"
+        )
+    return model.to(device)
 
 
 def _sum_over_ranks(value: int) -> int:

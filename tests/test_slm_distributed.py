@@ -1,0 +1,48 @@
+"""`torchrun --nproc_per_node 2 -m odin_slm.train` on CPU (gloo): real data parallelism, odin active in every rank."""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("trl")
+from test_slm_train import needs_model  # noqa: E402
+
+pytestmark = [pytest.mark.slow, needs_model]
+
+
+def test_torchrun_two_ranks_on_cpu(tmp_path: Path) -> None:
+    torchrun = shutil.which("torchrun", path=os.path.dirname(sys.executable))
+    assert torchrun, "torchrun comes with torch"
+    out = tmp_path / "ddp"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [torchrun, "--nproc_per_node", "2", "-m", "odin_slm.train", "--max_steps", "2",
+         "--per_device_train_batch_size", "2", "--max_length", "64", "--eval_samples", "2",
+         "--output_dir", str(out), "--disable_tqdm", "true"],
+        capture_output=True, text=True, env=env, timeout=900, cwd=tmp_path,
+    )  # fmt: skip
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-4000:]
+    assert "Rank 0 of 2, odin_compat active" in log and "Rank 1 of 2, odin_compat active" in log, log[-4000:]
+    assert log.count("Done in") == 1  # only rank 0 scores and writes
+
+    # Data parallelism, not two copies training alone: the ranks saw different shards, and DDP's
+    # gradient all-reduce left them with the same weights.
+    pattern = r"Rank (\d): trained on \d+ tokens \(data digest (\w+)\), weights digest (\w+)"
+    ranks = {rank: (data, weights) for rank, data, weights in re.findall(pattern, log)}
+    assert set(ranks) == {"0", "1"}, log[-4000:]
+    assert ranks["0"][0] != ranks["1"][0], "both ranks trained on the same rows"
+    assert ranks["0"][1] == ranks["1"][1], "the ranks' weights diverged: gradients were not synchronised"
+
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["world_size"] == 2 and metrics["global_step"] == 2
+    assert json.loads((out / "environment.json").read_text())["world_size"] == 2
+    per_rank = [int(n) for n in re.findall(r"Rank \d: trained on (\d+) tokens", log)]
+    assert metrics["train_tokens"] == sum(per_rank)  # summed over ranks
+    assert (out / "final" / "adapter_model.safetensors").is_file()
