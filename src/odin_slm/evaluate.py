@@ -9,9 +9,18 @@ from odin_slm.data import Row, reference, split_prompt
 
 
 def exact_match(
-    model: Any, tokenizer: Any, rows: list[Row], fmt: str, max_new_tokens: int = 16, batch_size: int = 32
+    model: Any,
+    tokenizer: Any,
+    rows: list[Row],
+    fmt: str,
+    max_new_tokens: int = 16,
+    batch_size: int = 32,
+    unsloth: bool = False,
 ) -> dict[str, Any] | None:
-    """Greedy-decode each eval prompt; score stripped output == stripped reference. None for text data."""
+    """Greedy-decode each eval prompt; score stripped output == stripped reference. None for text data.
+
+    ``unsloth``: the model was loaded by unsloth, which refuses ``generate()`` outside its inference mode.
+    """
     import torch
 
     if not rows or fmt == "text":
@@ -19,6 +28,11 @@ def exact_match(
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
+    fast = None
+    if unsloth:
+        from unsloth import FastLanguageModel as fast
+
+        fast.for_inference(model)
     side = tokenizer.padding_side
     tokenizer.padding_side = "left"  # generation continues from the right edge
     hits, samples, start = 0, [], time.perf_counter()
@@ -44,6 +58,8 @@ def exact_match(
                     samples.append({"prediction": pred, "reference": ref})
     finally:
         tokenizer.padding_side = side
+        if fast is not None and was_training:
+            fast.for_training(model)
         model.train(was_training)
     return {
         "exact_match": hits / len(rows),

@@ -246,7 +246,9 @@ def run(argv: list[str]) -> int:
     from odin_slm.evaluate import exact_match
 
     eval_rows = splits.eval if main_process else []
-    before = exact_match(model, tokenizer, eval_rows, splits.fmt, script.eval_max_new_tokens)
+    before = exact_match(
+        model, tokenizer, eval_rows, splits.fmt, script.eval_max_new_tokens, unsloth=engine == "unsloth"
+    )
     if before:
         log.info(
             "Exact match before training: %.3f (%d/%d)", before["exact_match"], before["correct"], before["n"]
@@ -322,7 +324,9 @@ def run(argv: list[str]) -> int:
         return 0
     if sharded:
         model = _plain_model(model_args, result["full_state_dict"], args.device)
-    after = exact_match(model, tokenizer, eval_rows, splits.fmt, script.eval_max_new_tokens)
+    after = exact_match(
+        model, tokenizer, eval_rows, splits.fmt, script.eval_max_new_tokens, unsloth=engine == "unsloth"
+    )
     if after:
         log.info(
             "Exact match after training: %.3f (%d/%d)", after["exact_match"], after["correct"], after["n"]
