@@ -4,6 +4,7 @@
 # accelerate 1.12.0, trl 0.17.0), odin on and off, with a tiny local Llama (the GGUF does not fit
 # one call's carry beside the wheels) and the shipped date task, so exact match is scored too:
 #   1 GPU; 2 ranks that each see both GPUs; 2 ranks that each see only their own GPU.
+# ONLY="name ..." runs just those.
 set -u
 REPO=$PWD
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site_old .whl/*.whl || exit 1
@@ -23,6 +24,7 @@ tok.save_pretrained('/tmp/tiny')
 A="-m odin_slm.train --engine unsloth --model_name_or_path /tmp/tiny --max_steps 10 --max_length 128 --per_device_train_batch_size 8 --eval_samples 8 --save_strategy no --disable_tqdm true"
 run() {
     local name=$1 odin=$2; shift 2
+    [ -z "${ONLY:-}" ] || [[ " $ONLY " == *" $name "* ]] || return 0
     rm -rf /tmp/w/unsloth_compiled_cache
     ODIN_COMPAT_DISABLE=$((1 - odin)) timeout 300 "$@" $A --output_dir /tmp/r/$name > /tmp/logs/$name.log 2>&1
     echo "== $name rc=$?" | tee -a $OUT/summary.txt

@@ -195,14 +195,20 @@ def load_unsloth(model_args: Any, args: Any) -> tuple[Any, Any, Path]:
     """The unsloth engine's model: FastLanguageModel from the same local folder, LoRA via unsloth."""
     from unsloth import FastLanguageModel
 
+    from odin_slm.config import world_size
+
     path = resolve_model_path(model_args.model_name_or_path)
     folder = convert_gguf(path) if path.suffix == ".gguf" else path
+    # Under a launcher each rank's copy goes to its own GPU (unsloth's default puts every copy on
+    # GPU 0, and accelerate's prepare then refuses to train it elsewhere).
+    placement = {"device_map": {"": args.local_rank}} if world_size() > 1 and args.local_rank >= 0 else {}
     model, tokenizer = FastLanguageModel.from_pretrained(
         model_name=str(folder),
         max_seq_length=args.max_length or 2048,
         dtype=None,
         load_in_4bit=False,
         local_files_only=True,
+        **placement,
     )
     if model_args.use_peft:
         targets = model_args.lora_target_modules or [

@@ -234,7 +234,7 @@ def run(argv: list[str]) -> int:
     # Under torchrun / accelerate launch every rank trains; only rank 0 scores and writes outputs.
     # (args.device sets up the process group, as Trainer would; before it every rank says 0.)
     _ = args.device
-    main_process = args.process_index == 0
+    main_process = args.process_index == 0 and _launcher_rank() == 0
     log.info(
         "Rank %d of %d, odin_compat %s",
         args.process_index,
@@ -310,7 +310,14 @@ def run(argv: list[str]) -> int:
         return SIGNAL_EXIT.get(stop.signum, 1)
 
     # 6. The metric after training, and the outputs (metrics.json last: it marks a finished run).
-    tokens = _sum_over_ranks(collator.tokens)
+    tokens = _sum_over_ranks(collator.tokens) if args.world_size > 1 else collator.tokens
+    if args.world_size == 1 and world_size() > 1:
+        log.warning(
+            "Launched as %d processes, but training ran without data parallelism (engine %s): "
+            "every rank trained alone on all the data; rank 0's result is kept. Use --engine trl for multi-GPU.",
+            world_size(),
+            engine,
+        )
     sharded = result.get("full_state_dict") is not None
     if args.world_size > 1:  # evidence of data parallelism: different shards, same weights
         log.info(
@@ -426,6 +433,12 @@ def _plain_model(model_args: Any, state: dict, device: Any) -> Any:
     return model.to(device)
 
 
+def _launcher_rank() -> int:
+    """The launcher's global rank (torchrun / accelerate launch set RANK); 0 when not launched."""
+    rank = os.environ.get("RANK", "0")
+    return int(rank) if rank.isdigit() else 0
+
+
 def _sum_over_ranks(value: int) -> int:
     """Sum a per-rank count over all ranks (plain value when not distributed)."""
     import torch
@@ -433,7 +446,7 @@ def _sum_over_ranks(value: int) -> int:
 
     if not (dist.is_available() and dist.is_initialized()):
         return value
-    device = "cuda" if dist.get_backend() == "nccl" else "cpu"
+    device = "cuda" if "nccl" in str(dist.get_backend()) else "cpu"
     total = torch.tensor([value], dtype=torch.long, device=device)
     dist.all_reduce(total)
     return int(total.item())
