@@ -220,9 +220,7 @@ def load_unsloth(model_args: Any, args: Any) -> tuple[Any, Any, Path]:
             lora_alpha=model_args.lora_alpha,
             lora_dropout=model_args.lora_dropout,
             target_modules=targets,
-            # unsloth's reentrant checkpointing marks LoRA weights ready twice under DDP
-            # ("Expected to mark a variable ready only once"): off under a launcher.
-            use_gradient_checkpointing="unsloth" if world_size() == 1 else False,
+            use_gradient_checkpointing="unsloth",
             random_state=args.seed,
         )
     if tokenizer.pad_token is None:
