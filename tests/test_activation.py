@@ -26,6 +26,17 @@ def test_import_alone_imports_nothing_heavy() -> None:
     assert run_json(code) == []
 
 
+def test_record_modules_load_with_their_target() -> None:
+    # Start-up cost: a target's records are imported only when that target starts to import.
+    code = (
+        "import sys, json, odin_compat; from odin_compat import _records;"
+        "loaded = lambda: sorted(m for m in sys.modules if m.startswith('odin_compat.repairs.'));"
+        "first = loaded(); import huggingface_hub;"
+        "print(json.dumps([first, loaded(), len(_records.REGISTRY.loaded()) < len(_records.REGISTRY.all())]))"
+    )
+    assert run_json(code) == [[], ["odin_compat.repairs.huggingface_hub"], True]
+
+
 def test_active_with_finder_and_audit_hook() -> None:
     code = (
         "import sys, json, odin_compat; from odin_compat import _hook, _heal;"
@@ -49,11 +60,12 @@ def test_activation_is_idempotent() -> None:
         "import sys, json, importlib, odin_compat; from odin_compat import _hook, _records;"
         "n = len(_hook._exact); importlib.reload(odin_compat); import odin_compat;"
         "exec(open(odin_compat.__file__).read(), {'__name__': 'odin_compat_copy'});"  # a .pth-style second run
-        "print(json.dumps([sum(isinstance(f, _hook._Finder) for f in sys.meta_path), len(_hook._exact) == n,"
+        "same = len(_hook._exact) == n; import huggingface_hub;"  # its records are watched now
+        "print(json.dumps([sum(isinstance(f, _hook._Finder) for f in sys.meta_path), same,"
         " [len(v) for v in _hook._exact.values()], odin_compat.active()]))"
     )
     finders, same, per_module, active = run_json(code)
-    assert finders == 1 and same and set(per_module) == {1} and active
+    assert finders == 1 and same and per_module and set(per_module) == {1} and active
 
 
 def test_modules_imported_before_are_repaired_and_named() -> None:

@@ -57,6 +57,21 @@ def test_a_callback_may_import_other_watched_modules(pkg: str) -> None:
     assert seen == [f"{pkg}.m5"]
 
 
+def test_before_first_runs_once_before_the_package_executes(pkg: str) -> None:
+    # What activation uses to import a target's records lazily: the callback may still watch
+    # modules that the package imports while it executes.
+    seen = []
+
+    def prepare(top: str) -> None:
+        seen.append(("first", top, top in sys.modules))
+        _hook.watch(f"{pkg}.m6", seen.append)
+
+    _hook.before_first(pkg, prepare)
+    importlib.import_module(f"{pkg}.m6")
+    importlib.import_module(f"{pkg}.m7")
+    assert seen == [("first", pkg, False), f"{pkg}.m6"]
+
+
 def test_sixteen_threads_importing_at_once(pkg: str) -> None:
     counts: dict[str, int] = {}
     lock = threading.Lock()

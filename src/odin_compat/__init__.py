@@ -56,6 +56,15 @@ def _sweep_after(name: str) -> None:
         warnings.warn(f"odin_compat: heal sweep failed: {exc!r}", RuntimeWarning, stacklevel=2)
 
 
+def _watch_target(target: str) -> None:
+    """Import one target library's records and watch the modules they repair."""
+    from odin_compat import _hook, _records, repairs
+
+    repairs.load(target)
+    for module_name in _records.REGISTRY.modules_of(target):
+        _hook.watch(module_name, _records.apply_for)
+
+
 def _activate() -> None:
     if _disabled():
         return
@@ -68,16 +77,20 @@ def _activate() -> None:
             _state["active"] = True
             return
         _state["active"] = True
-    from odin_compat import _heal, _records, repairs  # noqa: F401  (registers records)
+    from odin_compat import _heal, _records, repairs
 
-    for module_name in {r.module for r in _records.REGISTRY.all()}:
-        _hook.watch(module_name, _records.apply_for)
+    # A target's records are imported when the target starts to import (or now, if it has).
+    for target in repairs.TARGETS:
+        if target in sys.modules:
+            _watch_target(target)
+        else:
+            _hook.before_first(target, _watch_target)
     for package in REBUILDERS:
         _hook.watch(package, _sweep_after, package=True)
     _heal.install_audit_hook()
 
     # Modules loaded before us: repair them now, in import order of their names, and say so.
-    preloaded = sorted(m for m in {r.module for r in _records.REGISTRY.all()} if m in sys.modules)
+    preloaded = sorted(m for m in {r.module for r in _records.REGISTRY.loaded()} if m in sys.modules)
     for module_name in preloaded:
         _records.apply_for(module_name)
     rebuilders = [m for m in sys.modules if m.partition(".")[0] in REBUILDERS]

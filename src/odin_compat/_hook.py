@@ -29,6 +29,7 @@ if TYPE_CHECKING:  # importlib.abc and typing cost ~35 ms: keep them out of `imp
 _lock = allocate_lock()
 _exact: dict[str, list[Callback]] = {}
 _prefix: dict[str, list[Callback]] = {}  # top-level package -> callbacks for every module in it
+_first: dict[str, Callback] = {}  # top-level package -> called once, as its first import begins
 
 
 def _callbacks(fullname: str) -> list[Callback]:
@@ -46,6 +47,31 @@ def watch(name: str, callback: Callback, *, package: bool = False) -> None:
     with _lock:
         table = _prefix if package else _exact
         table[name] = [*table.get(name, ()), callback]  # a new list: readers never see it change
+
+
+def before_first(top: str, callback: Callback) -> None:
+    """Call `callback(top)` once, when the first import of package `top` begins (before it runs).
+
+    Its callbacks can then still watch modules that the package imports while it executes.
+    """
+    with _lock:
+        _first[top] = callback
+
+
+def _run_first(fullname: str) -> None:
+    top = fullname.partition(".")[0]
+    with _lock:
+        callback = _first.pop(top, None)
+    if callback is None:
+        return
+    try:  # containment: the import itself must go on
+        callback(top)
+    except Exception as exc:
+        import warnings
+
+        warnings.warn(
+            f"odin_compat: preparing repairs for {top} failed: {exc!r}", RuntimeWarning, stacklevel=2
+        )
 
 
 class _Loader:
@@ -77,6 +103,8 @@ class _Finder:
     def find_spec(
         self, fullname: str, path: Sequence[str] | None = None, target: ModuleType | None = None
     ) -> ModuleSpec | None:
+        if _first and fullname.partition(".")[0] in _first:
+            _run_first(fullname)
         callbacks = _callbacks(fullname)
         if not callbacks:
             return None

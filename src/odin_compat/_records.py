@@ -96,8 +96,21 @@ class Registry:
             return list(self.records.get(name, ()))
 
     def all(self) -> list[Record]:
+        """Every record, importing the record modules that activation has not needed yet."""
+        from odin_compat import repairs
+
+        repairs.load_all()
+        return self.loaded()
+
+    def loaded(self) -> list[Record]:
+        """The records of the record modules imported so far."""
         with self.lock:
             return [r for rs in self.records.values() for r in rs]
+
+    def modules_of(self, target: str) -> set[str]:
+        """The modules that the loaded records of one target library repair."""
+        with self.lock:
+            return {m for m in self.records if m.partition(".")[0] == target}
 
     def note(self, outcome: Outcome) -> None:
         with self.lock:

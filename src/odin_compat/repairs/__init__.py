@@ -1,10 +1,18 @@
 """Repair records, one module per target library: records only, no machinery.
 
-Importing this package registers every record; nothing here imports a target library.
+Importing a record module registers its records; nothing here imports a target library.
+Activation imports a record module only when its target library starts to import (that keeps
+`import odin_compat` and interpreter start-up cheap); `load_all()` imports every one.
 """
 
-from odin_compat.repairs import accelerate as accelerate  # noqa: F401  (registers records)
-from odin_compat.repairs import huggingface_hub as huggingface_hub  # noqa: F401
-from odin_compat.repairs import peft as peft  # noqa: F401
-from odin_compat.repairs import transformers as transformers  # noqa: F401
-from odin_compat.repairs import trl as trl  # noqa: F401
+TARGETS = ("accelerate", "huggingface_hub", "peft", "transformers", "trl")
+
+
+def load(target: str) -> None:
+    """Import (once) the record module of one target library."""
+    __import__(f"{__name__}.{target}")
+
+
+def load_all() -> None:
+    for target in TARGETS:
+        load(target)
