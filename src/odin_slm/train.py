@@ -256,16 +256,8 @@ def run(argv: list[str]) -> int:
 
     # 5. Train.
     if model_args.use_peft and engine != "unsloth":
-        from odin_slm.model import apply_lora
-
         set_seed(args.seed)  # the adapter's initial weights do not depend on the eval above
-        model = apply_lora(
-            model,
-            model_args.lora_r,
-            model_args.lora_alpha,
-            model_args.lora_dropout,
-            model_args.lora_target_modules,
-        )
+        model = _add_lora(model, model_args)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     log.info(
         "Engine %s, %s, %d trainable parameters",
@@ -411,19 +403,25 @@ def _weights_digest(model: Any) -> str:
     return digest.hexdigest()
 
 
+def _add_lora(model: Any, model_args: Any) -> Any:
+    from odin_slm.model import apply_lora
+
+    return apply_lora(
+        model,
+        model_args.lora_r,
+        model_args.lora_alpha,
+        model_args.lora_dropout,
+        model_args.lora_target_modules,
+    )
+
+
 def _plain_model(model_args: Any, state: dict, device: Any) -> Any:
     """Rebuild the trained model from a full state dict (gathered from FSDP shards) on one device."""
-    from odin_slm.model import apply_lora, load_model_and_tokenizer
+    from odin_slm.model import load_model_and_tokenizer
 
     model, _, _ = load_model_and_tokenizer(model_args.model_name_or_path)
     if model_args.use_peft:
-        model = apply_lora(
-            model,
-            model_args.lora_r,
-            model_args.lora_alpha,
-            model_args.lora_dropout,
-            model_args.lora_target_modules,
-        )
+        model = _add_lora(model, model_args)
     missing, unexpected = model.load_state_dict(state, strict=False)
     missing = [k for k in missing if not k.endswith("lm_head.weight")]  # tied to the embeddings
     if missing or unexpected:
