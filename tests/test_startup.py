@@ -94,3 +94,27 @@ def test_doctor_shows_whether_start_up_activation_is_installed(env_python: Path)
     assert "installed: every interpreter" in run(env_python, "-m", "odin_compat", "doctor").stdout
     run(env_python, "-m", "odin_compat", "uninstall")
     assert json.loads(run(env_python, "-c", probe).stdout) is False
+
+
+def test_torchrun_ranks_of_a_script_without_odin_are_active_after_install(
+    env_python: Path, tmp_path: Path
+) -> None:
+    pytest.importorskip("torch")
+    import sysconfig
+
+    script = tmp_path / "rank.py"
+    script.write_text("import os, sys; print(os.environ['RANK'], 'odin_compat' in sys.modules)\n")
+    purelib = Path(
+        run(env_python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])").stdout.strip()
+    )
+    # torch for the launcher and its ranks, through a path line (the .pth files there stay unread)
+    torch_path = purelib / "zz_torch_for_test.pth"
+    torch_path.write_text(sysconfig.get_paths()["purelib"] + "\n")
+    try:
+        assert run(env_python, "-m", "odin_compat", "install").returncode == 0
+        proc = run(env_python, "-m", "torch.distributed.run", "--nproc_per_node", "2", str(script))
+    finally:
+        run(env_python, "-m", "odin_compat", "uninstall")
+        torch_path.unlink()
+    ranks = sorted(line for line in proc.stdout.splitlines() if line[:1].isdigit())
+    assert ranks == ["0 True", "1 True"], proc.stdout + proc.stderr[-2000:]
