@@ -11,11 +11,38 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("trl")
+from odin_slm import distributed  # noqa: E402
 from test_slm_train import needs_model  # noqa: E402
 
-pytestmark = [pytest.mark.slow, needs_model]
+
+def test_world_size_and_rank_come_from_the_launcher(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("WORLD_SIZE", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE", "RANK"):
+        monkeypatch.delenv(name, raising=False)
+    assert (distributed.world_size(), distributed.launcher_rank()) == (1, 0)
+    monkeypatch.setenv("OMPI_COMM_WORLD_SIZE", "4")  # mpirun
+    assert distributed.world_size() == 4
+    monkeypatch.setenv("WORLD_SIZE", "2")  # torchrun / accelerate launch win
+    monkeypatch.setenv("RANK", "1")
+    assert (distributed.world_size(), distributed.launcher_rank()) == (2, 1)
+    assert distributed.sum_over_ranks(7) == 7  # no process group: the plain value
 
 
+def test_weights_digest_covers_trainable_weights_only() -> None:
+    import torch
+
+    model = torch.nn.Sequential(torch.nn.Linear(3, 3), torch.nn.Linear(3, 1))
+    model[0].requires_grad_(False)
+    first = distributed.weights_digest(model)
+    with torch.no_grad():
+        model[0].weight.add_(1.0)  # frozen: not part of what DDP synchronises
+    assert distributed.weights_digest(model) == first
+    with torch.no_grad():
+        model[1].bias.add_(1e-3)
+    assert distributed.weights_digest(model) != first
+
+
+@pytest.mark.slow
+@needs_model
 def test_torchrun_two_ranks_on_cpu(tmp_path: Path) -> None:
     torchrun = shutil.which("torchrun", path=os.path.dirname(sys.executable))
     assert torchrun, "torchrun comes with torch"

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from odin_slm.distributed import world_size
+
 ENGINES = ("auto", "trl", "unsloth", "loop")
 
 
@@ -88,14 +90,6 @@ def device_defaults() -> dict[str, Any]:
     if not has_accelerator and world_size() > 1:
         defaults["use_cpu"] = True
     return defaults
-
-
-def world_size() -> int:
-    """The launcher's world size (torchrun, accelerate launch, MPI), before any process group exists."""
-    for name in ("WORLD_SIZE", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE"):
-        if os.environ.get(name, "").isdigit():
-            return int(os.environ[name])
-    return 1
 
 
 BASE_DEFAULTS: dict[str, Any] = {

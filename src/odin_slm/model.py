@@ -177,25 +177,39 @@ def lora_target_modules(model: Any, requested: list[str] | None) -> list[str] | 
     return "all-linear"
 
 
-def apply_lora(model: Any, r: int, alpha: int, dropout: float, targets: list[str] | None) -> Any:
-    """Wrap ``model`` with a LoRA adapter through peft."""
+def apply_lora(model: Any, model_args: Any) -> Any:
+    """Wrap ``model`` with a LoRA adapter through peft (``lora_*`` fields of ModelArguments)."""
     from peft import LoraConfig, get_peft_model
 
     config = LoraConfig(
-        r=r,
-        lora_alpha=alpha,
-        lora_dropout=dropout,
-        target_modules=lora_target_modules(model, targets),
+        r=model_args.lora_r,
+        lora_alpha=model_args.lora_alpha,
+        lora_dropout=model_args.lora_dropout,
+        target_modules=lora_target_modules(model, model_args.lora_target_modules),
         task_type="CAUSAL_LM",
     )
     return get_peft_model(model, config)
+
+
+def model_from_state_dict(model_args: Any, state: dict, device: Any) -> Any:
+    """Rebuild the trained model on one device from a full state dict (gathered from FSDP shards)."""
+    model, _, _ = load_model_and_tokenizer(model_args.model_name_or_path)
+    if model_args.use_peft:
+        model = apply_lora(model, model_args)
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    missing = [k for k in missing if not k.endswith("lm_head.weight")]  # tied to the embeddings
+    if missing or unexpected:
+        raise ModelError(
+            f"The gathered state dict does not fit the model: missing={missing} unexpected={unexpected}"
+        )
+    return model.to(device)
 
 
 def load_unsloth(model_args: Any, args: Any) -> tuple[Any, Any, Path]:
     """The unsloth engine's model: FastLanguageModel from the same local folder, LoRA via unsloth."""
     from unsloth import FastLanguageModel
 
-    from odin_slm.config import world_size
+    from odin_slm.distributed import world_size
 
     path = resolve_model_path(model_args.model_name_or_path)
     folder = convert_gguf(path) if path.suffix == ".gguf" else path

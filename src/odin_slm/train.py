@@ -15,7 +15,6 @@ SIGINT/SIGTERM save a checkpoint and exit non-zero; ``--resume_from_checkpoint``
 
 import odin_compat  # noqa: F401,I001  (first: its repairs apply as the HF stack loads)
 
-import hashlib
 import logging
 import os
 import signal
@@ -25,7 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from odin_slm import report
-from odin_slm.config import ConfigError, parse_args, world_size
+from odin_slm.config import ConfigError, parse_args
+from odin_slm.distributed import launcher_rank, new_digest, sum_over_ranks, weights_digest, world_size
 from odin_slm.data import DataError, PadCollator, load_splits, tokenize
 from odin_slm.model import ModelError
 
@@ -234,7 +234,7 @@ def run(argv: list[str]) -> int:
     # Under torchrun / accelerate launch every rank trains; only rank 0 scores and writes outputs.
     # (args.device sets up the process group, as Trainer would; before it every rank says 0.)
     _ = args.device
-    main_process = args.process_index == 0 and _launcher_rank() == 0
+    main_process = args.process_index == 0 and launcher_rank() == 0
     log.info(
         "Rank %d of %d, odin_compat %s",
         args.process_index,
@@ -256,8 +256,10 @@ def run(argv: list[str]) -> int:
 
     # 5. Train.
     if model_args.use_peft and engine != "unsloth":
+        from odin_slm.model import apply_lora
+
         set_seed(args.seed)  # the adapter's initial weights do not depend on the eval above
-        model = _add_lora(model, model_args)
+        model = apply_lora(model, model_args)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     log.info(
         "Engine %s, %s, %d trainable parameters",
@@ -302,7 +304,7 @@ def run(argv: list[str]) -> int:
         return SIGNAL_EXIT.get(stop.signum, 1)
 
     # 6. The metric after training, and the outputs (metrics.json last: it marks a finished run).
-    tokens = _sum_over_ranks(collator.tokens) if args.world_size > 1 else collator.tokens
+    tokens = sum_over_ranks(collator.tokens) if args.world_size > 1 else collator.tokens
     if args.world_size == 1 and world_size() > 1:
         log.warning(
             "Launched as %d processes, but training ran without data parallelism (engine %s): "
@@ -317,12 +319,14 @@ def run(argv: list[str]) -> int:
             args.process_index,
             collator.tokens,
             collator.digest.hexdigest(),
-            "(sharded by FSDP)" if sharded else _weights_digest(model),
+            "(sharded by FSDP)" if sharded else weights_digest(model),
         )
     if not main_process:
         return 0
     if sharded:
-        model = _plain_model(model_args, result["full_state_dict"], args.device)
+        from odin_slm.model import model_from_state_dict
+
+        model = model_from_state_dict(model_args, result["full_state_dict"], args.device)
     after = exact_match(
         model, tokenizer, eval_rows, splits.fmt, script.eval_max_new_tokens, unsloth=engine == "unsloth"
     )
@@ -385,69 +389,13 @@ class CountingCollator:
 
     def __init__(self, inner: PadCollator) -> None:
         self.inner, self.tokens = inner, 0
-        self.digest = hashlib.blake2b(digest_size=8)
+        self.digest = new_digest()
 
     def __call__(self, features: list[dict]) -> dict:
         batch = self.inner(features)
         self.tokens += int(batch["attention_mask"].sum())
         self.digest.update(batch["input_ids"].numpy().tobytes())
         return batch
-
-
-def _weights_digest(model: Any) -> str:
-    """A digest of the trainable weights: DDP keeps them identical on every rank."""
-    digest = hashlib.blake2b(digest_size=8)
-    for p in model.parameters():
-        if p.requires_grad:
-            digest.update(p.detach().float().cpu().numpy().tobytes())
-    return digest.hexdigest()
-
-
-def _add_lora(model: Any, model_args: Any) -> Any:
-    from odin_slm.model import apply_lora
-
-    return apply_lora(
-        model,
-        model_args.lora_r,
-        model_args.lora_alpha,
-        model_args.lora_dropout,
-        model_args.lora_target_modules,
-    )
-
-
-def _plain_model(model_args: Any, state: dict, device: Any) -> Any:
-    """Rebuild the trained model from a full state dict (gathered from FSDP shards) on one device."""
-    from odin_slm.model import load_model_and_tokenizer
-
-    model, _, _ = load_model_and_tokenizer(model_args.model_name_or_path)
-    if model_args.use_peft:
-        model = _add_lora(model, model_args)
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    missing = [k for k in missing if not k.endswith("lm_head.weight")]  # tied to the embeddings
-    if missing or unexpected:
-        raise RuntimeError(
-            f"FSDP state dict does not fit the model: missing={missing} unexpected={unexpected}"
-        )
-    return model.to(device)
-
-
-def _launcher_rank() -> int:
-    """The launcher's global rank (torchrun / accelerate launch set RANK); 0 when not launched."""
-    rank = os.environ.get("RANK", "0")
-    return int(rank) if rank.isdigit() else 0
-
-
-def _sum_over_ranks(value: int) -> int:
-    """Sum a per-rank count over all ranks (plain value when not distributed)."""
-    import torch
-    import torch.distributed as dist
-
-    if not (dist.is_available() and dist.is_initialized()):
-        return value
-    device = "cuda" if "nccl" in str(dist.get_backend()) else "cpu"
-    total = torch.tensor([value], dtype=torch.long, device=device)
-    dist.all_reduce(total)
-    return int(total.item())
 
 
 def _is_oom(exc: BaseException) -> bool:
