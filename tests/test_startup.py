@@ -37,7 +37,10 @@ def env_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import packaging
 
     deps = Path(packaging.__file__).resolve().parent.parent
-    (Path(purelib) / "odin_src.pth").write_text(f"{ROOT / 'src'}\n{deps}\n")
+    # Named like pip's editable install, so that it sorts (and runs) before odin_compat.pth; with
+    # a later name, activation would work here only through the venv's lib64 link, which makes
+    # site.py read every .pth file twice.
+    (Path(purelib) / "__editable__.odin_src.pth").write_text(f"{ROOT / 'src'}\n{deps}\n")
     return python
 
 
@@ -102,8 +105,12 @@ def test_torchrun_ranks_of_a_script_without_odin_are_active_after_install(
     pytest.importorskip("torch")
     import sysconfig
 
-    script = tmp_path / "rank.py"
-    script.write_text("import os, sys; print(os.environ['RANK'], 'odin_compat' in sys.modules)\n")
+    script, out = tmp_path / "rank.py", tmp_path / "ranks"
+    out.mkdir()
+    script.write_text(  # one file per rank: the ranks' stdout lines interleave
+        "import os, sys, pathlib\n"
+        "pathlib.Path(sys.argv[1], 'rank' + os.environ['RANK']).write_text(str('odin_compat' in sys.modules))\n"
+    )
     purelib = Path(
         run(env_python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])").stdout.strip()
     )
@@ -112,9 +119,10 @@ def test_torchrun_ranks_of_a_script_without_odin_are_active_after_install(
     torch_path.write_text(sysconfig.get_paths()["purelib"] + "\n")
     try:
         assert run(env_python, "-m", "odin_compat", "install").returncode == 0
-        proc = run(env_python, "-m", "torch.distributed.run", "--nproc_per_node", "2", str(script))
+        proc = run(env_python, "-m", "torch.distributed.run", "--nproc_per_node", "2", str(script), str(out))
     finally:
         run(env_python, "-m", "odin_compat", "uninstall")
         torch_path.unlink()
-    ranks = sorted(line for line in proc.stdout.splitlines() if line[:1].isdigit())
-    assert ranks == ["0 True", "1 True"], proc.stdout + proc.stderr[-2000:]
+    ranks = {f.name: f.read_text() for f in out.iterdir()}
+    assert ranks == {"rank0": "True", "rank1": "True"}, proc.stdout + proc.stderr[-2000:]
+    assert "activation skipped" not in proc.stderr
