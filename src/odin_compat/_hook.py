@@ -58,8 +58,7 @@ def before_first(top: str, callback: Callback) -> None:
         _first[top] = callback
 
 
-def _run_first(fullname: str) -> None:
-    top = fullname.partition(".")[0]
+def _run_first(top: str) -> None:
     with _lock:
         callback = _first.pop(top, None)
     if callback is None:
@@ -103,8 +102,10 @@ class _Finder:
     def find_spec(
         self, fullname: str, path: Sequence[str] | None = None, target: ModuleType | None = None
     ) -> ModuleSpec | None:
-        if _first and fullname.partition(".")[0] in _first:
-            _run_first(fullname)
+        if _first:  # lock-free reads; _run_first pops under the lock
+            top = fullname.partition(".")[0]
+            if top in _first:
+                _run_first(top)
         callbacks = _callbacks(fullname)
         if not callbacks:
             return None

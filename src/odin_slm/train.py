@@ -173,19 +173,22 @@ def _test_signal(step: int) -> None:
 
 
 def _import_unsloth_early(argv: list[str]) -> None:
-    """unsloth patches transformers/trl as it imports, so it must load before them when it will be used."""
-    import importlib.util
+    """unsloth patches transformers/trl as it imports, so it must load before them when it will be used.
 
-    if importlib.util.find_spec("unsloth") is None or any(
-        a in argv for a in ("trl", "loop", "--engine=trl", "--engine=loop")
-    ):
-        return
-    if world_size() > 1 and not any(a in argv for a in ("unsloth", "--engine=unsloth")):
-        return  # auto picks trl under a launcher (choose_engine)
-    import torch
-
-    if torch.cuda.is_available():
-        import unsloth  # noqa: F401
+    Decided by choose_engine, before the arguments are parsed: from --engine on the command line,
+    else auto (an engine named only in the YAML file is read too late for this).
+    """
+    requested = "auto"
+    for i, arg in enumerate(argv):
+        if arg.startswith("--engine="):
+            requested = arg.partition("=")[2]
+        elif arg == "--engine" and i + 1 < len(argv):
+            requested = argv[i + 1]
+    try:
+        if choose_engine(requested) == "unsloth":
+            import unsloth  # noqa: F401
+    except ConfigError:
+        return  # run() reports it with the other argument errors
 
 
 def run(argv: list[str]) -> int:
