@@ -50,9 +50,10 @@ def test_disable_switch_turns_everything_off() -> None:
         "import sys, json, odin_compat; from odin_compat import _hook;"
         "print(json.dumps([odin_compat.active(), any(isinstance(f, _hook._Finder) for f in sys.meta_path), 'odin_compat._heal' in sys.modules]))"
     )
-    for value in ("1", "true", "yes"):
+    for value in ("1", "true", "yes", "on", "TRUE"):
         assert run_json(code, env={"ODIN_COMPAT_DISABLE": value}) == [False, False, False]
-    assert run_json(code, env={"ODIN_COMPAT_DISABLE": "0"})[0] is True
+    for value in ("0", "off", "false", "no", "", "OFF"):  # only the usual true values turn it off
+        assert run_json(code, env={"ODIN_COMPAT_DISABLE": value})[0] is True, value
 
 
 def test_activation_is_idempotent() -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import sys
+from collections.abc import Iterator
 import textwrap
 from pathlib import Path
 
@@ -15,7 +17,7 @@ from odin_compat import _heal
 ORIGIN = {
     "__init__.py": "",
     "kinds.py": "import enum\nclass Backend(str, enum.Enum):\n    NO = 'NO'\n    TE = 'TE'\n",
-    "util.py": "def helper(x):\n    return x * 2\n",
+    "util.py": "FACTOR = 2\n\ndef helper(x):\n    return x * FACTOR\n",
     "core.py": textwrap.dedent(
         """
         from {pkg}.kinds import Backend
@@ -82,12 +84,36 @@ def test_names_the_namespace_defines_are_never_overwritten(tmp_path: Path, origi
     assert sys.modules[f"{origin}.core"].Engine().run()[1] == 200
 
 
-def test_sweep_heals_a_rebuild_into_a_foreign_dict(origin: str) -> None:
+@contextlib.contextmanager
+def profiler_running() -> Iterator[None]:
+    """Another profiler (cProfile, a debugger): odin does not touch it, so only a sweep heals."""
+    sys.setprofile(lambda *args: None)
+    try:
+        yield
+    finally:
+        sys.setprofile(None)
+
+
+def _rebuild_run(core: object, namespace: dict) -> None:
+    src = textwrap.dedent(importlib.import_module("inspect").getsource(core.Engine.run))
+    exec(compile(src, "<rebuilt>", "exec"), namespace)
+
+
+def test_exec_into_a_foreign_dict_heals_that_dict_not_the_caller(origin: str) -> None:
     core = importlib.import_module(f"{origin}.core")
     namespace: dict = {}
-    src = textwrap.dedent(importlib.import_module("inspect").getsource(core.Engine.run))
-    # exec's own namespace is not the caller's, so only the sweep can find it
-    exec(compile(src, "<rebuilt>", "exec"), namespace)
+    _rebuild_run(core, namespace)  # exec(src, ns): ns is what the rebuilt function reads
+    assert namespace["Backend"] is core.Backend and namespace["helper"] is core.helper
+    assert "Backend" not in globals() and "SCALE" not in globals()  # the caller's module is untouched
+    core.Engine.run = namespace["run"]
+    assert core.Engine().run() == (core.Backend.TE, 14)
+
+
+def test_sweep_heals_a_rebuild_made_while_a_profiler_runs(origin: str) -> None:
+    core = importlib.import_module(f"{origin}.core")
+    namespace: dict = {}
+    with profiler_running():
+        _rebuild_run(core, namespace)
     core.Engine.run = namespace["run"]
     with pytest.raises(NameError, match="Backend"):
         core.Engine().run()
@@ -97,6 +123,24 @@ def test_sweep_heals_a_rebuild_into_a_foreign_dict(origin: str) -> None:
     assert odin_compat.heal() == []  # safe to run again: nothing left to do
     healed = {(h["name"], h["origin"]) for h in odin_compat.report()["healed"]}
     assert ("Backend", f"{origin}.core") in healed
+
+
+def test_a_users_own_function_with_an_origin_name_keeps_its_name_error(origin: str) -> None:
+    importlib.import_module(f"{origin}.core")
+    namespace: dict = {}
+    # Same name and parameters as Engine.run, but not its code: not a rebuild.
+    exec(compile("def run(self):\n    return Backend\n", "<user>", "exec"), namespace)
+    assert "Backend" not in namespace and "Backend" not in globals()
+    with pytest.raises(NameError, match="Backend"):
+        namespace["run"](None)
+
+
+def test_exec_heavy_code_keeps_the_caches_bounded() -> None:
+    for i in range(_heal._CACHE_MAX + 500):
+        namespace: dict = {}
+        exec(f"def f{i}(x):\n    return missing_{i}(x)\n", namespace)
+    assert len(_heal._reads_cache) <= _heal._CACHE_MAX
+    assert len(_heal._derivations) <= _heal._CACHE_MAX
 
 
 def test_global_reads_see_nested_code_and_skip_attributes() -> None:
@@ -114,12 +158,13 @@ def test_global_reads_see_nested_code_and_skip_attributes() -> None:
 def test_heal_function_only_fills_what_would_raise(origin: str) -> None:
     core = importlib.import_module(f"{origin}.core")
     namespace = {"Backend": "mine"}
-    exec(
-        compile(
-            textwrap.dedent(importlib.import_module("inspect").getsource(core.Engine.run)), "<x>", "exec"
-        ),
-        namespace,
-    )
+    with profiler_running():
+        exec(
+            compile(
+                textwrap.dedent(importlib.import_module("inspect").getsource(core.Engine.run)), "<x>", "exec"
+            ),
+            namespace,
+        )
     filled = _heal.heal_function(namespace["run"], core)
     assert sorted(filled) == ["SCALE", "helper"]
     assert namespace["Backend"] == "mine"
@@ -129,10 +174,12 @@ def test_sweep_heals_a_module_level_function_replaced_by_rebuilt_code(origin: st
     util = importlib.import_module(f"{origin}.util")
     core = importlib.import_module(f"{origin}.core")
     namespace: dict = {}
-    exec(compile("def helper(x):\n    return x * SCALE\n", "<rebuilt>", "exec"), namespace)
+    with profiler_running():
+        exec(compile("def helper(x):\n    return x * FACTOR\n", "<rebuilt>", "exec"), namespace)
     core.helper = namespace["helper"]  # what `exec(f"trl.trainer.{mod}.{fn} = {fn}")` does
-    assert "SCALE" in odin_compat.heal()
-    assert core.helper(2) == 14 and util.helper(2) == 4
+    assert "FACTOR" in odin_compat.heal()
+    assert namespace["FACTOR"] is util.FACTOR  # the origin function's own value
+    assert core.helper(2) == 4 and util.helper(2) == 4
 
 
 def test_rebuilder_imports_sweep_once_per_burst(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -154,8 +201,65 @@ def test_a_replacement_after_a_clean_sweep_is_still_found(origin: str) -> None:
     core = importlib.import_module(f"{origin}.core")
     odin_compat.heal()  # snapshots the healthy class and module
     namespace: dict = {}
-    src = textwrap.dedent(importlib.import_module("inspect").getsource(core.Engine.run))
-    exec(compile(src, "<rebuilt>", "exec"), namespace)
+    with profiler_running():
+        _rebuild_run(core, namespace)
     core.Engine.run = namespace["run"]  # same keys, one value replaced
     assert "Backend" in odin_compat.heal()
     assert core.Engine().run() == (core.Backend.TE, 14)
+
+
+GENERATED = textwrap.dedent(
+    """
+    # A generated file, as unsloth writes unsloth_compiled_cache/*.py: the origin's source,
+    # edited, without the imports of the origin's module.
+    def run(self):
+        def inner():
+            return helper(SCALE)
+        return Backend.TE, inner()
+    """
+)
+
+
+def test_a_generated_module_is_healed_before_its_function_is_patched_and_called(
+    tmp_path: Path, origin: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    core = importlib.import_module(f"{origin}.core")
+    package = tmp_path / "unsloth_compiled_cache"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / f"{origin}_gen.py").write_text(GENERATED)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        generated = importlib.import_module(f"unsloth_compiled_cache.{origin}_gen")
+        core.Engine.run = generated.run  # patched and called with no import in between
+        assert core.Engine().run() == (core.Backend.TE, 14)
+        assert generated.Backend is core.Backend
+    finally:
+        for name in [m for m in sys.modules if m.startswith("unsloth_compiled_cache")]:
+            del sys.modules[name]
+
+
+USERS_OWN = """
+import json, odin_compat
+import torch, transformers.trainer, transformers.models.llama.modeling_llama
+del torch
+errors = []
+ns = {}
+# The user's own functions, named like transformers' methods but not rebuilt from them.
+exec("def compute_loss(self, model, inputs, return_outputs=False):\\n    return logger\\n", globals())
+exec("def forward(self, x):\\n    return torch.relu(x)\\n", ns)
+for call in (lambda: compute_loss(None, None, None), lambda: ns["forward"](None, 1)):
+    try:
+        call()
+    except NameError as exc:
+        errors.append(str(exc))
+print(json.dumps([errors, "logger" in globals(), "torch" in globals(), sorted(k for k in ns if k != "__builtins__")]))
+"""
+
+
+def test_users_own_exec_code_behaves_exactly_as_without_odin() -> None:
+    from _releases import run_json
+
+    errors, logger_leaked, torch_leaked, ns_keys = run_json(USERS_OWN)
+    assert errors == ["name 'logger' is not defined", "name 'torch' is not defined"]
+    assert not logger_leaked and not torch_leaked and ns_keys == ["forward"]

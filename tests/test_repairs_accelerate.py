@@ -176,3 +176,28 @@ assert is_tpu_available is imports.is_tpu_available
 """,
         acc("0.34.2"),
     )
+
+
+# --- import order: odin imported after the libraries ends in the same state ------------------
+
+LATE = """
+import warnings
+warnings.simplefilter("ignore")
+import accelerate.utils, peft
+import odin_compat
+from accelerate.utils import is_tpu_available
+from peft import prepare_model_for_int8_training
+from peft.utils.other import prepare_model_for_int8_training as inner
+assert prepare_model_for_int8_training is inner
+status = {o["id"]: o["status"] for o in odin_compat.report()["outcomes"]}
+assert status["accelerate-utils-is-tpu-available"] == "applied", status
+assert status["peft-prepare-model-for-int8-training-export"] == "applied", status
+print(json.dumps(is_tpu_available(check_device=False)))
+"""
+
+
+def test_late_import_of_odin_repairs_parent_aliases_too() -> None:
+    from _releases import run_json
+
+    code = "import json\n" + LATE
+    assert run_json(code, target("accelerate==1.15.0"), target("peft==0.21.2"), common()) is False

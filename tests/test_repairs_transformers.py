@@ -460,3 +460,39 @@ assert _o and _o[0]["status"] == "skipped", _o
         *stack(*T457),
     )
     assert out.split() == ["group_by_length", "['inputs']"]
+
+
+# --- a repair survives transformers re-executing its __init__ ----------------------------------
+# transformers 5's processing_utils calls direct_transformers_import(), which runs
+# transformers/__init__.py again and puts a new module object in sys.modules.
+
+REEXEC = """
+import sys
+from transformers import Trainer  # imports processing_utils: a new `transformers` module object
+from transformers import AdamW
+import transformers.pipelines
+from transformers import is_torch_tpu_available
+print(AdamW.__name__, callable(is_torch_tpu_available))
+"""
+
+REPORT_IS_TRUE = """
+import json, sys, odin_compat
+import transformers
+first = sys.modules["transformers"]
+from transformers import Trainer
+assert sys.modules["transformers"] is not first, "transformers no longer re-executes its __init__"
+status = {o["id"]: o["status"] for o in odin_compat.report()["outcomes"]}
+assert status["transformers-adamw-export"] == "applied", status
+assert "AdamW" in sys.modules["transformers"]._class_to_module  # what report() says holds now
+print(json.dumps(status["transformers-adamw-export"]))
+"""
+
+
+def test_repairs_survive_a_reexecuted_transformers_module() -> None:
+    folders = stack(*T5)
+    breaks(REEXEC, *folders, error="ImportError: cannot import name 'AdamW' from 'transformers'")
+    assert works(REEXEC, *folders).split() == ["AdamW", "True"]
+
+
+def test_report_describes_the_module_now_loaded() -> None:
+    works(REPORT_IS_TRUE, *stack(*T5))

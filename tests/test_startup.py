@@ -126,3 +126,17 @@ def test_torchrun_ranks_of_a_script_without_odin_are_active_after_install(
     ranks = {f.name: f.read_text() for f in out.iterdir()}
     assert ranks == {"rank0": "True", "rank1": "True"}, proc.stdout + proc.stderr[-2000:]
     assert "activation skipped" not in proc.stderr
+
+
+def test_a_leftover_startup_file_stays_silent_once_odin_is_removed(tmp_path: Path) -> None:
+    # `pip uninstall odin` without `odin-compat uninstall` leaves odin_compat.pth behind.
+    root = tmp_path / "venv"
+    venv.EnvBuilder(with_pip=False).create(root)
+    python = root / "bin" / "python"
+    purelib = Path(
+        run(python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])").stdout.strip()
+    )
+    _startup.install(purelib)
+    proc = run(python, "-c", "import sys; print('odin_compat' in sys.modules)")
+    assert proc.returncode == 0 and proc.stdout.strip() == "False"
+    assert proc.stderr == ""

@@ -24,8 +24,13 @@ _lock = allocate_lock()
 _state = {"active": False, "preloaded": []}
 
 
+# The values that switch a flag on, as in transformers' and huggingface_hub's env flags; any other
+# value ("0", "off", "false", "no", a typo) leaves odin on.
+TRUE_VALUES = ("1", "true", "yes", "on", "y", "t")
+
+
 def _disabled() -> bool:
-    return os.environ.get("ODIN_COMPAT_DISABLE", "").strip().lower() not in ("", "0", "false", "no")
+    return os.environ.get("ODIN_COMPAT_DISABLE", "").strip().lower() in TRUE_VALUES
 
 
 def active() -> bool:
@@ -41,8 +46,20 @@ def heal() -> list[str]:
 
 
 def _sweep_after(name: str) -> None:
-    # One sweep per import burst: while a parent package is still executing, its own
-    # completion will sweep (exec-time healing covers rebuilt code run in the meantime).
+    # A rebuilder module (generated files included) is healed as soon as it has imported, before
+    # anything can patch its functions onto a class or call them.
+    from odin_compat import _heal
+
+    module = sys.modules.get(name)
+    try:
+        if module is not None:
+            _heal.heal_module(module)
+    except Exception as exc:  # containment
+        import warnings
+
+        warnings.warn(f"odin_compat: healing {name} failed: {exc!r}", RuntimeWarning, stacklevel=2)
+    # One sweep of the origin classes per import burst: while a parent package is still
+    # executing, its own completion will sweep.
     parts = name.split(".")
     for i in range(1, len(parts)):
         spec = getattr(sys.modules.get(".".join(parts[:i])), "__spec__", None)
@@ -88,9 +105,15 @@ def _activate() -> None:
     for package in REBUILDERS:
         _hook.watch(package, _sweep_after, package=True)
     _heal.install_audit_hook()
+    _hook.on_find(_records.repair_replaced)
 
-    # Modules loaded before us: repair them now, in import order of their names, and say so.
-    preloaded = sorted(m for m in {r.module for r in _records.REGISTRY.loaded()} if m in sys.modules)
+    # Modules loaded before us: repair them now, submodules before their parents (the order in
+    # which they finished loading, so an alias on a package finds its submodule's backport), and
+    # say so.
+    preloaded = sorted(
+        (m for m in {r.module for r in _records.REGISTRY.loaded()} if m in sys.modules),
+        key=lambda m: (-m.count("."), m),
+    )
     for module_name in preloaded:
         _records.apply_for(module_name)
     rebuilders = [m for m in sys.modules if m.partition(".")[0] in REBUILDERS]
@@ -111,14 +134,15 @@ def _activate() -> None:
 
 
 def report() -> dict:
-    """What odin did in this process: the records applied/skipped/failed, and the globals healed."""
+    """What holds in this process now: each record's outcome (applied, skipped, failed, or lost
+    when an applied repair no longer holds), and the globals healed."""
     from odin_compat import _heal, _records
 
     return {
         "active": active(),
         "disabled": _disabled(),
         "preloaded": list(_state["preloaded"]),
-        "outcomes": [o.as_dict() for o in _records.REGISTRY.outcomes],
+        "outcomes": [o.as_dict() for o in _records.current_outcomes()],
         "healed": [{"where": w, "name": n, "origin": o} for w, n, o in _heal.healed()],
     }
 

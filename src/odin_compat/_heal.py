@@ -1,21 +1,28 @@
-"""The healer: give functions rebuilt from another module's source the globals they lack.
+"""The healer: give functions rebuilt from another library's source the globals they lack.
 
-Libraries such as unsloth take a function's source (`inspect.getsource`), edit
-it, and `exec` it into their own module namespace. The new function resolves
-globals at call time in *that* namespace, so any name the original's module
-imported but the rebuilder's does not raises `NameError` (the user's
-`FP8BackendType` crash, `File "<string>", line 135, in prepare`).
+Libraries such as unsloth take a function's source (`inspect.getsource`), edit it, and `exec`
+it into their own namespace, or write it into a generated module (`unsloth_compiled_cache`).
+The new function resolves globals at call time in *its* namespace, so a name the original's
+module imported but the rebuilder's does not raises `NameError` (the FP8 report's
+`File "<string>", line 135, in prepare`).
 
-The repair: for every global name the rebuilt code reads (nested code objects
-included) that neither its globals nor builtins define, take the value from the
-module the original came from, with `dict.setdefault`. A name the namespace
-already defines is never touched; only reads that would raise NameError change.
+The repair, under three rules that keep everyone else's code as it is:
+- only a function *derived* from an origin function is healed: same name, same parameters,
+  and at least half of the origin's names still in its code (`derived`);
+- only names the origin function itself reads are filled, with the origin's own values, and
+  only where the rebuilt function's namespace lacks them (`dict.setdefault`): a read that
+  would raise NameError changes, nothing else does;
+- the namespace filled is exactly the rebuilt function's `__globals__`.
 
-Two triggers, so the repair is in place before rebuilt code first runs:
-- an audit hook on `exec` of source-string code (`co_filename` like `<string>`)
-  heals at the moment of the rebuild, into the caller's namespace;
-- `sweep()` walks the classes of the watched libraries for functions whose
-  globals are foreign; it runs after each rebuilder import and as `heal()`.
+Triggers, so the repair is in place before rebuilt code first runs:
+- an audit hook on `exec` of source-string code spots derived functions in the code about
+  to run, and heals the namespace that `exec` really runs in as soon as that code returns
+  (a one-shot profile function reads it from the frame; nothing else is traced);
+- when a module of a rebuilder package (generated files included) finishes importing, its
+  derived functions are healed before anything can patch or call them;
+- `sweep()` heals derived functions found on the origin libraries' classes and modules (a
+  rebuild that happened while another profiler was running); it runs after each rebuilder
+  import and as `odin_compat.heal()`.
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ ModuleType = type(sys)
 ORIGIN_PACKAGES = ("accelerate", "transformers", "trl", "peft")
 
 _LOAD_OPS = {"LOAD_GLOBAL", "LOAD_NAME", "LOAD_FROM_DICT_OR_GLOBALS"}
+_CACHE_MAX = 4096  # every cache below is cleared past this size: exec-heavy programs stay bounded
 _reads_cache: dict[CodeType, frozenset[str]] = {}
 _healed: list[tuple[str, str, str]] = []  # (where, name, origin module), for report()
 _lock = allocate_lock()
@@ -51,34 +59,37 @@ def _codes(code: CodeType) -> Iterator[CodeType]:
             yield from _codes(const)
 
 
+def _bounded_put(cache: dict, key: object, value: object) -> None:
+    if len(cache) >= _CACHE_MAX:
+        cache.clear()
+    cache[key] = value
+
+
 def global_reads(code: CodeType) -> frozenset[str]:
     """Names that `code` (and the code nested in it) looks up as globals."""
     cached = _reads_cache.get(code)
     if cached is None:
-        import dis  # lazily: only rebuilt code with a missing name gets here
+        import dis  # lazily: only candidate rebuilt code gets here
 
         names = set()
         for c in _codes(code):
             names.update(i.argval for i in dis.get_instructions(c) if i.opname in _LOAD_OPS)
-        cached = _reads_cache[code] = frozenset(names)
+        cached = frozenset(names)
+        _bounded_put(_reads_cache, code, cached)
     return cached
 
 
-def _maybe_missing(code: CodeType, namespace: dict) -> bool:
-    """Cheap pre-filter on co_names (a superset of the global reads)."""
-    builtins_ns = namespace.get("__builtins__", _BUILTINS)
-    if isinstance(builtins_ns, ModuleType):
-        builtins_ns = vars(builtins_ns)
-    return any(n not in namespace and n not in builtins_ns for c in _codes(code) for n in c.co_names)
+def _builtins_of(namespace: dict) -> dict:
+    ns = namespace.get("__builtins__", _BUILTINS)
+    return vars(ns) if isinstance(ns, ModuleType) else ns
 
 
 def missing_globals(code: CodeType, namespace: dict) -> list[str]:
     """Global names `code` reads that neither `namespace` nor builtins define."""
-    if not _maybe_missing(code, namespace):
+    builtins_ns = _builtins_of(namespace)
+    # co_names is a superset of the global reads and needs no disassembly: filter on it first.
+    if all(n in namespace or n in builtins_ns for c in _codes(code) for n in c.co_names):
         return []
-    builtins_ns = namespace.get("__builtins__", _BUILTINS)
-    if isinstance(builtins_ns, ModuleType):
-        builtins_ns = vars(builtins_ns)
     return sorted(n for n in global_reads(code) if n not in namespace and n not in builtins_ns)
 
 
@@ -96,43 +107,228 @@ def fill(namespace: dict, names: list[str], origin: ModuleType, where: str) -> l
 
 
 def heal_function(fn: FunctionType, origin: ModuleType) -> list[str]:
-    """Fill what `fn`'s globals lack from `origin` (the module its original lived in)."""
+    """Fill what `fn`'s globals lack from `origin`, a module the caller names explicitly."""
     if fn.__globals__ is vars(origin):
         return []
     names = missing_globals(fn.__code__, fn.__globals__)
     return fill(fn.__globals__, names, origin, f"{origin.__name__}:{fn.__qualname__}") if names else []
 
 
-# Caches that keep repeated sweeps cheap; each is refreshed when what it summarises changes.
-_origins: tuple[object, list[tuple[ModuleType, dict]]] = (None, [])  # keyed by sys.modules' size
-# function -> (its code, names still missing after the last fill); holds class methods, which live anyway
-_verdicts: dict[FunctionType, tuple[CodeType, frozenset[str]]] = {}
+# --- derivation: which origin function a rebuilt one came from ---------------------------------
+
+_ARG_FLAGS = 0x04 | 0x08  # CO_VARARGS | CO_VARKEYWORDS
 
 
-def _origin_namespaces() -> list[tuple[ModuleType, dict]]:
-    global _origins
+def _parameters(code: CodeType) -> tuple:
+    n = code.co_argcount + code.co_kwonlyargcount + bin(code.co_flags & _ARG_FLAGS).count("1")
+    return code.co_posonlyargcount, code.co_argcount, code.co_kwonlyargcount, code.co_flags & _ARG_FLAGS, code.co_varnames[:n]
+
+
+_names_cache: dict[CodeType, frozenset[str]] = {}
+
+
+def _names(code: CodeType) -> frozenset[str]:
+    names = _names_cache.get(code)
+    if names is None:
+        names = frozenset(n for c in _codes(code) for n in c.co_names)
+        _bounded_put(_names_cache, code, names)
+    return names
+
+
+def derived(code: CodeType, origin: FunctionType) -> bool:
+    """True when `code` was rebuilt from `origin`'s source: the same name and parameters, and at
+    least half of the names the origin's code uses (globals and attributes) still in it."""
+    ocode = origin.__code__
+    if code.co_name != ocode.co_name or _parameters(code) != _parameters(ocode):
+        return False
+    theirs = _names(ocode)
+    return 2 * len(theirs & _names(code)) >= len(theirs)
+
+
+# Genuine origin functions (defined in a real file of an origin library, with that module's
+# globals) by code name. They stay indexed after a rebuilder replaces them on their class, so
+# a later sweep can still prove where a replacement came from.
+_index: dict[str, list[FunctionType]] = {}
+_indexed: dict[int, dict] = {}  # id(module dict) -> the dict (kept, so ids are not reused)
+_index_stamp: tuple = ()
+_live: list[dict] = []  # the origin modules' dicts in sys.modules now
+
+
+def _functions_of(own: dict, modname: str) -> Iterator[FunctionType]:
+    for value in list(own.values()):
+        if type(value) is FunctionType:
+            yield value
+        elif isinstance(value, type) and value.__module__ == modname:
+            for attr in list(vars(value).values()):
+                kind = type(attr)
+                if kind is staticmethod or kind is classmethod:
+                    attr = attr.__func__
+                elif kind is property:
+                    attr = attr.fget
+                if type(attr) is FunctionType:
+                    yield attr
+
+
+def _refresh_index() -> None:
+    global _index_stamp
     stamp = (len(sys.modules), ORIGIN_PACKAGES)
-    if _origins[0] != stamp or any(sys.modules.get(m.__name__) is not m for m, _ in _origins[1][:1]):
-        found = [
-            (m, vars(m))
-            for name, m in list(sys.modules.items())
-            if name.partition(".")[0] in ORIGIN_PACKAGES and isinstance(m, ModuleType)
+    if stamp == _index_stamp:
+        return
+    with _lock:
+        live = []
+        for name, module in list(sys.modules.items()):
+            if name.partition(".")[0] not in ORIGIN_PACKAGES or not isinstance(module, ModuleType):
+                continue
+            own = vars(module)
+            live.append(own)
+            if _indexed.get(id(own)) is own:
+                continue
+            _indexed[id(own)] = own
+            for fn in _functions_of(own, name):
+                if fn.__globals__ is own and not fn.__code__.co_filename.startswith("<"):
+                    bucket = _index.setdefault(fn.__code__.co_name, [])
+                    if fn not in bucket:
+                        bucket.append(fn)
+        _live[:] = live
+        _index_stamp = stamp
+
+
+def _is_live(fn: FunctionType) -> bool:
+    module = sys.modules.get(fn.__globals__.get("__name__", ""))
+    return module is not None and vars(module) is fn.__globals__
+
+
+# rebuilt code -> (index stamp, its origin functions), asked again once more modules have loaded
+_derivations: dict[CodeType, tuple[tuple, list[FunctionType]]] = {}
+
+
+def origins_of(code: CodeType) -> list[FunctionType]:
+    """The genuine origin functions that `code` was rebuilt from (usually one; empty: not a rebuild)."""
+    _refresh_index()
+    seen = _derivations.get(code)
+    if seen is not None and seen[0] == _index_stamp:
+        return seen[1]
+    params = _parameters(code)
+    found = [
+        fn
+        for fn in _index.get(code.co_name, ())
+        if fn.__code__ is not code and _parameters(fn.__code__) == params and derived(code, fn) and _is_live(fn)
+    ]
+    _bounded_put(_derivations, code, (_index_stamp, found))
+    return found
+
+
+def heal_derived(code: CodeType, namespace: dict, where: str) -> list[str]:
+    """Fill into `namespace` (the rebuilt function's globals) what `code` reads and lacks, from
+    the origin function(s) it was rebuilt from: only names those read, only where they agree."""
+    origins = origins_of(code)
+    if not origins:
+        return []
+    filled = []
+    for name in missing_globals(code, namespace):
+        values = {id(o.__globals__[name]): o for o in origins if name in o.__globals__ and name in global_reads(o.__code__)}
+        if len(values) == 1:  # two origins that disagree on the value: leave it alone
+            origin = next(iter(values.values()))
+            module = sys.modules.get(origin.__globals__.get("__name__", ""))
+            if module is not None and vars(module) is origin.__globals__:
+                filled += fill(namespace, [name], module, f"{where}:{code.co_name}")
+    return filled
+
+
+# --- trigger 1: exec of source-string code -----------------------------------------------------
+
+# Code generators that exec strings for their own purposes (dataclasses, namedtuple, typing,
+# torch.fx, the origin libraries themselves) never rebuild another library's function.
+_STDLIB = os.path.dirname(os.__file__) + os.sep
+_SITE = _STDLIB + "site-packages"  # a non-venv interpreter keeps third-party code under the stdlib
+_NOT_REBUILDERS = {*ORIGIN_PACKAGES, "torch", "attr", "jinja2", "pydantic", "triton", "sympy"}
+
+
+def _heal_when_done(code: CodeType, rebuilt: list[CodeType]) -> None:
+    """Heal the namespace `code` runs in, once it has run (its functions then exist)."""
+    if sys.getprofile() is not None:
+        return  # another profiler is running: leave it alone; the sweep heals what is patched in
+
+    first = [True]
+
+    def profile(frame: object, event: str, arg: object) -> None:
+        if first[0]:
+            first[0] = False
+            if frame.f_code is not code:  # type: ignore[attr-defined]
+                sys.setprofile(None)  # not the frame we expected: never trace anything else
+                return
+        if event == "return" and frame.f_code is code:  # type: ignore[attr-defined]
+            sys.setprofile(None)
+            namespace = frame.f_globals  # type: ignore[attr-defined]
+            try:
+                for c in rebuilt:
+                    heal_derived(c, namespace, "<exec>")
+            except Exception:  # the healer must never break the caller's exec
+                pass
+
+    sys.setprofile(profile)
+
+
+def _audit(event: str, args: tuple) -> None:
+    # Called for every audit event of the process: keep the common path tiny.
+    if event != "exec":
+        return
+    code = args[0]
+    if type(code) is not CodeType or not code.co_filename.startswith("<"):
+        return  # module imports exec real files; generated modules are healed as they import
+    try:
+        filename = sys._getframe(1).f_code.co_filename
+        if filename.startswith(_STDLIB) and not filename.startswith(_SITE):
+            return
+        if str(sys._getframe(1).f_globals.get("__name__")).partition(".")[0] in _NOT_REBUILDERS:
+            return
+        _refresh_index()
+        rebuilt = [
+            c for c in code.co_consts if type(c) is CodeType and c.co_name in _index and origins_of(c)
         ]
-        _origins = (stamp, found)
-    return _origins[1]
+        if rebuilt:
+            _heal_when_done(code, rebuilt)
+    except Exception:  # the audit hook must never break the caller's exec
+        pass
 
 
-def _heal_cached(fn: FunctionType, origin: ModuleType) -> list[str]:
-    """heal_function, remembering per function what could not be filled, so sweeps stay cheap."""
-    seen = _verdicts.get(fn)
-    if seen is not None and seen[0] is fn.__code__:
-        if not seen[1]:
-            return []
-        names = [n for n in seen[1] if n not in fn.__globals__]
-    else:
-        names = missing_globals(fn.__code__, fn.__globals__)
-    filled = fill(fn.__globals__, names, origin, f"{origin.__name__}:{fn.__qualname__}") if names else []
-    _verdicts[fn] = (fn.__code__, frozenset(n for n in names if n not in filled))
+_audit_installed = False
+
+
+def install_audit_hook() -> None:
+    global _audit_installed
+    with _lock:
+        if not _audit_installed:
+            sys.addaudithook(_audit)
+            _audit_installed = True
+
+
+# --- trigger 2: a rebuilder's module (generated files included) has imported --------------------
+
+
+def heal_module(module: ModuleType) -> list[str]:
+    """Heal the functions a rebuilder module defines that are derived from origin functions,
+    before anything patches them onto a class or calls them."""
+    own = vars(module)
+    filled = []
+    for fn in _functions_of(own, module.__name__):
+        if fn.__globals__ is own:
+            filled += heal_derived(fn.__code__, own, module.__name__)
+    return filled
+
+
+# --- trigger 3: the sweep -----------------------------------------------------------------------
+
+# function -> its code, when a sweep found nothing left to fill (refreshed when the code changes)
+_clean: dict[FunctionType, CodeType] = {}
+
+
+def _heal_found(fn: FunctionType, where: str) -> list[str]:
+    if _clean.get(fn) is fn.__code__:
+        return []
+    filled = heal_derived(fn.__code__, fn.__globals__, where)
+    if not missing_globals(fn.__code__, fn.__globals__) or not origins_of(fn.__code__):
+        _bounded_put(_clean, fn, fn.__code__)
     return filled
 
 
@@ -152,14 +348,15 @@ def _unchanged(owner: object, values: tuple) -> tuple | None:
 
 
 def sweep() -> list[str]:
-    """Heal every function on a watched library's class (or module) whose globals are foreign.
+    """Heal derived functions with foreign globals found on an origin library's classes and modules.
 
     Flat loops and snapshots on purpose: the loaded stack has about 14k class attributes after
     `import transformers.trainer`, and a sweep must stay within a few ms.
     """
+    _refresh_index()
     filled = []
-    for module, own in _origin_namespaces():
-        modname = module.__name__
+    for own in list(_live):
+        modname = own.get("__name__", "")
         values = tuple(own.values())
         seen = _unchanged(own, values)
         if seen is not None:
@@ -168,13 +365,11 @@ def sweep() -> list[str]:
             classes = []
             healthy = True
             for value in values:
-                kind = type(value)
-                if kind is FunctionType:
-                    # A module-level function replaced by rebuilt code (`trl.trainer.x.f = f`); plain
-                    # re-exports (`from .y import f`) come from real files and are left alone.
-                    if value.__globals__ is not own and value.__code__.co_filename.startswith("<"):
-                        filled += _heal_cached(value, module)
-                        healthy = healthy and _clean(value)
+                if type(value) is FunctionType:
+                    # A module-level function replaced by rebuilt code (`trl.trainer.x.f = f`).
+                    if value.__globals__ is not own:
+                        filled += _heal_found(value, modname)
+                        healthy = healthy and _clean.get(value) is value.__code__
                 elif isinstance(value, type) and value.__module__ == modname:  # classes it defines
                     classes.append(value)
             if healthy:
@@ -193,88 +388,12 @@ def sweep() -> list[str]:
                         attr = attr.fget
                     if type(attr) is not FunctionType:
                         continue
-                if attr.__globals__ is not own and not _clean(attr):
-                    filled += _heal_cached(attr, module)
-                    healthy = healthy and _clean(attr)
+                if attr.__globals__ is not own:
+                    filled += _heal_found(attr, f"{modname}.{cls.__qualname__}")
+                    healthy = healthy and _clean.get(attr) is attr.__code__
             if healthy:
                 _snapshots[id(cls)] = (cls, attrs, None)
     return filled
-
-
-def _clean(fn: FunctionType) -> bool:
-    seen = _verdicts.get(fn)
-    return seen is not None and not seen[1] and seen[0] is fn.__code__
-
-
-def _origin_for(code_name: str, name: str) -> ModuleType | None:
-    """The origin module that defines `name` and a function `code_name` that reads it."""
-    found = None
-    for _module, ns in _origin_namespaces():
-        if name not in ns:
-            continue
-        candidates = [ns.get(code_name)]
-        candidates += [vars(v).get(code_name) for v in list(ns.values()) if isinstance(v, type)]
-        for c in candidates:
-            if type(c) in (staticmethod, classmethod):
-                c = c.__func__
-            if type(c) is FunctionType and name in global_reads(c.__code__):
-                if found is not None and vars(found)[name] is not ns[name]:
-                    return None  # ambiguous: leave it to the sweep, which knows the class
-                found = sys.modules.get(ns.get("__name__", ""))
-                break
-    return found
-
-
-def heal_code(code: CodeType, namespace: dict) -> list[str]:
-    """Fill, into `namespace`, what the functions defined by `code` read and lack."""
-    filled = []
-    for fn_code in _codes(code):
-        if fn_code is code:
-            continue
-        for name in missing_globals(fn_code, namespace):
-            origin = _origin_for(fn_code.co_name, name)
-            if origin is not None:
-                filled += fill(namespace, [name], origin, f"<exec>:{fn_code.co_name}")
-    return filled
-
-
-# Code generators that exec strings for their own purposes (dataclasses, namedtuple, typing,
-# torch.fx, the origin libraries themselves) never rebuild another library's function.
-_STDLIB = os.path.dirname(os.__file__) + os.sep
-_SITE = _STDLIB + "site-packages"  # a non-venv interpreter keeps third-party code under the stdlib
-_NOT_REBUILDERS = {*ORIGIN_PACKAGES, "torch", "attr", "jinja2", "pydantic", "triton", "sympy"}
-
-
-def _audit(event: str, args: tuple) -> None:
-    # Called for every audit event of the process: keep the common path tiny.
-    if event != "exec":
-        return
-    code = args[0]
-    if type(code) is not CodeType or not code.co_filename.startswith("<"):
-        return  # module imports exec real files; only source-string rebuilds matter
-    try:
-        caller = sys._getframe(1)
-        filename = caller.f_code.co_filename
-        if filename.startswith(_STDLIB) and not filename.startswith(_SITE):
-            return
-        namespace = caller.f_globals  # `exec(src, globals())`, the rebuilders' pattern, targets it
-        if str(namespace.get("__name__")).partition(".")[0] in _NOT_REBUILDERS:
-            return
-        if _maybe_missing(code, namespace):
-            heal_code(code, namespace)
-    except Exception:  # the audit hook must never break the caller's exec
-        pass
-
-
-_audit_installed = False
-
-
-def install_audit_hook() -> None:
-    global _audit_installed
-    with _lock:
-        if not _audit_installed:
-            sys.addaudithook(_audit)
-            _audit_installed = True
 
 
 def healed() -> list[tuple[str, str, str]]:

@@ -30,6 +30,7 @@ _lock = allocate_lock()
 _exact: dict[str, list[Callback]] = {}
 _prefix: dict[str, list[Callback]] = {}  # top-level package -> callbacks for every module in it
 _first: dict[str, Callback] = {}  # top-level package -> called once, as its first import begins
+_on_find: list[Callable[[], None]] = []  # cheap checks run at the start of every import
 
 
 def _callbacks(fullname: str) -> list[Callback]:
@@ -56,6 +57,13 @@ def before_first(top: str, callback: Callback) -> None:
     """
     with _lock:
         _first[top] = callback
+
+
+def on_find(check: Callable[[], None]) -> None:
+    """Run `check()` at the start of every import that reaches the meta path (including the
+    failed-attribute fallback of `from package import name`). It must be cheap."""
+    with _lock:
+        _on_find[:] = [*_on_find, check]
 
 
 def _run_first(top: str) -> None:
@@ -102,6 +110,11 @@ class _Finder:
     def find_spec(
         self, fullname: str, path: Sequence[str] | None = None, target: ModuleType | None = None
     ) -> ModuleSpec | None:
+        for check in _on_find:
+            try:
+                check()
+            except Exception:  # containment: the import itself must go on
+                pass
         if _first:  # lock-free reads; _run_first pops under the lock
             top = fullname.partition(".")[0]
             if top in _first:

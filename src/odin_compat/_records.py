@@ -84,7 +84,12 @@ class Outcome:
 class Registry:
     def __init__(self) -> None:
         self.records: dict[str, list[Record]] = {}
-        self.outcomes: list[Outcome] = []
+        self.outcomes: list[Outcome] = []  # every outcome, in order (history)
+        # module name -> the module object its records last ran on: a module object replaced in
+        # sys.modules (transformers re-executes its __init__) is found and repaired again
+        self.repaired: dict[str, ModuleType] = {}
+        # record id -> (module object, value installed): what `holds` checks against
+        self.installed: dict[str, tuple[ModuleType, object]] = {}
         self.lock = allocate_lock()
 
     def add(self, record: Record) -> None:
@@ -186,6 +191,7 @@ def apply(record: Record, module: ModuleType) -> Outcome:
             value = record.provide(module)
             if record.kind != "lazy":  # a lazy record's provider registers the name itself
                 _install(module, record.name, value)
+            REGISTRY.installed[record.id] = (module, value)
             outcome = Outcome(record.id, record.module, record.name, "applied", reason)
     except Exception as exc:  # containment: a broken repair must not break the import
         outcome = Outcome(record.id, record.module, record.name, "failed", f"{type(exc).__name__}: {exc}")
@@ -204,7 +210,67 @@ def apply_for(module_name: str) -> list[Outcome]:
     module = sys.modules.get(module_name)
     if module is None:
         return []
+    REGISTRY.repaired[module_name] = module
     return [apply(r, module) for r in REGISTRY.for_module(module_name)]
+
+
+def repair_replaced() -> None:
+    """Repair again every module whose object in sys.modules is no longer the one repaired.
+
+    Runs on every import (the hook's `on_find`), so it stays an identity check per module.
+    """
+    modules = sys.modules
+    for name, module in list(REGISTRY.repaired.items()):
+        current = modules.get(name)
+        if current is not None and current is not module:
+            apply_for(name)
+
+
+def holds(record: Record) -> bool:
+    """True when what `record` installed is still what its module hands out now."""
+    module = sys.modules.get(record.module)
+    if module is None:
+        return False
+    if record.kind == "lazy":
+        return _has(module, record.name) or record.name in lazy_names(module)
+    done = REGISTRY.installed.get(record.id)
+    if done is None:
+        return False
+    *owner_path, last = record.name.split(".")
+    owner: object = module
+    try:
+        for part in owner_path:
+            owner = getattr(owner, part)
+    except AttributeError:
+        return False
+    value = vars(owner).get(last) if hasattr(owner, "__dict__") else None
+    for _ in range(20):  # a later record may have wrapped this one's adapter: follow __wrapped__
+        if value is done[1]:
+            return True
+        if value is None:
+            return False
+        value = getattr(value, "__wrapped__", None) or getattr(value, "__func__", None)
+    return False
+
+
+def current_outcomes() -> list[Outcome]:
+    """Each record's latest outcome, with "applied" checked against the modules as they are now
+    (a repair that no longer holds is reported as "lost")."""
+    repair_replaced()
+    latest: dict[str, Outcome] = {}
+    with REGISTRY.lock:
+        for outcome in REGISTRY.outcomes:
+            latest[outcome.id] = outcome
+    by_id = {r.id: r for r in REGISTRY.loaded()}
+    result = []
+    for outcome in latest.values():
+        record = by_id.get(outcome.id)
+        if outcome.status == "applied" and record is not None and not holds(record):
+            outcome = Outcome(
+                outcome.id, outcome.module, outcome.name, "lost", "no longer present on the module now loaded"
+            )
+        result.append(outcome)
+    return result
 
 
 # --- helpers for record modules (added with the repair catalogue) -----------------------------

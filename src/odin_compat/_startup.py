@@ -17,12 +17,16 @@ from __future__ import annotations
 import sysconfig
 from pathlib import Path
 
+from odin_compat import TRUE_VALUES
+
 NAME = "odin_compat"
-# One line: .pth import lines are exec'd; a broken or removed odin must never break start-up.
+# One line: .pth import lines are exec'd. A broken odin must never break start-up, and one removed
+# by `pip uninstall` without `odin-compat uninstall` must stay silent (its file is left behind).
 PTH_LINE = (
     "import os, sys; exec('try:\\n import odin_compat\\nexcept Exception as e:\\n"
-    ' sys.stderr.write("odin_compat: start-up activation skipped: %r\\\\n" % (e,))\')'
-    " if os.environ.get('ODIN_COMPAT_DISABLE', '').strip().lower() in ('', '0', 'false', 'no') else None\n"
+    " if getattr(e, \"name\", None) != \"odin_compat\":\\n"
+    '  sys.stderr.write("odin_compat: start-up activation skipped: %r\\\\n" % (e,))\')'
+    f" if os.environ.get('ODIN_COMPAT_DISABLE', '').strip().lower() not in {TRUE_VALUES!r} else None\n"
 )
 START_LINE = "odin_compat._startup:activate\n"
 
