@@ -121,7 +121,13 @@ _ARG_FLAGS = 0x04 | 0x08  # CO_VARARGS | CO_VARKEYWORDS
 
 def _parameters(code: CodeType) -> tuple:
     n = code.co_argcount + code.co_kwonlyargcount + bin(code.co_flags & _ARG_FLAGS).count("1")
-    return code.co_posonlyargcount, code.co_argcount, code.co_kwonlyargcount, code.co_flags & _ARG_FLAGS, code.co_varnames[:n]
+    return (
+        code.co_posonlyargcount,
+        code.co_argcount,
+        code.co_kwonlyargcount,
+        code.co_flags & _ARG_FLAGS,
+        code.co_varnames[:n],
+    )
 
 
 _names_cache: dict[CodeType, frozenset[str]] = {}
@@ -212,7 +218,10 @@ def origins_of(code: CodeType) -> list[FunctionType]:
     found = [
         fn
         for fn in _index.get(code.co_name, ())
-        if fn.__code__ is not code and _parameters(fn.__code__) == params and derived(code, fn) and _is_live(fn)
+        if fn.__code__ is not code
+        and _parameters(fn.__code__) == params
+        and derived(code, fn)
+        and _is_live(fn)
     ]
     _bounded_put(_derivations, code, (_index_stamp, found))
     return found
@@ -226,7 +235,11 @@ def heal_derived(code: CodeType, namespace: dict, where: str) -> list[str]:
         return []
     filled = []
     for name in missing_globals(code, namespace):
-        values = {id(o.__globals__[name]): o for o in origins if name in o.__globals__ and name in global_reads(o.__code__)}
+        values = {
+            id(o.__globals__[name]): o
+            for o in origins
+            if name in o.__globals__ and name in global_reads(o.__code__)
+        }
         if len(values) == 1:  # two origins that disagree on the value: leave it alone
             origin = next(iter(values.values()))
             module = sys.modules.get(origin.__globals__.get("__name__", ""))
@@ -283,9 +296,7 @@ def _audit(event: str, args: tuple) -> None:
         if str(sys._getframe(1).f_globals.get("__name__")).partition(".")[0] in _NOT_REBUILDERS:
             return
         _refresh_index()
-        rebuilt = [
-            c for c in code.co_consts if type(c) is CodeType and c.co_name in _index and origins_of(c)
-        ]
+        rebuilt = [c for c in code.co_consts if type(c) is CodeType and c.co_name in _index and origins_of(c)]
         if rebuilt:
             _heal_when_done(code, rebuilt)
     except Exception:  # the audit hook must never break the caller's exec

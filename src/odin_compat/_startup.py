@@ -24,7 +24,7 @@ NAME = "odin_compat"
 # by `pip uninstall` without `odin-compat uninstall` must stay silent (its file is left behind).
 PTH_LINE = (
     "import os, sys; exec('try:\\n import odin_compat\\nexcept Exception as e:\\n"
-    " if getattr(e, \"name\", None) != \"odin_compat\":\\n"
+    ' if getattr(e, "name", None) != "odin_compat":\\n'
     '  sys.stderr.write("odin_compat: start-up activation skipped: %r\\\\n" % (e,))\')'
     f" if os.environ.get('ODIN_COMPAT_DISABLE', '').strip().lower() not in {TRUE_VALUES!r} else None\n"
 )
