@@ -88,6 +88,14 @@ def test_with_odin_first_prepare_runs(version: str, late: bool, xformers: bool) 
     assert result == {"rebuilt_file": "<string>", "ok": True, "error": None}
 
 
+@pytest.mark.parametrize("xformers", [False, True])
+def test_odin_imported_after_the_rebuild_still_heals(xformers: bool) -> None:
+    # The original `prepare` is gone before odin loads: the healer proves the derivation from
+    # accelerate's source file and heals unsloth's namespace in the late sweep.
+    result = scenario("1.12.0", "--odin-after", xformers=xformers)
+    assert result == {"rebuilt_file": "<string>", "ok": True, "error": None}
+
+
 def test_disable_switch_leaves_the_crash() -> None:
     env_result = subprocess.run(
         [sys.executable, str(SCENARIO), "--odin"],

@@ -45,6 +45,22 @@ def heal() -> list[str]:
     return _heal.sweep()
 
 
+def _heal_now(modules: list[str]) -> None:
+    """Heal rebuilder modules that have imported, then sweep the origin libraries' classes."""
+    from odin_compat import _heal
+
+    try:
+        for name in modules:
+            module = sys.modules.get(name)
+            if module is not None:
+                _heal.heal_module(module)
+        _heal.sweep()
+    except Exception as exc:  # containment
+        import warnings
+
+        warnings.warn(f"odin_compat: healing failed: {exc!r}", RuntimeWarning, stacklevel=3)
+
+
 def _sweep_after(name: str) -> None:
     # A rebuilder module (generated files included) is healed as soon as it has imported, before
     # anything can patch its functions onto a class or call them.
@@ -117,8 +133,8 @@ def _activate() -> None:
     for module_name in preloaded:
         _records.apply_for(module_name)
     rebuilders = [m for m in sys.modules if m.partition(".")[0] in REBUILDERS]
-    if rebuilders:
-        _sweep_after("")
+    if rebuilders or preloaded:  # whatever rebuilt functions before we came: heal it now
+        _heal_now(rebuilders)
     _state["preloaded"] = preloaded + sorted(rebuilders)
     if _state["preloaded"]:
         import warnings

@@ -227,25 +227,49 @@ def origins_of(code: CodeType) -> list[FunctionType]:
     return found
 
 
-def heal_derived(code: CodeType, namespace: dict, where: str) -> list[str]:
+def heal_derived(
+    code: CodeType, namespace: dict, where: str, origins: list[tuple[CodeType, dict]] | None = None
+) -> list[str]:
     """Fill into `namespace` (the rebuilt function's globals) what `code` reads and lacks, from
-    the origin function(s) it was rebuilt from: only names those read, only where they agree."""
-    origins = origins_of(code)
+    the origin function(s) it was rebuilt from: only names those read, only where they agree.
+    `origins` are (origin code, origin globals) pairs; by default, the indexed origin functions."""
+    if origins is None:
+        origins = [(fn.__code__, fn.__globals__) for fn in origins_of(code)]
     if not origins:
         return []
     filled = []
     for name in missing_globals(code, namespace):
-        values = {
-            id(o.__globals__[name]): o
-            for o in origins
-            if name in o.__globals__ and name in global_reads(o.__code__)
-        }
+        values = {id(ns[name]): ns for ocode, ns in origins if name in ns and name in global_reads(ocode)}
         if len(values) == 1:  # two origins that disagree on the value: leave it alone
-            origin = next(iter(values.values()))
-            module = sys.modules.get(origin.__globals__.get("__name__", ""))
-            if module is not None and vars(module) is origin.__globals__:
+            origin_ns = next(iter(values.values()))
+            module = sys.modules.get(origin_ns.get("__name__", ""))
+            if module is not None and vars(module) is origin_ns:
                 filled += fill(namespace, [name], module, f"{where}:{code.co_name}")
     return filled
+
+
+_source_codes: dict[str, CodeType] = {}  # origin module file -> its compiled code
+
+
+def origin_from_source(module: ModuleType, owner: str, name: str) -> CodeType | None:
+    """The code of `owner.name` (`owner` a class of `module`, or "" for a module-level function)
+    compiled from the module's file on disk: proof of what a function that is gone looked like
+    (odin imported after a rebuilder had already replaced it)."""
+    path = getattr(module, "__file__", None) or ""
+    if not path.endswith(".py"):
+        return None
+    code = _source_codes.get(path)
+    if code is None:
+        with open(path, "rb") as f:
+            code = compile(f.read(), path, "exec", dont_inherit=True)
+        _bounded_put(_source_codes, path, code)
+    if owner:
+        bodies = [c for c in code.co_consts if type(c) is CodeType and c.co_name == owner]
+        if len(bodies) != 1:
+            return None
+        code = bodies[0]
+    found = [c for c in code.co_consts if type(c) is CodeType and c.co_name == name]
+    return found[0] if len(found) == 1 else None
 
 
 # --- trigger 1: exec of source-string code -----------------------------------------------------
@@ -334,12 +358,27 @@ def heal_module(module: ModuleType) -> list[str]:
 _clean: dict[FunctionType, CodeType] = {}
 
 
-def _heal_found(fn: FunctionType, where: str) -> list[str]:
+def _heal_found(fn: FunctionType, module: ModuleType, owner: str, name: str) -> list[str]:
+    """Heal `fn`, found as `owner.name` of origin `module` with foreign globals, if it is derived
+    from the origin function: one still indexed, or else the one in the module's source file."""
     if _clean.get(fn) is fn.__code__:
         return []
-    filled = heal_derived(fn.__code__, fn.__globals__, where)
-    if not missing_globals(fn.__code__, fn.__globals__) or not origins_of(fn.__code__):
-        _bounded_put(_clean, fn, fn.__code__)
+    code = fn.__code__
+    origins = [(o.__code__, o.__globals__) for o in origins_of(code)]
+    if not origins and not missing_globals(code, fn.__globals__):
+        _bounded_put(_clean, fn, code)
+        return []
+    if not origins:
+        try:
+            source = origin_from_source(module, owner, name)
+        except (OSError, SyntaxError, ValueError):
+            source = None
+        if source is not None and source.co_name == code.co_name and _parameters(source) == _parameters(code):
+            if 2 * len(_names(source) & _names(code)) >= len(_names(source)):
+                origins = [(source, vars(module))]
+    where = f"{module.__name__}.{owner}" if owner else module.__name__
+    filled = heal_derived(code, fn.__globals__, where, origins)
+    _bounded_put(_clean, fn, code)  # healed as far as the proof goes: never asked again for this code
     return filled
 
 
@@ -368,6 +407,7 @@ def sweep() -> list[str]:
     filled = []
     for own in list(_live):
         modname = own.get("__name__", "")
+        module = sys.modules.get(modname)
         values = tuple(own.values())
         seen = _unchanged(own, values)
         if seen is not None:
@@ -375,11 +415,11 @@ def sweep() -> list[str]:
         else:
             classes = []
             healthy = True
-            for value in values:
+            for key, value in list(own.items()):
                 if type(value) is FunctionType:
                     # A module-level function replaced by rebuilt code (`trl.trainer.x.f = f`).
-                    if value.__globals__ is not own:
-                        filled += _heal_found(value, modname)
+                    if value.__globals__ is not own and module is not None:
+                        filled += _heal_found(value, module, "", key)
                         healthy = healthy and _clean.get(value) is value.__code__
                 elif isinstance(value, type) and value.__module__ == modname:  # classes it defines
                     classes.append(value)
@@ -390,7 +430,7 @@ def sweep() -> list[str]:
             if _unchanged(cls, attrs) is not None:
                 continue
             healthy = True
-            for attr in attrs:
+            for attr_name, attr in list(vars(cls).items()):
                 kind = type(attr)
                 if kind is not FunctionType:
                     if kind is staticmethod or kind is classmethod:
@@ -399,8 +439,8 @@ def sweep() -> list[str]:
                         attr = attr.fget
                     if type(attr) is not FunctionType:
                         continue
-                if attr.__globals__ is not own:
-                    filled += _heal_found(attr, f"{modname}.{cls.__qualname__}")
+                if attr.__globals__ is not own and module is not None:
+                    filled += _heal_found(attr, module, cls.__qualname__, attr_name)
                     healthy = healthy and _clean.get(attr) is attr.__code__
             if healthy:
                 _snapshots[id(cls)] = (cls, attrs, None)

@@ -1,7 +1,8 @@
 """Run `Accelerator.prepare` after an unsloth-style rebuild; print one JSON line with the outcome.
 
-Usage: python prepare_scenario.py [--odin] [--late]   (UNSLOTH_LIKE_XFORMERS=1: the user's xformers case)
+Usage: python prepare_scenario.py [--odin] [--late] [--odin-after]   (UNSLOTH_LIKE_XFORMERS=1: the user's xformers case)
   --odin  `import odin_compat` as the first line (the only change a user makes)
+  --odin-after  `import odin_compat` only after the rebuild (the original `prepare` is gone by then)
   --late  rebuild once more after everything is imported (unsloth also rebuilds at model load)
 """
 
@@ -18,6 +19,9 @@ from accelerate import Accelerator  # noqa: E402
 
 original_prepare = Accelerator.prepare
 import standins.unsloth_like as unsloth_like  # noqa: E402
+
+if "--odin-after" in sys.argv:
+    import odin_compat  # noqa: F401
 
 if "--late" in sys.argv:
     # A rebuild after every import is done (unsloth also rebuilds at model load): start from
