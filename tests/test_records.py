@@ -86,3 +86,21 @@ def test_apply_for_runs_the_registered_records(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setitem(sys.modules, "fake_target", module)
     assert [o.status for o in _records.apply_for("fake_target")] == ["applied"]
     assert registry.outcomes[0].as_dict()["status"] == "applied"
+
+
+def test_outcomes_are_checked_against_the_modules_loaded_now(monkeypatch: pytest.MonkeyPatch) -> None:
+    registry = _records.Registry()
+    monkeypatch.setattr(_records, "REGISTRY", registry)
+    registry.add(make())
+    module = types.ModuleType("fake_target")
+    monkeypatch.setitem(sys.modules, "fake_target", module)
+    _records.apply_for("fake_target")
+    assert [o.status for o in _records.current_outcomes()] == ["applied"]
+    module.thing = object()  # another library replaced what odin installed
+    (lost,) = _records.current_outcomes()
+    assert lost.status == "lost" and "replaced since it was applied" in lost.reason
+    # a new module object under the same name (a re-executed package) is repaired again
+    fresh = types.ModuleType("fake_target")
+    monkeypatch.setitem(sys.modules, "fake_target", fresh)
+    assert [o.status for o in _records.current_outcomes()] == ["applied"]
+    assert hasattr(fresh, "thing")

@@ -253,6 +253,15 @@ def holds(record: Record) -> bool:
     return False
 
 
+def _why_lost(record: Record) -> str:
+    """Say what now stands where the repair was: usually another library replaced the object."""
+    obj: object = sys.modules.get(record.module)
+    for part in record.name.split("."):
+        obj = getattr(obj, part, None)
+    owner = getattr(obj, "__qualname__", type(obj).__name__)
+    return f"replaced since it was applied: {record.module}.{record.name} is now {owner} from {getattr(obj, '__module__', '?')}"
+
+
 def current_outcomes() -> list[Outcome]:
     """Each record's latest outcome, with "applied" checked against the modules as they are now
     (a repair that no longer holds is reported as "lost")."""
@@ -266,9 +275,7 @@ def current_outcomes() -> list[Outcome]:
     for outcome in latest.values():
         record = by_id.get(outcome.id)
         if outcome.status == "applied" and record is not None and not holds(record):
-            outcome = Outcome(
-                outcome.id, outcome.module, outcome.name, "lost", "no longer present on the module now loaded"
-            )
+            outcome = Outcome(outcome.id, outcome.module, outcome.name, "lost", _why_lost(record))
         result.append(outcome)
     return result
 
