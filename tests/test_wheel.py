@@ -128,11 +128,15 @@ def test_import_odin_compat_repairs_the_locked_stack(stack: Stack) -> None:
     repaired = json.loads(_run([stack.python, "-c", code], stack.work).stdout)
     assert repaired["fp8"] == "ok" and repaired["int8"] == "ok", repaired
     assert Path(repaired["odin"]).is_relative_to(stack.root / "venv"), repaired["odin"]  # the wheel, not src/
-    assert {"accelerate-utils-fp8backendtype", "peft-prepare-model-for-int8-training"} <= set(repaired["applied"])
+    assert {"accelerate-utils-fp8backendtype", "peft-prepare-model-for-int8-training"} <= set(
+        repaired["applied"]
+    )
 
 
 def test_odin_compat_run_repairs_a_script_that_never_imports_odin(stack: Stack) -> None:
-    repaired = json.loads(_run([stack.bin / "odin-compat", "run", "--", stack.python, "probe.py"], stack.work).stdout)
+    repaired = json.loads(
+        _run([stack.bin / "odin-compat", "run", "--", stack.python, "probe.py"], stack.work).stdout
+    )
     assert repaired["fp8"] == "ok" and repaired["int8"] == "ok", repaired
 
 
@@ -143,9 +147,13 @@ def test_doctor_runs_on_the_locked_stack(stack: Stack) -> None:
         "transformers": "4.47.1", "accelerate": "1.12.0", "trl": "0.17.0", "peft": "0.15.2"}  # fmt: skip
     applies = {r["id"] for r in report["records"] if r["applies"]}
     assert {"accelerate-utils-fp8backendtype", "peft-prepare-model-for-int8-training"} <= applies
-    assert "### Known-bad combinations found" in _run([stack.bin / "odin-compat", "doctor"], stack.work).stdout
+    assert (
+        "### Known-bad combinations found" in _run([stack.bin / "odin-compat", "doctor"], stack.work).stdout
+    )
     # no unsloth in this lock, so no crash that needs odin active: the gate passes
     _run([stack.bin / "odin-compat", "doctor", "--check"], stack.work)
-    lock = json.loads(_run([stack.bin / "odin-compat", "doctor", "--lock", LOCK, "--json"], stack.work).stdout)
+    lock = json.loads(
+        _run([stack.bin / "odin-compat", "doctor", "--lock", LOCK, "--json"], stack.work).stdout
+    )
     assert lock["stack"]["transformers"] == "4.47.1" and lock["crashes"] == []
     print(f"locked stack timings: {stack.seconds}")

@@ -14,6 +14,7 @@ import sys
 from _thread import allocate_lock
 
 from odin_compat._version import __version__
+
 __all__ = ["active", "heal", "report", "__version__"]
 
 # Packages that rebuild other libraries' functions from source; after each of

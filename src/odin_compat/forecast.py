@@ -35,7 +35,10 @@ def forecast(lock: locks.Lock) -> dict:
             crashes.setdefault(item["error"], {**item, "source": "known-bad table"})
         for item in apidiff.hits(versions, apidiff.entries()):
             record = by_id.get(item.get("record", "")) or by_target.get((item["module"], item["name"]))
-            error = item.get("error") or f"ImportError: cannot import name '{item['name']}' from '{item['module']}'"
+            error = (
+                item.get("error")
+                or f"ImportError: cannot import name '{item['name']}' from '{item['module']}'"
+            )
             crashes.setdefault(error, {
                 "when": [item["lacking"], item["user"]], "found": [item["lacking"], item["user"]],
                 "error": error, "repaired": record is not None,

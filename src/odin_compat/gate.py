@@ -56,7 +56,9 @@ def check(report: dict, entries: tuple[str, ...] | list[str] = ()) -> dict:
         if report.get("disabled"):
             problems.append(f"ODIN_COMPAT_DISABLE is set, so odin cannot repair: {crashes}")
         elif report.get("startup_installed"):
-            notes.append("start-up activation is installed: every Python process of this environment is repaired")
+            notes.append(
+                "start-up activation is installed: every Python process of this environment is repaired"
+            )
         elif report.get("run_active"):
             notes.append("started by `odin-compat run`: every Python process it starts is repaired")
         elif entries:
@@ -73,5 +75,7 @@ def render(result: dict) -> str:
     lines += [f"- FAIL: {p}" for p in result["problems"]]
     lines += [f"- ok: {n}" for n in result["notes"]]
     if result["ok"]:
-        lines.append("- PASS: no known crash that odin does not repair, and odin is active where it is needed")
+        lines.append(
+            "- PASS: no known crash that odin does not repair, and odin is active where it is needed"
+        )
     return "\n".join(lines) + "\n"
