@@ -48,6 +48,12 @@ def build_parser() -> argparse.ArgumentParser:
         add_help=False,
     )
 
+    scan = commands.add_parser(
+        "scan", help="list names installed packages import from the HF stack that the installed stack lacks"
+    )
+    scan.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    scan.add_argument("--all", action="store_true", help="also list imports inside try/if guards")
+
     catalogue = commands.add_parser("catalogue", help="print the record catalogue as a Markdown table")
     catalogue.add_argument("--output", "-o", help="write it to this file instead of stdout")
     return parser
@@ -83,6 +89,10 @@ def main(argv: list[str] | None = None) -> int:
             state = "installed" if _startup.installed() else "not installed"
             print(f"start-up activation {state} in {_startup.site_dir()}")
         return 0
+    if args.command == "scan":
+        from odin_compat import scan
+
+        return scan.main(as_json=args.json, include_guarded=args.all)
     if args.command == "catalogue":
         from odin_compat import doctor
 
