@@ -20,7 +20,9 @@ import sys
 from pathlib import Path
 
 TARGETS = ("accelerate", "transformers", "trl", "peft", "huggingface_hub", "torch")
-_IMPORT_RE = re.compile(rb"^[ \t]*(?:from|import)[ \t]+(" + b"|".join(t.encode() for t in TARGETS) + rb")\b", re.M)
+_IMPORT_RE = re.compile(
+    rb"^[ \t]*(?:from|import)[ \t]+(" + b"|".join(t.encode() for t in TARGETS) + rb")\b", re.M
+)
 _CATCHES = {"ImportError", "ModuleNotFoundError", "AttributeError", "Exception", "BaseException"}
 
 
@@ -31,11 +33,21 @@ class Module:
         self.name, self.path, self.package_dir = name, path, package_dir
         self.names: set[str] | None = None
         self.dynamic = False  # a module-level __getattr__: absent names may still resolve
+        self._children: set[str] | None = None
 
     def submodule(self, name: str) -> bool:
-        d = self.package_dir
-        return d is not None and ((d / f"{name}.py").exists() or (d / name / "__init__.py").exists()
-                                  or any(d.glob(f"{name}.*.so")) or any(d.glob(f"{name}.*.pyd")))  # fmt: skip
+        if self.package_dir is None:
+            return False
+        if self._children is None:
+            import os
+
+            try:
+                entries = os.listdir(self.package_dir)
+            except OSError:
+                entries = []
+            self._children = {e.partition(".")[0] for e in entries if e.endswith((".py", ".so", ".pyd"))}
+            self._children |= {e for e in entries if (self.package_dir / e / "__init__.py").exists()}
+        return name in self._children
 
 
 class Index:
@@ -163,115 +175,168 @@ def _absolute(module: Module, node: ast.ImportFrom) -> str | None:
     return ".".join(parts + ([node.module] if node.module else []))
 
 
+def resolve(index: Index, module: str, dotted: str) -> tuple[str, str]:
+    """Walk `a.b.c` from `module` through submodules; returns (last module, first non-module name)."""
+    parts = dotted.split(".")
+    for part in parts[:-1]:
+        found = index.module(module)
+        if found is None or not found.submodule(part):
+            return module, part
+        module = f"{module}.{part}"
+    return module, parts[-1]
+
+
 def has(index: Index, module_name: str, name: str) -> bool | None:
     """Does `module_name` provide `name`? None: cannot tell (or the module is not there)."""
     module = index.module(module_name)
     if module is None:
         return None
+    if module.names is not None and name in module.names:
+        return True
     if module.submodule(name):
         return True
     if module.names is None:
         return None
-    if name in module.names:
-        return True
     return None if module.dynamic else False
 
 
-class _Visitor(ast.NodeVisitor):
-    """Collects (line, module, name, guard) for every import or attribute use on a target."""
+def _type_checking(test: ast.expr) -> bool:
+    return any((isinstance(n, ast.Name) and n.id == "TYPE_CHECKING")
+               or (isinstance(n, ast.Attribute) and n.attr == "TYPE_CHECKING") for n in ast.walk(test))  # fmt: skip
 
-    def __init__(self) -> None:
-        self.uses: list[tuple[int, str, str, str, str]] = []
-        self.aliases: dict[str, str] = {}
-        self.guards: list[str] = []
 
-    def _guarded(self, node: ast.AST, kind: str, body_fields: tuple[str, ...]) -> None:
-        for field in body_fields:
-            self.guards.append(kind)
-            for child in getattr(node, field, []) or []:
-                self.visit(child)
-            self.guards.pop()
+def _catches(node: ast.Try) -> bool:
+    for handler in node.handlers:
+        if handler.type is None:
+            return True
+        names = {getattr(n, "id", getattr(n, "attr", "")) for n in ast.walk(handler.type)}
+        if names & _CATCHES:
+            return True
+    return False
 
-    def visit_If(self, node: ast.If) -> None:
-        self.visit(node.test)
-        if "TYPE_CHECKING" in ast.dump(node.test):
-            self._guarded(node, "type-checking", ("body",))
-            self._guarded(node, "if", ("orelse",))
-        else:
-            self._guarded(node, "if", ("body", "orelse"))
 
-    def visit_Try(self, node: ast.Try) -> None:
-        caught = set()
-        for handler in node.handlers:
-            if handler.type is None:
-                caught.add("BaseException")
-            else:
-                caught.update(_bound(handler.type) + [getattr(n, "attr", "") for n in ast.walk(handler.type)])
-        self._guarded(node, "try" if caught & _CATCHES else "", ("body",))
-        for part in (*node.handlers, *node.orelse, *node.finalbody):
-            self.visit(part)
-
-    visit_TryStar = visit_Try
-
-    def _guard(self) -> str:
-        if "type-checking" in self.guards:
+def _guard_for(node: ast.stmt, field: str, guard: str) -> str:
+    if guard == "type-checking":
+        return guard
+    if isinstance(node, ast.If):
+        if field == "body" and _type_checking(node.test):
             return "type-checking"
-        return next((g for g in reversed(self.guards) if g), "")
-
-    def visit_Import(self, node: ast.Import) -> None:
-        for alias in node.names:
-            top = alias.name.partition(".")[0]
-            if top in TARGETS:
-                if "." in alias.name:
-                    parent, _, last = alias.name.rpartition(".")
-                    self.uses.append((node.lineno, parent, last, f"import {alias.name}", self._guard()))
-                self.aliases[alias.asname or top] = alias.name if alias.asname else top
-
-    def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
-        if node.level or not node.module or node.module.partition(".")[0] not in TARGETS:
-            return
-        for alias in node.names:
-            if alias.name != "*":
-                self.uses.append((node.lineno, node.module, alias.name,
-                                  f"from {node.module} import {alias.name}", self._guard()))  # fmt: skip
-                self.aliases.setdefault(alias.asname or alias.name, f"{node.module}.{alias.name}?")
-
-    def visit_Attribute(self, node: ast.Attribute) -> None:
-        chain, cur = [], node
-        while isinstance(cur, ast.Attribute):
-            chain.append(cur.attr)
-            cur = cur.value
-        if isinstance(cur, ast.Name) and cur.id in self.aliases and not self.aliases[cur.id].endswith("?"):
-            module = self.aliases[cur.id]
-            chain.reverse()
-            self.uses.append((node.lineno, module, chain[0], f"{cur.id}.{'.'.join(chain)}", self._guard()))
-            return  # the inner attributes are this chain
-        self.generic_visit(node)
+        return guard or "if"
+    if isinstance(node, ast.Try) and field == "body" and _catches(node):
+        return guard or "try"
+    return guard
 
 
-def _owner_map() -> dict[str, list[str]]:
+def uses(tree: ast.Module, attributes: bool = True) -> list[tuple[int, str, str, str, str]]:
+    """(line, module, dotted name, code, guard) for each import from a target, and (with
+    `attributes`) each attribute chain on a module alias of a target other than torch."""
+    found: list[tuple[int, str, str, str, str]] = []
+    aliases: dict[str, str] = {}
+
+    def expr(node: ast.AST, guard: str) -> None:
+        if isinstance(node, ast.Attribute):
+            chain, cur = [], node
+            while isinstance(cur, ast.Attribute):
+                chain.append(cur.attr)
+                cur = cur.value
+            if isinstance(cur, ast.Name) and cur.id in aliases:
+                chain.reverse()
+                found.append(
+                    (node.lineno, aliases[cur.id], ".".join(chain), f"{cur.id}.{'.'.join(chain)}", guard)
+                )
+                return
+            node = cur
+        for child in ast.iter_child_nodes(node):
+            expr(child, guard)
+
+    def walk(body: list, guard: str) -> None:
+        for node in body:
+            if isinstance(node, ast.Import):
+                for alias in node.names:
+                    top = alias.name.partition(".")[0]
+                    if top not in TARGETS:
+                        continue
+                    if "." in alias.name:
+                        parent, _, last = alias.name.rpartition(".")
+                        found.append((node.lineno, parent, last, f"import {alias.name}", guard))
+                    if top != "torch" and guard != "type-checking":
+                        aliases[alias.asname or top] = alias.name if alias.asname else top
+                continue
+            if isinstance(node, ast.ImportFrom):
+                if not node.level and node.module and node.module.partition(".")[0] in TARGETS:
+                    for alias in node.names:
+                        if alias.name != "*":
+                            found.append((node.lineno, node.module, alias.name,
+                                          f"from {node.module} import {alias.name}", guard))  # fmt: skip
+                continue
+            for field, value in ast.iter_fields(node):
+                if isinstance(value, list) and value and isinstance(value[0], ast.stmt):
+                    walk(value, _guard_for(node, field, guard))
+                elif isinstance(value, list):
+                    for item in value:
+                        if isinstance(item, (ast.excepthandler, ast.match_case)):
+                            walk(item.body, guard)
+                        elif isinstance(item, ast.AST) and attributes and aliases:
+                            expr(item, guard)
+                elif isinstance(value, ast.AST) and attributes and aliases:
+                    expr(value, guard)
+
+    walk(tree.body, "")
+    return found
+
+
+_TORCH_FROM = re.compile(rb"^([ \t]*)from[ \t]+(torch\.[\w.]+)[ \t]+import[ \t]+(\([^)]*\)|[^\n#;]+)", re.M)
+
+
+def torch_uses(data: bytes) -> list[tuple[int, str, str, str, str]]:
+    """`from torch.x import y` statements found without parsing the whole file (files whose only
+    target is torch); an indented one is marked "nested" (its context is not known)."""
+    found = []
+    for m in _TORCH_FROM.finditer(data):
+        line = data.count(b"\n", 0, m.start()) + 1
+        module = m.group(2).decode()
+        names = m.group(3).decode().strip().strip("()").replace("\\", " ")
+        for item in names.split(","):
+            name = item.split(" as ")[0].strip()
+            if name.isidentifier():
+                found.append(
+                    (line, module, name, f"from {module} import {name}", "nested" if m.group(1) else "")
+                )
+    return found
+
+
+def _installed(path: list[str]) -> tuple[list, dict[str, list[str]], dict[str, str]]:
+    """The distributions on `path` (the first of each name), their top-level names, their versions."""
     from importlib import metadata
 
-    return metadata.packages_distributions()
+    dists, owners, versions = [], {}, {}
+    for dist in metadata.distributions(path=path):
+        name = dist.metadata["Name"] or "?"
+        if name in versions:
+            continue
+        versions[name] = dist.version
+        dists.append(dist)
+        tops = (dist.read_text("top_level.txt") or "").split()
+        if not tops:
+            tops = {f.parts[0].removesuffix(".py") for f in dist.files or () if f.suffix == ".py" and f.parts}
+        for top in tops:
+            owners.setdefault(top, []).append(name)
+    return dists, owners, versions
 
 
 def scan(path: list[str] | None = None, include_guarded: bool = False) -> dict:
     """The findings for the environment on `path` (default: this interpreter's sys.path)."""
     import time
-    from importlib import metadata
 
     start = time.perf_counter()
     index = Index(path)
-    owners = _owner_map()
+    dists, owners, versions = _installed(index.path)
     target_dists = {d for t in TARGETS for d in owners.get(t, [])}
     repairs = _repairs()
-    findings, files, seen = [], 0, set()
-    for dist in metadata.distributions(path=index.path):
+    findings, files = [], 0
+    for dist in dists:
         name = dist.metadata["Name"] or "?"
-        if name in seen or not dist.files:
-            continue
-        seen.add(name)
-        for rel in dist.files:
+        for rel in dist.files or ():
             if rel.suffix != ".py":
                 continue
             file = Path(str(dist.locate_file(rel)))
@@ -284,23 +349,26 @@ def scan(path: list[str] | None = None, include_guarded: bool = False) -> dict:
             if not tops:
                 continue
             files += 1
-            try:
-                tree = ast.parse(data, filename=str(file))
-            except (SyntaxError, ValueError):
-                continue
-            visitor = _Visitor()
-            visitor.visit(tree)
-            for line, module, attr, text, guard in visitor.uses:
+            if tops == {"torch"}:
+                found = torch_uses(data)
+            else:
+                try:
+                    tree = ast.parse(data, filename=str(file))
+                except (SyntaxError, ValueError):
+                    continue
+                found = uses(tree)
+            for line, module, attr, text, guard in found:
                 if module.partition(".")[0] not in tops or guard == "type-checking":
                     continue
+                module, attr = resolve(index, module, attr)
                 if has(index, module, attr) is not False:
                     continue
-                target = module.partition(".")[0]
+                owner = owners.get(module.partition(".")[0], ["?"])[0]
                 record = repairs.get((module, attr))
                 findings.append({
                     "dist": name, "version": dist.version, "file": str(rel), "line": line, "code": text,
                     "module": module, "name": attr,
-                    "target": f"{'/'.join(owners.get(target, [target]))} {_version(owners.get(target, [target])[0])}",
+                    "target": f"{owner} {versions.get(owner, '?')}",
                     "guarded": guard, "repaired_by": record,
                 })  # fmt: skip
     shown = [f for f in findings if include_guarded or not f["guarded"]]
@@ -315,17 +383,13 @@ def scan(path: list[str] | None = None, include_guarded: bool = False) -> dict:
     }
 
 
-def _version(dist: str) -> str:
-    from odin_compat._records import dist_version
-
-    return dist_version(dist) or "?"
-
-
 def _repairs() -> dict[tuple[str, str], str]:
     """(module, name) -> id of the record that provides it (only names a record adds)."""
     from odin_compat import _records
 
-    return {(r.module, r.name): r.id for r in _records.REGISTRY.all() if r.kind in ("backport", "alias", "lazy")}
+    return {
+        (r.module, r.name): r.id for r in _records.REGISTRY.all() if r.kind in ("backport", "alias", "lazy")
+    }
 
 
 def render(result: dict) -> str:
