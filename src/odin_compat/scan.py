@@ -155,9 +155,13 @@ def _read(module: Module, index: Index) -> None:
                     names.add(alias.asname or alias.name)
                     continue
                 source = _absolute(module, node)
-                star = index.module(source) if source and source not in index.resolving else None
-                if star is None or star.names is None:
-                    return  # a star import we cannot read: unknown
+                if not source or source in index.resolving:
+                    continue  # an import cycle: its names are this module's own
+                star = index.module(source)
+                if star is None:
+                    continue  # no such module (a dummy-objects branch of a lazy package)
+                if star.names is None:
+                    return  # a star import we cannot read (compiled, dynamic): unknown
                 names.update(n for n in star.names if not n.startswith("_"))
     module.names = names
 
