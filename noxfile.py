@@ -33,3 +33,11 @@ def catalogue(session: nox.Session) -> None:
     session.install("--no-deps", "-e", ".")
     session.install("packaging")
     session.run("python", "-m", "odin_compat", "catalogue", "-o", "docs/catalogue.md")
+
+
+@nox.session(python="3.11")
+def dist(session: nox.Session) -> None:
+    """Build the sdist and the wheel into dist/ and check their metadata."""
+    session.install("build", "twine")
+    session.run("python", "-m", "build", "--outdir", "dist", ".")
+    session.run("sh", "-c", "twine check --strict dist/*", external=True)

@@ -1,4 +1,4 @@
-"""`odin-compat doctor`: readable and --json, in the seed's lock environment and the latest one."""
+"""`odin-compat doctor`: readable and --json, on the FP8 report's pins and on the latest releases."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 
 from matrix import SRC, target
 
-SEED_LOCK = ("unsloth==2025.3.3", "transformers==4.47.1", "accelerate==1.12.0", "trl==0.17.0")
+FP8_REPORT = ("unsloth==2025.3.3", "transformers==4.47.1", "accelerate==1.12.0", "trl==0.17.0")
 LATEST = ("transformers==5.24.0", "accelerate==1.15.0", "trl==1.16.0", "peft==0.21.2")
 
 
@@ -48,15 +48,15 @@ def test_doctor_imports_no_target_library() -> None:
 
 
 @pytest.mark.matrix
-def test_seed_lock_environment_reports_the_fp8_combination() -> None:
-    folder = target(*SEED_LOCK)
+def test_fp8_report_environment_reports_the_fp8_combination() -> None:
+    folder = target(*FP8_REPORT)
     report = json.loads(doctor("--json", folders=(folder,)).stdout)
     assert report["versions"]["unsloth"] == "2025.3.3" and report["versions"]["accelerate"] == "1.12.0"
     bad = [b for b in report["known_bad"] if "FP8BackendType" in b["error"]]
     assert bad and "healed" in bad[0]["odin"], report["known_bad"]
     text = doctor(folders=(folder,)).stdout
     assert "FP8BackendType" in text and "unsloth 2025.3.3 matches" in text
-    assert "```toml" in text and '"transformers>=4.45,<4.46",' in text  # the seed's Option 4, paste-ready
+    assert "```toml" in text and '"transformers>=4.45,<4.46",' in text  # pre-FP8 pins, paste-ready
 
 
 @pytest.mark.matrix

@@ -13,7 +13,8 @@ import os
 import sys
 from _thread import allocate_lock
 
-__version__ = "0.1.0"
+from odin_compat._version import __version__
+
 __all__ = ["active", "heal", "report", "__version__"]
 
 # Packages that rebuild other libraries' functions from source; after each of

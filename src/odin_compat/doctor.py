@@ -20,53 +20,77 @@ STACK = (
     "safetensors", "unsloth", "unsloth_zoo", "bitsandbytes", "xformers", "triton", "numpy", "packaging", "odin",
 )  # fmt: skip
 
-# The lead's records carry no `affects`; the breaking side for the report only.
+# Records without `affects`: the breaking side, for reports only.
 _AFFECTS_FALLBACK = {
     "accelerate-fp8backendtype": "accelerate<0.34.0",
     "accelerate-utils-fp8backendtype": "accelerate",
 }
 
-# Known-bad combinations: (requirements that must all hold, what happens, does odin heal it).
-KNOWN_BAD: tuple[tuple[tuple[str, ...], str, str], ...] = (
+_HEALER = "healed: odin's healer fills the missing globals of the rebuilt function"
+
+# Known-bad combinations: (requirements that must all hold, what happens, what odin does about it
+# (None: odin cannot repair it), requirements of which any one avoids it).
+KNOWN_BAD: tuple[tuple[tuple[str, ...], str, str | None, tuple[str, ...]], ...] = (
     (
         ("unsloth>=2024.5,<=2025.6.2", "accelerate>=1.9.0"),
         "NameError: name 'FP8BackendType' is not defined (File \"<string>\", line 135, in prepare): unsloth "
         "rebuilds Accelerator.prepare from source into its own namespace",
-        "healed: odin's healer fills the missing globals of the rebuilt function",
+        _HEALER,
+        ("unsloth>2025.6.2", "accelerate<1.8.0"),
     ),
     (
         ("unsloth>=2024.5,<=2025.6.2", "accelerate>=1.8.0,<1.9.0"),
         "NameError: name 'is_torch_version' is not defined (File \"<string>\", line 121, in prepare) "
         "(unsloth #2775, accelerate #3641)",
-        "healed: odin's healer fills the missing globals of the rebuilt function",
+        _HEALER,
+        ("unsloth>2025.6.2", "accelerate<1.8.0"),
     ),
     (
         ("transformers>=4.52.0", "accelerate<1.3.0"),
         "TypeError: Accelerator.unwrap_model() got an unexpected keyword argument 'keep_torch_compile'",
         "healed: record accelerate-unwrap-model-keep-torch-compile",
+        ("accelerate>=1.3.0", "transformers<4.52.0"),
     ),
     (
         ("peft>=0.15.0", "accelerate<0.32.0"),
         "ImportError: cannot import name 'clear_device_cache' from 'accelerate.utils.memory' on `import peft`",
         "healed: record accelerate-clear-device-cache",
+        ("accelerate>=0.32.0", "peft<0.15.0"),
     ),
     (
         ("transformers<4.41.0", "accelerate>=1.0.0"),
         "TypeError: Accelerator.__init__() got an unexpected keyword argument 'dispatch_batches' "
         "when Trainer builds its Accelerator",
         "healed: record accelerate-dataloader-args",
+        ("accelerate<1.0.0", "transformers>=4.41.0"),
     ),
     (
         ("trl<0.12.0", "transformers>=5.0.0"),
         "TypeError: Trainer.__init__() got an unexpected keyword argument 'tokenizer' (old trl passes tokenizer=)",
         "healed: record transformers-trainer-tokenizer",
+        ("transformers<5.0.0", "trl>=0.12.0"),
+    ),
+    # Crashes odin does not repair: only pins avoid them.
+    (
+        ("transformers>=4.51.0", "torch<2.3.0"),
+        "AttributeError: module 'torch' has no attribute 'get_default_device' (transformers calls it; "
+        "torch added it in 2.3, pytorch #126632, transformers #38329)",
+        None,
+        ("torch>=2.3.0", "transformers<4.51.0"),
+    ),
+    (
+        ("sentence-transformers<2.3.0", "huggingface_hub>=0.26.0"),
+        "ImportError: cannot import name 'cached_download' from 'huggingface_hub' on `import sentence_transformers` "
+        "(removed in huggingface_hub 0.26.0, huggingface_hub #2579)",
+        None,
+        ("sentence-transformers>=2.3.0", "huggingface_hub<0.26.0"),
     ),
 )
 
-# Known-good pin sets, paste-ready. The first is the user's report's Option 4.
+# Known-good pin sets, paste-ready. The first is the FP8 report's own way out.
 KNOWN_GOOD: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     (
-        "seed Option 4 (pre-FP8 stack: unsloth rebuilt prepare() before accelerate read FP8BackendType)",
+        "the FP8 report's pre-FP8 stack (unsloth rebuilt prepare() before accelerate read FP8BackendType)",
         "3.11",
         ("unsloth>=2024.11,<2024.12", "transformers>=4.45,<4.46", "accelerate>=0.34,<0.35"),
     ),
@@ -91,13 +115,19 @@ def _version(dist: str) -> str | None:
     return dist_version(dist)
 
 
-def _matches(requirement: str, versions: dict[str, str | None]) -> tuple[bool, str]:
-    """Does the installed version satisfy `requirement` ("pkg>=1,<2" or "pkg")? With a reason."""
+def _matches(
+    requirement: str, versions: dict[str, str | None], installed_fallback: bool = True
+) -> tuple[bool, str]:
+    """Does the version in `versions` (else, unless told not to, the installed one) satisfy
+    `requirement` ("pkg>=1,<2" or "pkg")? With a reason."""
     from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
 
     req = Requirement(requirement)
     installed = versions.get(req.name)
     if installed is None:
+        installed = versions.get(canonicalize_name(req.name))
+    if installed is None and installed_fallback:
         installed = _version(req.name)
     if installed is None:
         return False, f"{req.name} not installed"
@@ -106,10 +136,34 @@ def _matches(requirement: str, versions: dict[str, str | None]) -> tuple[bool, s
     return ok, f"{req.name} {installed} {'matches' if ok else 'is outside'} {spec}"
 
 
+def affects(record: Record) -> str:
+    """The requirement marking the record's breaking side ("" when it has none)."""
+    return getattr(record, "affects", "") or _AFFECTS_FALLBACK.get(record.id, "")
+
+
+def known_bad(versions: dict[str, str | None], installed_fallback: bool = True) -> list[dict]:
+    """The known-bad combinations that `versions` (else the installed versions) fall into."""
+    found = []
+    for requirements, error, remedy, avoid in KNOWN_BAD:
+        results = [_matches(r, versions, installed_fallback) for r in requirements]
+        if all(ok for ok, _ in results):
+            found.append(
+                {
+                    "when": list(requirements),
+                    "found": [why for _, why in results],
+                    "error": error,
+                    "odin": remedy or "not repaired by odin",
+                    "repaired": remedy is not None,
+                    "avoid": list(avoid),
+                }
+            )
+    return found
+
+
 def _record_row(record: Record, versions: dict[str, str | None], outcomes: dict[str, dict]) -> dict:
-    affects = record.affects or _AFFECTS_FALLBACK.get(record.id, "")
-    if affects:
-        applies, reason = _matches(affects, versions)
+    rule = affects(record)
+    if rule:
+        applies, reason = _matches(rule, versions)
     else:
         applies, reason = False, "no version rule"
     if applies:
@@ -167,23 +221,13 @@ def collect() -> dict:
     state = odin_compat.report()
     outcomes = {o["id"]: o for o in state["outcomes"]}
     records = [_record_row(r, versions, outcomes) for r in _records.REGISTRY.all()]
-    bad = []
-    for requirements, error, remedy in KNOWN_BAD:
-        results = [_matches(r, versions) for r in requirements]
-        if all(ok for ok, _ in results):
-            bad.append(
-                {
-                    "when": list(requirements),
-                    "found": [why for _, why in results],
-                    "error": error,
-                    "odin": remedy,
-                }
-            )
+    bad = known_bad(versions)
     return {
         "odin_compat": odin_compat.__version__,
         "active": state["active"],
         "disabled": state["disabled"],
         "startup_installed": _startup_installed(),
+        "run_active": _under_run(),
         "system": _system(),
         "versions": versions,
         "records": records,
@@ -198,6 +242,13 @@ def _startup_installed() -> bool:
     from odin_compat import _startup
 
     return _startup.installed()
+
+
+def _under_run() -> bool:
+    """True in a process started by `odin-compat run` (every Python it starts activates odin)."""
+    from odin_compat import run
+
+    return run.active_here()
 
 
 def render(report: dict) -> str:
@@ -218,6 +269,8 @@ def render(report: dict) -> str:
     out.append("- start-up activation (`odin-compat install`): "
                + ("installed: every interpreter of this environment activates odin" if report["startup_installed"]
                   else "not installed: only scripts that `import odin_compat` are repaired"))  # fmt: skip
+    if report.get("run_active"):
+        out.append("- started by `odin-compat run`: every Python process it starts activates odin")
     out += ["", "### Installed versions", "", "```"]
     width = max(len(d) for d in report["versions"])
     out += [f"{dist:<{width}}  {ver or '-'}" for dist, ver in report["versions"].items()]
@@ -229,6 +282,8 @@ def render(report: dict) -> str:
             out.append(f"- {' + '.join(item['found'])}")
             out.append(f"  - crashes with: `{item['error']}`")
             out.append(f"  - odin: {item['odin']}")
+            if not item.get("repaired", True):
+                out.append("  - avoid it with any one of: " + ", ".join(f"`{a}`" for a in item["avoid"]))
     else:
         out.append("- none")
     out.append("")
@@ -259,13 +314,25 @@ def render(report: dict) -> str:
     return "\n".join(out)
 
 
-def main(as_json: bool = False) -> int:
+def main(as_json: bool = False, check: bool = False, entries: tuple[str, ...] = ()) -> int:
+    """Print the report; with `check`, exit 1 when the environment will crash (see gate.py)."""
     report = collect()
+    code = 0
+    if check or entries:
+        from odin_compat import gate
+
+        report["check"] = gate.check(report, entries)
+        code = 0 if report["check"]["ok"] else 1
     if as_json:
         print(json.dumps(report, indent=2, default=str))
     else:
-        print(render(report))
-    return 0
+        text = render(report)
+        if "check" in report:
+            from odin_compat import gate
+
+            text += "\n" + gate.render(report["check"])
+        print(text)
+    return code
 
 
 def catalogue() -> str:
