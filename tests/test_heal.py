@@ -17,7 +17,7 @@ from odin_compat import _heal
 ORIGIN = {
     "__init__.py": "",
     "kinds.py": "import enum\nclass Backend(str, enum.Enum):\n    NO = 'NO'\n    TE = 'TE'\n",
-    "util.py": "FACTOR = 2\n\ndef helper(x):\n    return x * FACTOR\n",
+    "util.py": "import math\n\nFACTOR = 2\n\ndef helper(x):\n    return int(math.floor(float(x) * FACTOR))\n",
     "core.py": textwrap.dedent(
         """
         from {pkg}.kinds import Backend
@@ -175,9 +175,12 @@ def test_sweep_heals_a_module_level_function_replaced_by_rebuilt_code(origin: st
     core = importlib.import_module(f"{origin}.core")
     namespace: dict = {}
     with profiler_running():
-        exec(compile("def helper(x):\n    return x * FACTOR\n", "<rebuilt>", "exec"), namespace)
+        exec(
+            compile("def helper(x):\n    return int(math.floor(float(x) * FACTOR))\n", "<rebuilt>", "exec"),
+            namespace,
+        )
     core.helper = namespace["helper"]  # what `exec(f"trl.trainer.{mod}.{fn} = {fn}")` does
-    assert "FACTOR" in odin_compat.heal()
+    assert {"FACTOR", "math"} <= set(odin_compat.heal())
     assert namespace["FACTOR"] is util.FACTOR  # the origin function's own value
     assert core.helper(2) == 4 and util.helper(2) == 4
 
@@ -263,3 +266,74 @@ def test_users_own_exec_code_behaves_exactly_as_without_odin() -> None:
     errors, logger_leaked, torch_leaked, ns_keys = run_json(USERS_OWN)
     assert errors == ["name 'logger' is not defined", "name 'torch' is not defined"]
     assert not logger_leaked and not torch_leaked and ns_keys == ["forward"]
+
+
+def test_the_rebuilt_function_works_inside_the_same_exec_and_no_profiler_is_left(origin: str) -> None:
+    core = importlib.import_module(f"{origin}.core")
+    src = textwrap.dedent(importlib.import_module("inspect").getsource(core.Engine.run))
+    namespace: dict = {"Engine": core.Engine, "sys": sys}
+    # A notebook cell: rebuild, then use it and look at the profiler, all in one exec.
+    exec(compile(src + "RESULT = run(Engine())\nPROFILER = sys.getprofile()\n", "<cell>", "exec"), namespace)
+    assert namespace["RESULT"] == (core.Backend.TE, 14)
+    assert namespace["PROFILER"] is None and sys.getprofile() is None
+
+
+def test_a_sandboxed_namespace_gets_nothing_from_outside(origin: str) -> None:
+    core = importlib.import_module(f"{origin}.core")
+    namespace: dict = {"__builtins__": {}}
+    _rebuild_run(core, namespace)
+    assert set(namespace) == {"__builtins__", "run"}
+
+
+def test_heal_does_nothing_when_odin_is_disabled(origin: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    core = importlib.import_module(f"{origin}.core")
+    namespace: dict = {}
+    with profiler_running():
+        _rebuild_run(core, namespace)
+    core.Engine.run = namespace["run"]
+    monkeypatch.setenv("ODIN_COMPAT_DISABLE", "1")
+    assert odin_compat.heal() == [] and "Backend" not in namespace
+
+
+REBUILD_MODULE = """
+import inspect, textwrap
+from accelerate.accelerator import Accelerator
+src = textwrap.dedent(inspect.getsource(Accelerator.prepare))
+src = src.replace("device_placement=None):", "device_placement=None):\\n    pass  # edited", 1)
+exec(src, globals())
+Accelerator.prepare = prepare
+"""
+
+REBUILD_CHECK = """
+import json, sys, odin_compat
+sys.path.insert(0, {folder!r})
+import my_rebuilder  # unsloth's pattern on Accelerator.prepare, in a module of its own
+g = my_rebuilder.prepare.__globals__
+print(json.dumps({{n: n in g for n in ("DistributedType", "FP8BackendType", "os", "torch")}}))
+"""
+
+
+def test_accelerator_prepare_is_healed_as_the_exec_returns(tmp_path: Path) -> None:
+    # accelerate.accelerator was still executing when odin first indexed it: its classes must
+    # still be indexed once it has finished, so the rebuild is healed at exec, before any call.
+    from _releases import run_json
+
+    (tmp_path / "my_rebuilder.py").write_text(REBUILD_MODULE)
+    found = run_json(REBUILD_CHECK.format(folder=str(tmp_path)))
+    assert found == {"DistributedType": True, "FP8BackendType": True, "os": True, "torch": True}
+
+
+def test_containment_holds_under_warnings_as_errors() -> None:
+    from _releases import run_python
+
+    code = (
+        "import warnings; warnings.simplefilter('error')\n"
+        "import accelerate.utils\n"  # imported before odin: odin warns that it came late
+        "import odin_compat\n"
+        "from odin_compat import _hook\n"
+        "_hook.warn('odin_compat: a repair failed')\n"
+        "print(odin_compat.active())\n"
+    )
+    proc = run_python(code)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "True" and "a repair failed" in proc.stderr

@@ -41,6 +41,8 @@ def active() -> bool:
 
 def heal() -> list[str]:
     """Sweep now: fill the missing globals of every rebuilt function. Returns the names filled."""
+    if _disabled():
+        return []
     from odin_compat import _heal
 
     return _heal.sweep()
@@ -57,9 +59,9 @@ def _heal_now(modules: list[str]) -> None:
                 _heal.heal_module(module)
         _heal.sweep()
     except Exception as exc:  # containment
-        import warnings
+        from odin_compat._hook import warn
 
-        warnings.warn(f"odin_compat: healing failed: {exc!r}", RuntimeWarning, stacklevel=3)
+        warn(f"odin_compat: healing failed: {exc!r}", stacklevel=3)
 
 
 def _sweep_after(name: str) -> None:
@@ -72,9 +74,9 @@ def _sweep_after(name: str) -> None:
         if module is not None:
             _heal.heal_module(module)
     except Exception as exc:  # containment
-        import warnings
+        from odin_compat._hook import warn
 
-        warnings.warn(f"odin_compat: healing {name} failed: {exc!r}", RuntimeWarning, stacklevel=2)
+        warn(f"odin_compat: healing {name} failed: {exc!r}")
     # One sweep of the origin classes per import burst: while a parent package is still
     # executing, its own completion will sweep.
     parts = name.split(".")
@@ -85,9 +87,9 @@ def _sweep_after(name: str) -> None:
     try:
         heal()
     except Exception as exc:  # containment
-        import warnings
+        from odin_compat._hook import warn
 
-        warnings.warn(f"odin_compat: heal sweep failed: {exc!r}", RuntimeWarning, stacklevel=2)
+        warn(f"odin_compat: heal sweep failed: {exc!r}")
 
 
 def _watch_target(target: str) -> None:
@@ -138,14 +140,11 @@ def _activate() -> None:
         _heal_now(rebuilders)
     _state["preloaded"] = preloaded + sorted(rebuilders)
     if _state["preloaded"]:
-        import warnings
-
         packages = sorted({m.partition(".")[0] for m in _state["preloaded"]})
-        warnings.warn(
+        _hook.warn(
             "odin_compat was imported after "
             + ", ".join(packages)
             + "; they were repaired now, but import odin_compat first so repairs apply as they load.",
-            RuntimeWarning,
             stacklevel=3,
         )
 

@@ -30,7 +30,7 @@ from __future__ import annotations
 import builtins
 import os
 import sys
-from _thread import allocate_lock
+from _thread import RLock
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -48,7 +48,7 @@ _LOAD_OPS = {"LOAD_GLOBAL", "LOAD_NAME", "LOAD_FROM_DICT_OR_GLOBALS"}
 _CACHE_MAX = 4096  # every cache below is cleared past this size: exec-heavy programs stay bounded
 _reads_cache: dict[CodeType, frozenset[str]] = {}
 _healed: list[tuple[str, str, str]] = []  # (where, name, origin module), for report()
-_lock = allocate_lock()
+_lock = RLock()  # re-entrant: foreign code run under it (isinstance, __eq__) may exec again
 _BUILTINS = vars(builtins)
 
 
@@ -77,6 +77,12 @@ def global_reads(code: CodeType) -> frozenset[str]:
         cached = frozenset(names)
         _bounded_put(_reads_cache, code, cached)
     return cached
+
+
+def _restricted(namespace: dict) -> bool:
+    """True for a namespace given its own `__builtins__` (a sandbox), not the interpreter's."""
+    ns = namespace.get("__builtins__", builtins)
+    return ns is not builtins and ns is not _BUILTINS
 
 
 def _builtins_of(namespace: dict) -> dict:
@@ -144,17 +150,26 @@ def _names(code: CodeType) -> frozenset[str]:
 def derived(code: CodeType, origin: FunctionType) -> bool:
     """True when `code` was rebuilt from `origin`'s source: the same name and parameters, and at
     least half of the names the origin's code uses (globals and attributes) still in it."""
-    ocode = origin.__code__
+    return _derived_code(code, origin.__code__)
+
+
+# An origin this small (`return len(fields(self))`) is too generic to prove anything: a user's
+# own one-liner may match it by chance.
+_MIN_PROOF_NAMES = 4
+
+
+def _derived_code(code: CodeType, ocode: CodeType) -> bool:
     if code.co_name != ocode.co_name or _parameters(code) != _parameters(ocode):
         return False
     theirs = _names(ocode)
-    return 2 * len(theirs & _names(code)) >= len(theirs)
+    return len(theirs) >= _MIN_PROOF_NAMES and 2 * len(theirs & _names(code)) >= len(theirs)
 
 
 # Genuine origin functions (defined in a real file of an origin library, with that module's
 # globals) by code name. They stay indexed after a rebuilder replaces them on their class, so
 # a later sweep can still prove where a replacement came from.
 _index: dict[str, list[FunctionType]] = {}
+_index_ids: set[int] = set()
 _indexed: dict[int, dict] = {}  # id(module dict) -> the dict (kept, so ids are not reused)
 _index_stamp: tuple = ()
 _live: list[dict] = []  # the origin modules' dicts in sys.modules now
@@ -181,7 +196,7 @@ def _refresh_index() -> None:
     if stamp == _index_stamp:
         return
     with _lock:
-        live = []
+        live, unfinished = [], False
         for name, module in list(sys.modules.items()):
             if name.partition(".")[0] not in ORIGIN_PACKAGES or not isinstance(module, ModuleType):
                 continue
@@ -189,14 +204,20 @@ def _refresh_index() -> None:
             live.append(own)
             if _indexed.get(id(own)) is own:
                 continue
+            if getattr(own.get("__spec__"), "_initializing", False):
+                unfinished = True  # still executing: index it once it is complete
+                continue
             _indexed[id(own)] = own
             for fn in _functions_of(own, name):
-                if fn.__globals__ is own and not fn.__code__.co_filename.startswith("<"):
-                    bucket = _index.setdefault(fn.__code__.co_name, [])
-                    if fn not in bucket:
-                        bucket.append(fn)
+                if (
+                    fn.__globals__ is own
+                    and not fn.__code__.co_filename.startswith("<")
+                    and id(fn) not in _index_ids
+                ):
+                    _index_ids.add(id(fn))  # the index keeps fn alive, so its id stays its own
+                    _index.setdefault(fn.__code__.co_name, []).append(fn)
         _live[:] = live
-        _index_stamp = stamp
+        _index_stamp = () if unfinished else stamp
 
 
 def _is_live(fn: FunctionType) -> bool:
@@ -233,6 +254,8 @@ def heal_derived(
     """Fill into `namespace` (the rebuilt function's globals) what `code` reads and lacks, from
     the origin function(s) it was rebuilt from: only names those read, only where they agree.
     `origins` are (origin code, origin globals) pairs; by default, the indexed origin functions."""
+    if _restricted(namespace):
+        return []  # a deliberate sandbox: nothing from outside goes in
     if origins is None:
         origins = [(fn.__code__, fn.__globals__) for fn in origins_of(code)]
     if not origins:
@@ -281,27 +304,22 @@ _SITE = _STDLIB + "site-packages"  # a non-venv interpreter keeps third-party co
 _NOT_REBUILDERS = {*ORIGIN_PACKAGES, "torch", "attr", "jinja2", "pydantic", "triton", "sympy"}
 
 
-def _heal_when_done(code: CodeType, rebuilt: list[CodeType]) -> None:
-    """Heal the namespace `code` runs in, once it has run (its functions then exist)."""
+def _heal_when_started(code: CodeType, rebuilt: list[CodeType]) -> None:
+    """Heal the namespace `code` is about to run in, at its first profile event: `exec` has
+    set up the frame (so its globals are known) and none of its code has run yet."""
     if sys.getprofile() is not None:
         return  # another profiler is running: leave it alone; the sweep heals what is patched in
 
-    first = [True]
-
     def profile(frame: object, event: str, arg: object) -> None:
-        if first[0]:
-            first[0] = False
-            if frame.f_code is not code:  # type: ignore[attr-defined]
-                sys.setprofile(None)  # not the frame we expected: never trace anything else
-                return
-        if event == "return" and frame.f_code is code:  # type: ignore[attr-defined]
-            sys.setprofile(None)
-            namespace = frame.f_globals  # type: ignore[attr-defined]
-            try:
-                for c in rebuilt:
-                    heal_derived(c, namespace, "<exec>")
-            except Exception:  # the healer must never break the caller's exec
-                pass
+        sys.setprofile(None)  # one event only: nothing else is ever traced
+        if frame.f_code is not code:  # type: ignore[attr-defined]
+            return
+        namespace = frame.f_globals  # type: ignore[attr-defined]
+        try:
+            for c in rebuilt:
+                heal_derived(c, namespace, "<exec>")
+        except Exception:  # the healer must never break the caller's exec
+            pass
 
     sys.setprofile(profile)
 
@@ -314,15 +332,20 @@ def _audit(event: str, args: tuple) -> None:
     if type(code) is not CodeType or not code.co_filename.startswith("<"):
         return  # module imports exec real files; generated modules are healed as they import
     try:
-        filename = sys._getframe(1).f_code.co_filename
+        if (len(sys.modules), ORIGIN_PACKAGES) == _index_stamp and not any(
+            type(c) is CodeType and c.co_name in _index for c in code.co_consts
+        ):
+            return  # the index is current and no function here is named like an origin function
+        caller = sys._getframe(1)
+        filename = caller.f_code.co_filename
         if filename.startswith(_STDLIB) and not filename.startswith(_SITE):
             return
-        if str(sys._getframe(1).f_globals.get("__name__")).partition(".")[0] in _NOT_REBUILDERS:
+        if str(caller.f_globals.get("__name__")).partition(".")[0] in _NOT_REBUILDERS:
             return
         _refresh_index()
         rebuilt = [c for c in code.co_consts if type(c) is CodeType and c.co_name in _index and origins_of(c)]
         if rebuilt:
-            _heal_when_done(code, rebuilt)
+            _heal_when_started(code, rebuilt)
     except Exception:  # the audit hook must never break the caller's exec
         pass
 
@@ -373,9 +396,8 @@ def _heal_found(fn: FunctionType, module: ModuleType, owner: str, name: str) -> 
             source = origin_from_source(module, owner, name)
         except (OSError, SyntaxError, ValueError):
             source = None
-        if source is not None and source.co_name == code.co_name and _parameters(source) == _parameters(code):
-            if 2 * len(_names(source) & _names(code)) >= len(_names(source)):
-                origins = [(source, vars(module))]
+        if source is not None and _derived_code(code, source):
+            origins = [(source, vars(module))]
     where = f"{module.__name__}.{owner}" if owner else module.__name__
     filled = heal_derived(code, fn.__globals__, where, origins)
     _bounded_put(_clean, fn, code)  # healed as far as the proof goes: never asked again for this code

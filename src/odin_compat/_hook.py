@@ -66,6 +66,17 @@ def on_find(check: Callable[[], None]) -> None:
         _on_find[:] = [*_on_find, check]
 
 
+def warn(message: str, stacklevel: int = 2) -> None:
+    """Containment's warning: under `-W error` (pytest's filterwarnings=error) it must not turn
+    into the exception that containment exists to prevent, so it falls back to stderr."""
+    import warnings
+
+    try:
+        warnings.warn(message, RuntimeWarning, stacklevel=stacklevel + 1)
+    except Exception:
+        sys.stderr.write(f"RuntimeWarning: {message}\n")
+
+
 def _run_first(top: str) -> None:
     with _lock:
         callback = _first.pop(top, None)
@@ -74,11 +85,7 @@ def _run_first(top: str) -> None:
     try:  # containment: the import itself must go on
         callback(top)
     except Exception as exc:
-        import warnings
-
-        warnings.warn(
-            f"odin_compat: preparing repairs for {top} failed: {exc!r}", RuntimeWarning, stacklevel=2
-        )
+        warn(f"odin_compat: preparing repairs for {top} failed: {exc!r}")
 
 
 class _Loader:

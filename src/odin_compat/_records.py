@@ -195,13 +195,9 @@ def apply(record: Record, module: ModuleType) -> Outcome:
             outcome = Outcome(record.id, record.module, record.name, "applied", reason)
     except Exception as exc:  # containment: a broken repair must not break the import
         outcome = Outcome(record.id, record.module, record.name, "failed", f"{type(exc).__name__}: {exc}")
-        import warnings
+        from odin_compat._hook import warn
 
-        warnings.warn(
-            f"odin_compat: repair {record.id!r} on {record.module} failed and was skipped: {outcome.reason}",
-            RuntimeWarning,
-            stacklevel=2,
-        )
+        warn(f"odin_compat: repair {record.id!r} on {record.module} failed and was skipped: {outcome.reason}")
     REGISTRY.note(outcome)
     return outcome
 
