@@ -83,7 +83,8 @@ def resolve_resume(value: Any, output_dir: str) -> str | None:
         last = latest_complete(output_dir)
         if last is None:
             raise CheckpointError(
-                f"--resume_from_checkpoint {value}: no complete checkpoint-* folder in {output_dir}."
+                f"--resume_from_checkpoint {value}: no checkpoint to resume in {output_dir} "
+                "(it has no complete checkpoint-* folder)."
             )
         return str(last)
     folder = Path(value)
