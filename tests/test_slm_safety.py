@@ -179,15 +179,16 @@ def test_loop_checkpoint_appears_only_when_complete(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["checkpoint-2"]  # no temporary folder left
 
 
-@pytest.mark.parametrize("engine", ["trl", "loop"])
-def test_resume_latest_after_a_kill_during_a_save(tmp_path, tiny, tiny_data, caplog, engine):
+@pytest.mark.parametrize("engine,lora", [("trl", "true"), ("loop", "false")])
+def test_resume_latest_after_a_kill_during_a_save(tmp_path, tiny, tiny_data, caplog, engine, lora):
     out = tmp_path / "run"
-    assert _tiny_train(out, tiny, tiny_data, "--max_steps", "2", "--engine", engine) == 0
+    run = ["--engine", engine, "--use_peft", lora]
+    assert _tiny_train(out, tiny, tiny_data, "--max_steps", "2", *run) == 0
     (out / "metrics.json").unlink()  # as if the run had been killed after step 2 ...
     _interrupted_save(out / "checkpoint-3")  # ... while saving checkpoint-3
     with caplog.at_level(logging.WARNING, logger="odin_slm"):
         code = _tiny_train(
-            out, tiny, tiny_data, "--max_steps", "4", "--engine", engine, "--resume_from_checkpoint", "latest"
+            out, tiny, tiny_data, "--max_steps", "4", *run, "--resume_from_checkpoint", "latest"
         )
     assert code == 0
     metrics = json.loads((out / "metrics.json").read_text())
