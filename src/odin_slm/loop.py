@@ -48,7 +48,7 @@ def _optimizer(model: Any, args: Any) -> Any:
 
 
 def _save(accelerator: Any, out: Path, step: int, losses: list[dict], limit: int | None) -> Path:
-    """Save under a temporary name, then rename: a kill mid-save never leaves a checkpoint-N that looks usable."""
+    """Save under a temporary name, then rename: a kill mid-save leaves no checkpoint-N that looks usable."""
     ckpt = out / f"checkpoint-{step}"
     main = accelerator.is_main_process
     barrier = accelerator.wait_for_everyone if accelerator.num_processes > 1 else None
