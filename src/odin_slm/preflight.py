@@ -60,11 +60,11 @@ def check_writable(output_dir: str) -> None:
 
 
 def previous_run(output_dir: str) -> list[Path]:
-    """What an earlier run left in ``output_dir`` (checkpoints, metrics, model), oldest names first."""
+    """What an earlier run left in ``output_dir``: checkpoints (oldest first), metrics, model, leftovers."""
     out = Path(output_dir).expanduser()
     if not out.is_dir():
         return []
-    found = sorted(checkpoint_dirs(out), key=lambda p: p.name)
+    found = checkpoint_dirs(out)[::-1]
     found += [out / name for name in RUN_OUTPUTS if (out / name).exists() or (out / name).is_symlink()]
     found += sorted(out.glob(f".*{STAGING_SUFFIX}"))  # saves that a kill interrupted
     found += sorted(p for name in RUN_OUTPUTS for p in out.glob(f".{name}.*.tmp"))
