@@ -285,6 +285,16 @@ def test_a_damaged_model_cache_is_rebuilt_with_a_warning(stub_gguf, tmp_path, ca
     assert loaded.config.num_hidden_layers == 1
 
 
+def test_a_cut_short_model_folder_exits_2(capsys, tmp_path, tiny):
+    import shutil
+
+    folder = Path(shutil.copytree(tiny, tmp_path / "model"))
+    _truncate(folder / "model.safetensors")
+    code = train.main(["--output_dir", str(tmp_path / "out"), "--model_name_or_path", str(folder)])
+    err = capsys.readouterr().err
+    assert code == train.EXIT_BAD_INPUT and "Could not load" in err and str(folder) in err
+
+
 def test_an_intact_model_cache_is_reused(stub_gguf):
     gguf, reads = stub_gguf
     first = model.convert_gguf(gguf)

@@ -196,6 +196,7 @@ def load_model_and_tokenizer(
 ) -> tuple[Any, Any, Path]:
     """Load (model, tokenizer, folder). ``dtype`` is a torch dtype or None for float32."""
     import torch
+    from safetensors import SafetensorError
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     path = resolve_model_path(name)
@@ -210,7 +211,7 @@ def load_model_and_tokenizer(
             trust_remote_code=trust_remote_code,
             **_dtype_kwarg(dtype or torch.float32),
         )
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, SafetensorError) as exc:  # SafetensorError: a cut-short weights file
         hint = ""
         if "trust_remote_code" in str(exc) and not trust_remote_code:
             hint = "\n  The folder ships its own code; pass --trust_remote_code true only if you trust it."
