@@ -324,8 +324,8 @@ def test_outputs_never_follow_a_planted_link(tmp_path):
 def test_a_failed_write_keeps_the_previous_file(tmp_path):
     path = tmp_path / "metrics.json"
     report.write_json(path, {"run": 1})
-    with pytest.raises(RuntimeError), report.atomic_path(path) as tmp:
-        tmp.write_text("{half")
+    with pytest.raises(RuntimeError), report.atomic_file(path) as fh:
+        fh.write("{half")
         raise RuntimeError("killed half-way")
     assert json.loads(path.read_text()) == {"run": 1} and [p.name for p in tmp_path.iterdir()] == [
         "metrics.json"

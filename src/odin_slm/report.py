@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 PACKAGES = (
     "odin",
@@ -118,31 +118,32 @@ def plot_losses(losses: list[dict], path: Path, title: str) -> bool:
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format=path.suffix.lstrip(".") or "png")
+    with atomic_file(path, "wb") as fh:
+        fig.savefig(fh, format=path.suffix.lstrip(".") or "png")
     plt.close(fig)
     return True
 
 
 @contextmanager
-def atomic_path(path: Path) -> Iterator[Path]:
-    """Yield a new temporary file beside ``path`` to write; on success it replaces ``path``."""
+def atomic_file(path: Path, mode: str = "w") -> Iterator[IO]:
+    """Yield a new temporary file beside ``path``, open for writing; on success it replaces ``path``.
+
+    The file is written through the descriptor that ``mkstemp`` created, never reopened by name.
+    """
     path = Path(path)
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(name)
     try:
-        yield tmp
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; outputs are meant to be shared
-        os.replace(tmp, path)
+        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+            os.fchmod(fh.fileno(), 0o644)  # mkstemp makes it private; outputs are meant to be shared
+        os.replace(name, path)
     finally:
-        tmp.unlink(missing_ok=True)
+        Path(name).unlink(missing_ok=True)
 
 
 def write_json(path: Path, data: Any) -> None:
     """Write JSON atomically, under a unique temporary name: a reader never sees half a file."""
-    with atomic_path(path) as tmp:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(json.dumps(data, indent=2, default=str) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
+    with atomic_file(path) as fh:
+        fh.write(json.dumps(data, indent=2, default=str) + "\n")
