@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 import os
 import warnings
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, make_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +70,25 @@ class ModelArguments:
     lora_target_modules: list[str] | None = field(
         default=None, metadata={"help": "LoRA target modules (default: all-linear)."}
     )
+
+
+# HF flags that not every stack defines: transformers 5 dropped TrainingArguments.overwrite_output_dir,
+# and trl < 1 has no SFTConfig.trust_remote_code. odin keeps both names; parse_args sets them on args.
+FALLBACK_FLAGS = {
+    "overwrite_output_dir": "Replace an earlier run's outputs in output_dir (checkpoints, final/, metrics.json).",
+    "trust_remote_code": "Run Python code shipped with a model folder (off: transformers' own model classes only).",
+}
+
+
+def _fallback_arguments(classes: tuple) -> type | None:
+    """A dataclass with the FALLBACK_FLAGS that none of ``classes`` defines (all default False)."""
+    have = {f.name for dc in classes for f in fields(dc)}
+    missing = [
+        (name, bool, field(default=False, metadata={"help": text}))
+        for name, text in FALLBACK_FLAGS.items()
+        if name not in have
+    ]
+    return make_dataclass("FallbackArguments", missing) if missing else None
 
 
 def packaged_config(name: str) -> Path:
@@ -145,8 +164,11 @@ def parse_args(argv: list[str] | None = None) -> tuple[ScriptArguments, ModelArg
         del argv[i : i + 2]
     config_file = config_path or str(packaged_config("cpu-default.yaml"))
 
-    parser = HfArgumentParser((ScriptArguments, ModelArguments, SFTConfig))
-    valid = {f.name for dc in (ScriptArguments, ModelArguments, SFTConfig) for f in fields(dc) if f.init}
+    classes: tuple = (ScriptArguments, ModelArguments, SFTConfig)
+    fallback = _fallback_arguments(classes)
+    classes += (fallback,) if fallback else ()
+    parser = HfArgumentParser(classes)
+    valid = {f.name for dc in classes for f in fields(dc) if f.init}
     defaults = {**BASE_DEFAULTS, **device_defaults()}
     yaml_values = read_yaml(config_file)
     for key, value in yaml_values.items():
@@ -176,11 +198,14 @@ def parse_args(argv: list[str] | None = None) -> tuple[ScriptArguments, ModelArg
             warnings.filterwarnings(
                 "ignore", message="`gradient_checkpointing` is deprecated", category=FutureWarning
             )
-            script, model, training, rest = parser.parse_args_into_dataclasses(
+            script, model, training, *extra, rest = parser.parse_args_into_dataclasses(
                 args=argv, return_remaining_strings=True
             )
     except ValueError as exc:  # TrainingArguments.__post_init__ checks combinations
         raise ConfigError(f"Invalid training arguments: {exc}") from None
+    for flags in extra:  # FallbackArguments: read as args.<name> on every stack
+        for f in fields(flags):
+            setattr(training, f.name, getattr(flags, f.name))
     if rest:
         raise ConfigError(f"Unexpected arguments: {' '.join(rest)}; see --help.")
     if script.engine not in ENGINES:

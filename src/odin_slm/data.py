@@ -15,6 +15,7 @@ dataset with a padding collator: both engines and both stacks then see the very 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import random
 from dataclasses import dataclass
@@ -101,10 +102,23 @@ def read_rows(path: str | Path) -> list[Row]:
     return rows
 
 
+def _decode(p: Path, raw: bytes, first_line: int = 1) -> str:
+    """UTF-8 text of a file (or of its line ``first_line``); a bad byte is reported by line and column."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = first_line + raw.count(b"\n", 0, exc.start)
+        column = exc.start - raw.rfind(b"\n", 0, exc.start)
+        raise DataError(
+            f"{p}:{line}: byte 0x{raw[exc.start]:02x} at column {column} is not UTF-8; save the file as UTF-8."
+        ) from None
+
+
 def _read_jsonl(p: Path) -> list[Row]:
     rows = []
-    with open(p, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
+    with open(p, "rb") as fh:  # bytes, so that a non-UTF-8 byte is reported with its line
+        for lineno, raw in enumerate(fh, 1):
+            line = _decode(p, raw, lineno)
             if not line.strip():
                 continue
             try:
@@ -115,19 +129,43 @@ def _read_jsonl(p: Path) -> list[Row]:
     return rows
 
 
+def _data_list_start(text: str) -> int:
+    """Where the data list opens in valid JSON text: at the top, or as the value of the top-level "data"."""
+    decoder, space = json.JSONDecoder(), json.decoder.WHITESPACE
+    idx = space.match(text, 0).end()
+    if text[idx] == "[":
+        return idx
+    start, idx = idx, space.match(text, idx + 1).end()  # inside {...}: step over each member
+    while text[idx] != "}":
+        key, idx = decoder.raw_decode(text, idx)
+        idx = space.match(text, space.match(text, idx).end() + 1).end()  # past ':'
+        if key == "data":
+            start = idx  # the last one wins, as in json.loads
+        _, idx = decoder.raw_decode(text, idx)
+        idx = space.match(text, idx).end()
+        if text[idx] == ",":
+            idx = space.match(text, idx + 1).end()
+    return start
+
+
 def _read_json(p: Path) -> list[Row]:
-    text = p.read_text(encoding="utf-8")
+    text = _decode(p, p.read_bytes())
     try:
         obj = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise DataError(f"{p}:{exc.lineno}: not valid JSON ({exc.msg}).") from None
+        hint = (
+            " A file with one object per line is JSON Lines: name it .jsonl."
+            if exc.msg == "Extra data"
+            else ""
+        )
+        raise DataError(f"{p}:{exc.lineno}: not valid JSON ({exc.msg}).{hint}") from None
     if isinstance(obj, dict) and isinstance(obj.get("data"), list):
         obj = obj["data"]
     if not isinstance(obj, list):
         raise DataError(f'{p}: a .json dataset must be a list of objects (or {{"data": [...]}}).')
     # Find the line each top-level item starts on, so errors can point at it.
     decoder, lines, rows = json.JSONDecoder(), [], []
-    idx = text.index("[") + 1
+    idx = _data_list_start(text) + 1
     for _ in obj:
         while text[idx] in " \t\r\n,":
             idx += 1
@@ -140,12 +178,11 @@ def _read_json(p: Path) -> list[Row]:
 
 def _read_csv(p: Path) -> list[Row]:
     rows = []
-    with open(p, encoding="utf-8", newline="") as fh:
-        reader = csv.DictReader(fh)
-        for rec in reader:
-            if None in rec:
-                raise DataError(f"{p}:{reader.line_num}: more fields than the header has.")
-            rows.append(Row(dict(rec), f"{p}:{reader.line_num}"))
+    reader = csv.DictReader(io.StringIO(_decode(p, p.read_bytes()), newline=""))
+    for rec in reader:
+        if None in rec:
+            raise DataError(f"{p}:{reader.line_num}: more fields than the header has.")
+        rows.append(Row(dict(rec), f"{p}:{reader.line_num}"))
     return rows
 
 

@@ -11,7 +11,8 @@ matches the ``trl`` engine's:
   gradient clipping at ``max_grad_norm``.
 
 Checkpoints are ``accelerator.save_state`` folders named ``checkpoint-<step>`` (weights,
-optimizer, scheduler, RNG states) plus ``odin_loop_state.json`` with the step and losses.
+optimizer, scheduler, RNG states) plus ``odin_loop_state.json`` with the step and losses,
+written under a temporary name and renamed into place when complete.
 """
 
 from __future__ import annotations
@@ -24,8 +25,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from odin_slm.checkpoints import LOOP_STATE, checkpoint_dirs, staged_dir
+
 log = logging.getLogger("odin_slm")
-STATE_FILE = "odin_loop_state.json"
+STATE_FILE = LOOP_STATE
 
 
 def _optimizer(model: Any, args: Any) -> Any:
@@ -45,12 +48,16 @@ def _optimizer(model: Any, args: Any) -> Any:
 
 
 def _save(accelerator: Any, out: Path, step: int, losses: list[dict], limit: int | None) -> Path:
+    """Save under a temporary name, then rename: a kill mid-save leaves no checkpoint-N that looks usable."""
     ckpt = out / f"checkpoint-{step}"
-    accelerator.save_state(str(ckpt))
-    (ckpt / STATE_FILE).write_text(json.dumps({"global_step": step, "losses": losses}))
-    if limit:
-        old = sorted(out.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))[:-limit]
-        for p in old:
+    main = accelerator.is_main_process
+    barrier = accelerator.wait_for_everyone if accelerator.num_processes > 1 else None
+    with staged_dir(ckpt, main=main, barrier=barrier) as staging:
+        accelerator.save_state(str(staging))
+        if main:
+            (staging / STATE_FILE).write_text(json.dumps({"global_step": step, "losses": losses}))
+    if limit and main:
+        for p in checkpoint_dirs(out)[limit:]:
             shutil.rmtree(p, ignore_errors=True)
     return ckpt
 

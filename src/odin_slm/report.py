@@ -1,4 +1,9 @@
-"""What a run leaves behind: metrics.json, the loss-curve PNG and the environment manifest."""
+"""What a run leaves behind: metrics.json, the loss-curve PNG and the environment manifest.
+
+Each file is written atomically: to a fresh temporary file beside it (``tempfile.mkstemp``, a name
+nobody can plant a link at in advance), then renamed over the target, so a reader never sees
+half a file and a planted ``metrics.json.tmp`` link leads nowhere.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +11,12 @@ import json
 import os
 import platform
 import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 PACKAGES = (
     "odin",
@@ -110,13 +118,32 @@ def plot_losses(losses: list[dict], path: Path, title: str) -> bool:
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path)
+    with atomic_file(path, "wb") as fh:
+        fig.savefig(fh, format=path.suffix.lstrip(".") or "png")
     plt.close(fig)
     return True
 
 
+@contextmanager
+def atomic_file(path: Path, mode: str = "w") -> Iterator[IO]:
+    """Yield a new temporary file beside ``path``, open for writing; on success it replaces ``path``.
+
+    The file is written through the descriptor that ``mkstemp`` created, never reopened by name.
+    """
+    path = Path(path)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+            os.fchmod(fh.fileno(), 0o644)  # mkstemp makes it private; outputs are meant to be shared
+        os.replace(name, path)
+    finally:
+        Path(name).unlink(missing_ok=True)
+
+
 def write_json(path: Path, data: Any) -> None:
-    """Write JSON atomically: a reader never sees half a file."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    """Write JSON atomically, under a unique temporary name: a reader never sees half a file."""
+    with atomic_file(path) as fh:
+        fh.write(json.dumps(data, indent=2, default=str) + "\n")

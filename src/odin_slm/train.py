@@ -23,7 +23,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from odin_slm import report
+from odin_slm import preflight, report
+from odin_slm.checkpoints import CheckpointError, resolve_resume, staged_dir
 from odin_slm.config import ConfigError, parse_args
 from odin_slm.distributed import launcher_rank, new_digest, sum_over_ranks, weights_digest, world_size
 from odin_slm.data import DataError, PadCollator, load_splits, tokenize
@@ -82,22 +83,6 @@ def choose_engine(requested: str) -> str:
     if requested == "auto":
         return "unsloth" if has_unsloth and torch.cuda.is_available() and world_size() == 1 else "trl"
     return requested
-
-
-def resolve_resume(value: Any, output_dir: str) -> str | None:
-    """--resume_from_checkpoint: a folder, or true/latest for the newest checkpoint in output_dir."""
-    if value in (None, "", False, "false", "False"):
-        return None
-    if value in (True, "true", "True", "latest"):
-        from transformers.trainer_utils import get_last_checkpoint
-
-        last = get_last_checkpoint(output_dir) if os.path.isdir(output_dir) else None
-        if last is None:
-            raise ConfigError(f"--resume_from_checkpoint {value}: no checkpoint-* folder in {output_dir}.")
-        return last
-    if not os.path.isdir(value):
-        raise ConfigError(f"--resume_from_checkpoint: {value} is not a checkpoint folder.")
-    return str(value)
 
 
 def train_with_trl(
@@ -197,7 +182,10 @@ def run(argv: list[str]) -> int:
     # 1. Arguments.
     script, model_args, args, provenance = parse_args(argv)
     engine = choose_engine(script.engine)
+    preflight.check_numbers(script, args)
+    preflight.check_writable(args.output_dir)
     resume = resolve_resume(args.resume_from_checkpoint, args.output_dir)
+    stale = preflight.check_reuse(args.output_dir, resume, args.overwrite_output_dir)
     out = Path(args.output_dir)
 
     import torch
@@ -224,7 +212,9 @@ def run(argv: list[str]) -> int:
         from odin_slm.model import load_model_and_tokenizer
 
         # fp32 weights; --bf16 trains under autocast with fp32 master weights, as Trainer does.
-        model, tokenizer, model_path = load_model_and_tokenizer(model_args.model_name_or_path)
+        model, tokenizer, model_path = load_model_and_tokenizer(
+            model_args.model_name_or_path, trust_remote_code=args.trust_remote_code
+        )
         if torch.cuda.is_available():
             model.to(args.device)  # this rank's GPU under torchrun / accelerate launch
     train_ds = tokenize(splits.train, splits.fmt, tokenizer, args.max_length)
@@ -272,7 +262,9 @@ def run(argv: list[str]) -> int:
     )
 
     # A metrics.json from an earlier run in this folder would claim this one succeeded.
-    (out / "metrics.json").unlink(missing_ok=True)
+    if main_process:
+        preflight.clear_previous_run(stale)  # --overwrite_output_dir
+        (out / "metrics.json").unlink(missing_ok=True)
     stop = Interrupted()
     stop.install()
     t0 = time.perf_counter()
@@ -329,7 +321,9 @@ def run(argv: list[str]) -> int:
     if sharded:
         from odin_slm.model import model_from_state_dict
 
-        model = model_from_state_dict(model_args, result["full_state_dict"], args.device)
+        model = model_from_state_dict(
+            model_args, result["full_state_dict"], args.device, trust_remote_code=args.trust_remote_code
+        )
     after = exact_match(
         model, tokenizer, eval_rows, splits.fmt, script.eval_max_new_tokens, unsloth=engine == "unsloth"
     )
@@ -338,9 +332,9 @@ def run(argv: list[str]) -> int:
             "Exact match after training: %.3f (%d/%d)", after["exact_match"], after["correct"], after["n"]
         )
     final = out / "final"
-    final.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(final, safe_serialization=True)
-    tokenizer.save_pretrained(final)
+    with staged_dir(final) as staging:  # a kill mid-save leaves the previous final/ (or none)
+        model.save_pretrained(staging, safe_serialization=True)
+        tokenizer.save_pretrained(staging)
     env = report.environment()
     env["world_size"] = args.world_size
     report.write_json(out / "environment.json", env)
@@ -415,7 +409,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
         return run(argv)
-    except (ConfigError, DataError, ModelError) as exc:
+    except (ConfigError, CheckpointError, DataError, ModelError) as exc:
         print(f"odin-train: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except RuntimeError as exc:
