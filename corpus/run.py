@@ -1,0 +1,195 @@
+"""Run the corpus of old training scripts, unchanged, on the installed releases, with and without odin.
+
+    python corpus/run.py fetch [--mirror OWNER/NAME=GITDIR ...]   place the scripts (sha256-checked)
+    python corpus/run.py run [--only ID ...] [--timeout S]       run them; writes corpus/results.md
+
+Each script runs twice in a fresh interpreter, on CPU, with a tiny local model and a few steps:
+as it is (odin disabled), and with `import odin_compat` executed first (the script's only change).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+SCRIPTS = HERE / ".scripts"
+WORK = HERE / ".work"
+MANIFEST = HERE / "manifest.json"
+RESULTS_JSON = HERE / "results.json"
+RESULTS_MD = HERE / "results.md"
+VERSIONS = ("torch", "transformers", "trl", "peft", "accelerate", "datasets", "huggingface_hub")
+
+
+def manifest() -> dict:
+    return json.loads(MANIFEST.read_text(encoding="utf-8"))
+
+
+def url(entry: dict, path: str | None = None) -> str:
+    return f"https://github.com/{entry['repo']}/blob/{entry['tag']}/{path or entry['path']}"
+
+
+def _raw(entry: dict, path: str, mirrors: dict[str, str]) -> bytes:
+    git = mirrors.get(entry["repo"])
+    if git:
+        return subprocess.run(["git", "--git-dir", git, "show", f"{entry['tag']}:{path}"],
+                              check=True, capture_output=True).stdout  # fmt: skip
+    raw = f"https://raw.githubusercontent.com/{entry['repo']}/{entry['tag']}/{path}"
+    with urllib.request.urlopen(raw, timeout=60) as response:  # noqa: S310 (fixed https host)
+        return response.read()
+
+
+def fetch(mirrors: dict[str, str]) -> None:
+    """Place every script (and its sibling files) under corpus/.scripts/<id>/, checking sha256."""
+    data = manifest()
+    changed = False
+    for entry in data["scripts"]:
+        folder = SCRIPTS / entry["id"]
+        folder.mkdir(parents=True, exist_ok=True)
+        digests = entry.setdefault("sha256", {})
+        for path in [entry["path"], *entry.get("extra", [])]:
+            body = _raw(entry, path, mirrors)
+            digest = hashlib.sha256(body).hexdigest()
+            if digests.get(path) not in (None, digest):
+                raise SystemExit(f"{entry['id']}: {path} does not match its recorded sha256")
+            changed |= path not in digests
+            digests[path] = digest
+            (folder / Path(path).name).write_bytes(body)
+        print(f"{entry['id']}: {url(entry)}")
+    if changed:  # first fetch pins the digests
+        MANIFEST.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+
+
+def _versions(python: str) -> dict[str, str]:
+    code = ("import json, importlib.metadata as m\nout = {}\n"
+            f"for d in {VERSIONS!r}:\n    try: out[d] = m.version(d)\n    except Exception: out[d] = None\nprint(json.dumps(out))")  # fmt: skip
+    return json.loads(subprocess.run([python, "-c", code], capture_output=True, text=True, check=True).stdout)
+
+
+LAUNCH = """
+import sys, runpy
+script = sys.argv[1]
+sys.argv = sys.argv[1:]
+sys.path.insert(0, __import__("os").path.dirname(script))
+runpy.run_path(script, run_name="__main__")
+"""
+
+
+def _last_error(stderr: str) -> str:
+    lines = [ln for ln in stderr.strip().splitlines() if ln.strip()]
+    for line in reversed(lines):
+        if not line.startswith((" ", "\t")) and ("Error" in line or "Exception" in line or ":" in line):
+            return line.strip()[:300]
+    return (lines[-1] if lines else "").strip()[:300]
+
+
+def run_one(entry: dict, common: list[str], python: str, *, odin: bool, timeout: float) -> dict:
+    from fixtures import build
+
+    fixtures = build(WORK)
+    script = SCRIPTS / entry["id"] / Path(entry["path"]).name
+    with tempfile.TemporaryDirectory() as tmp:
+        fill = {"{model}": str(fixtures / "tiny-llama"), "{out}": str(Path(tmp) / "out")}
+        args = [fill.get(a, a) for a in [*entry["args"], *common]]
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "ODIN_", "PYTHONPATH"))}
+        env.update(HF_HOME=str(Path(tmp) / "hf"), HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1",
+                   TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false", CUDA_VISIBLE_DEVICES="",
+                   WANDB_DISABLED="true", PYTHONPATH=str(ROOT / "src"), OMP_NUM_THREADS="1")  # fmt: skip
+        code = ("import odin_compat\n" if odin else "") + LAUNCH
+        if not odin:
+            env["ODIN_COMPAT_DISABLE"] = "1"  # a start-up hook, if installed, must not help
+        start = time.monotonic()
+        try:
+            proc = subprocess.run([python, "-c", code, str(script), *args], cwd=fixtures, env=env,
+                                  capture_output=True, text=True, timeout=timeout)  # fmt: skip
+            rc, stderr = proc.returncode, proc.stderr
+        except subprocess.TimeoutExpired as exc:
+            rc, stderr = -1, f"timeout after {timeout:.0f} s\n{exc.stderr or ''}"
+        seconds = time.monotonic() - start
+    log = WORK / "logs" / f"{entry['id']}.{'odin' if odin else 'plain'}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text(stderr if isinstance(stderr, str) else stderr.decode(errors="replace"), encoding="utf-8")
+    return {"ok": rc == 0, "rc": rc, "seconds": round(seconds, 1), "error": "" if rc == 0 else _last_error(stderr)}
+
+
+def run(only: list[str], python: str, timeout: float) -> None:
+    data = manifest()
+    previous = json.loads(RESULTS_JSON.read_text()) if RESULTS_JSON.exists() else {"results": {}}
+    results = previous.get("results", {})
+    for entry in data["scripts"]:
+        if only and entry["id"] not in only:
+            continue
+        row = {mode: run_one(entry, data["common"], python, odin=mode == "odin", timeout=timeout)
+               for mode in ("plain", "odin")}  # fmt: skip
+        results[entry["id"]] = row
+        print(f"{entry['id']}: plain {'ok' if row['plain']['ok'] else 'FAIL'}, odin {'ok' if row['odin']['ok'] else 'FAIL'}"
+              f" {row['odin']['error']}", flush=True)  # fmt: skip
+        out = {"date": f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC",
+               "python": platform.python_version(), "versions": _versions(python), "results": results}  # fmt: skip
+        RESULTS_JSON.write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")
+    render()
+
+
+def render() -> None:
+    """corpus/results.md from corpus/results.json and the manifest."""
+    data, out = manifest(), json.loads(RESULTS_JSON.read_text(encoding="utf-8"))
+    rows = [(e, out["results"][e["id"]]) for e in data["scripts"] if e["id"] in out["results"]]
+    plain = sum(r["plain"]["ok"] for _, r in rows)
+    odin = sum(r["odin"]["ok"] for _, r in rows)
+    versions = ", ".join(f"{k} {v}" for k, v in out["versions"].items() if v)
+    lines = [
+        "# Corpus of old training scripts on today's releases",
+        "",
+        f"- date: {out['date']}; Python {out['python']}; {versions}",
+        "- command: `python corpus/run.py fetch --mirror ...` then `python corpus/run.py run` (or `nox -s corpus`)",
+        "- each script unchanged, on CPU, tiny local Llama (corpus/fixtures.py), 2 steps; "
+        "\"odin\": `import odin_compat` executed first, the only change",
+        "",
+        f"**Completed: {plain}/{len(rows)} as they are, {odin}/{len(rows)} with odin.**",
+        "",
+        "| script | release | license | as is | with odin | first error with odin (or as is) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for entry, r in rows:
+        err = r["odin"]["error"] or ("" if r["plain"]["ok"] else f"as is: {r['plain']['error']}")
+        lines.append(
+            f"| [{entry['path']}]({url(entry)}) | {entry['repo'].split('/')[1]} {entry['tag']} | {entry['license']} "
+            f"| {'ok' if r['plain']['ok'] else 'fails'} | {'**ok**' if r['odin']['ok'] else 'fails'} "
+            f"| {err.replace('|', '/')} |"
+        )
+    RESULTS_MD.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    f = sub.add_parser("fetch")
+    f.add_argument("--mirror", action="append", default=[], help="OWNER/NAME=GITDIR: read tags from a local git")
+    r = sub.add_parser("run")
+    r.add_argument("--only", action="append", default=[])
+    r.add_argument("--python", default=sys.executable, help="interpreter of the environment under test")
+    r.add_argument("--timeout", type=float, default=600)
+    sub.add_parser("render")
+    args = parser.parse_args(argv)
+    if args.cmd == "fetch":
+        fetch(dict(m.split("=", 1) for m in args.mirror))
+    elif args.cmd == "run":
+        sys.path.insert(0, str(HERE))
+        run(args.only, args.python, args.timeout)
+    else:
+        render()
+
+
+if __name__ == "__main__":
+    main()
