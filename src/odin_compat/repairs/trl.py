@@ -962,3 +962,158 @@ def _register_sft_flags() -> None:
 
 
 _register_sft_flags()
+
+
+# --- ModelConfig.torch_dtype -> dtype ----------------------------------------------------------------------
+
+
+def _torch_dtype_property(module: ModuleType) -> object:
+    # trl 0.23.1 (trl/trainer/model_config.py) kept `torch_dtype` as a deprecated field copied into `dtype`;
+    # the attribute reads and writes `dtype`, the one field today's ModelConfig has.
+    def torch_dtype(self):  # noqa: ANN001, ANN202
+        warn_once(
+            "trl-modelconfig-torch-dtype",
+            "`torch_dtype` is deprecated and was removed in version 0.27.0, please use `dtype` instead "
+            "(odin_compat read it from `dtype`).",
+        )
+        return self.dtype
+
+    def set_torch_dtype(self, value) -> None:  # noqa: ANN001
+        self.dtype = value
+
+    return property(torch_dtype, set_torch_dtype)
+
+
+def _model_config_init(module: ModuleType) -> object:
+    return rename_kwarg(
+        module.ModelConfig.__init__,
+        "torch_dtype",
+        "dtype",
+        "trl-modelconfig-torch-dtype-kwarg",
+        warn="`torch_dtype` is deprecated and was removed in version 0.27.0, please use `dtype` instead "
+        "(odin_compat renamed it).",
+    )
+
+
+_DTYPE_UPSTREAM = "https://github.com/huggingface/trl/blob/v0.23.1/trl/trainer/model_config.py (torch_dtype deprecated for dtype)"
+REGISTRY.add(
+    Record(
+        id="trl-modelconfig-torch-dtype",
+        affects="trl>=0.27",
+        module="trl.trainer.model_config",
+        name="ModelConfig.torch_dtype",
+        kind="backport",
+        fixes="AttributeError: 'ModelConfig' object has no attribute 'torch_dtype'",
+        works="trl<0.27 (deprecated field since 0.22)",
+        breaks="trl>=0.27",
+        upstream=_DTYPE_UPSTREAM,
+        remove_when="callers read model_args.dtype",
+        provide=_torch_dtype_property,
+    )
+)
+REGISTRY.add(
+    Record(
+        id="trl-modelconfig-torch-dtype-kwarg",
+        affects="trl>=0.27",
+        module="trl.trainer.model_config",
+        name="ModelConfig.__init__",
+        kind="kwarg",
+        fixes="TypeError: ModelConfig.__init__() got an unexpected keyword argument 'torch_dtype'",
+        works="trl<0.27",
+        breaks="trl>=0.27",
+        upstream=_DTYPE_UPSTREAM,
+        remove_when="callers pass dtype",
+        provide=_model_config_init,
+        needed=renaming("ModelConfig.__init__", "torch_dtype", "dtype"),
+    )
+)
+
+
+def _register_model_config_flags() -> None:
+    from odin_compat.repairs.transformers import FLAGS
+
+    FLAGS.setdefault(
+        "torch_dtype", ("ModelConfig", True, lambda v, g: [] if "dtype" in g else ["--dtype", str(v)])
+    )
+
+
+_register_model_config_flags()
+
+
+# --- ModelConfig.trust_remote_code ---------------------------------------------------------------------------
+
+
+def _trust_remote_code_property(module: ModuleType) -> object:
+    # trl 0.29.1's field (trl/trainer/model_config.py): `trust_remote_code: bool = False`. Reads give the value
+    # set on the instance, else that default; nothing else in today's trl reads it.
+    def trust_remote_code(self):  # noqa: ANN001, ANN202
+        return vars(self).get("_odin_trust_remote_code", False)
+
+    def set_trust_remote_code(self, value) -> None:  # noqa: ANN001
+        vars(self)["_odin_trust_remote_code"] = value
+
+    return property(trust_remote_code, set_trust_remote_code)
+
+
+REGISTRY.add(
+    Record(
+        id="trl-modelconfig-trust-remote-code",
+        affects="trl>=1.0",
+        module="trl.trainer.model_config",
+        name="ModelConfig.trust_remote_code",
+        kind="backport",
+        fixes="AttributeError: 'ModelConfig' object has no attribute 'trust_remote_code'",
+        works="trl<=0.29.1",
+        breaks="trl>=1.0 (the 1.7.1 release lacks it)",
+        upstream="https://github.com/huggingface/trl/blob/v0.29.1/trl/trainer/model_config.py",
+        remove_when="callers pass trust_remote_code to from_pretrained themselves",
+        provide=_trust_remote_code_property,
+    )
+)
+
+
+# --- <Trainer>(tokenizer=...) -> processing_class, for the other trl trainers ---------------------------------
+
+_TRAINER_MODULES = (
+    ("DPOTrainer", "trl.trainer.dpo_trainer"),
+    ("KTOTrainer", "trl.trainer.kto_trainer"),
+    ("RewardTrainer", "trl.trainer.reward_trainer"),
+    ("ORPOTrainer", "trl.trainer.orpo_trainer"),
+    ("ORPOTrainer", "trl.experimental.orpo.orpo_trainer"),
+    ("CPOTrainer", "trl.trainer.cpo_trainer"),
+    ("CPOTrainer", "trl.experimental.cpo.cpo_trainer"),
+)
+
+
+def _trainer_tokenizer(cls: str, record_id: str) -> Callable[[ModuleType], object]:
+    def provide(module: ModuleType) -> object:
+        return rename_kwarg(
+            getattr(module, cls).__init__,
+            "tokenizer",
+            "processing_class",
+            record_id,
+            warn=f"`tokenizer` is deprecated and removed for `{cls}.__init__`. "
+            "Use `processing_class` instead (odin_compat renamed it).",
+        )
+
+    return provide
+
+
+for _cls, _module in _TRAINER_MODULES:
+    _id = f"trl-{_module.rpartition('.')[2].replace('_', '-')}-{'exp-' if 'experimental' in _module else ''}tokenizer"
+    REGISTRY.add(
+        Record(
+            id=_id,
+            affects="trl>=0.16.0",
+            module=_module,
+            name=f"{_cls}.__init__",
+            kind="kwarg",
+            fixes=f"TypeError: {_cls}.__init__() got an unexpected keyword argument 'tokenizer'",
+            works="trl<0.16.0 (processing_class since 0.12.0)",
+            breaks="trl>=0.16.0 (0.15.2 is the last release listed that took it)",
+            upstream=_TOKENIZER_UPSTREAM,
+            remove_when="callers pass processing_class",
+            provide=_trainer_tokenizer(_cls, _id),
+            needed=renaming(f"{_cls}.__init__", "tokenizer", "processing_class"),
+        )
+    )
