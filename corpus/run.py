@@ -113,14 +113,19 @@ def run_one(entry: dict, common: list[str], python: str, *, odin: bool, timeout:
         try:
             proc = subprocess.run([python, "-c", code, str(script), *args], cwd=fixtures, env=env,
                                   capture_output=True, text=True, timeout=timeout)  # fmt: skip
-            rc, stderr = proc.returncode, proc.stderr
+            rc, stdout, stderr = proc.returncode, proc.stdout, proc.stderr
         except subprocess.TimeoutExpired as exc:
-            rc, stderr = -1, f"timeout after {timeout:.0f} s\n{exc.stderr or ''}"
+            rc, stdout, stderr = -1, "", f"timeout after {timeout:.0f} s\n{exc.stderr or ''}"
         seconds = time.monotonic() - start
     log = WORK / "logs" / f"{entry['id']}.{'odin' if odin else 'plain'}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
-    log.write_text(stderr if isinstance(stderr, str) else stderr.decode(errors="replace"), encoding="utf-8")
-    return {"ok": rc == 0, "rc": rc, "seconds": round(seconds, 1), "error": "" if rc == 0 else _last_error(stderr)}
+    stderr = stderr if isinstance(stderr, str) else stderr.decode(errors="replace")
+    log.write_text(f"{stdout}\n--- stderr ---\n{stderr}", encoding="utf-8")
+    # completed: exit status 0 and the Trainer's end-of-training summary was printed
+    trained = "train_runtime" in stdout or "train_runtime" in stderr
+    ok = rc == 0 and trained
+    error = "" if ok else _last_error(stderr) if rc != 0 else "exited 0 without finishing training"
+    return {"ok": ok, "rc": rc, "seconds": round(seconds, 1), "error": error}
 
 
 def run(only: list[str], python: str, timeout: float) -> None:

@@ -1117,3 +1117,112 @@ for _cls, _module in _TRAINER_MODULES:
             needed=renaming(f"{_cls}.__init__", "tokenizer", "processing_class"),
         )
     )
+
+
+# --- SIMPLE_CHAT_TEMPLATE ----------------------------------------------------------------------------------
+
+# trl 0.23.1 trl/trainer/utils.py, verbatim (the last release listed that had it).
+SIMPLE_CHAT_TEMPLATE = "{% for message in messages %}{{message['role'].capitalize() + ': ' + message['content'] + '\n\n'}}{% endfor %}{% if add_generation_prompt %}{{ 'Assistant:' }}{% endif %}"
+
+REGISTRY.add(
+    Record(
+        id="trl-simple-chat-template",
+        affects="trl>=0.24",
+        module="trl.trainer.utils",
+        name="SIMPLE_CHAT_TEMPLATE",
+        kind="backport",
+        fixes="ImportError: cannot import name 'SIMPLE_CHAT_TEMPLATE' from 'trl.trainer.utils'",
+        works="trl<=0.23.1",
+        breaks="trl>=0.24 (the 0.29.1 release lacks it)",
+        upstream="https://github.com/huggingface/trl/blob/v0.23.1/trl/trainer/utils.py",
+        remove_when="callers set their own chat template",
+        provide=lambda module: SIMPLE_CHAT_TEMPLATE,
+    )
+)
+
+
+# --- DPOTrainer(beta=..., max_length=..., ...) -> DPOConfig ----------------------------------------------------
+
+# The trainer arguments trl 0.12.2's DPOTrainer still took (deprecated) and moved into DPOConfig.
+_DPO_MOVED = (
+    "beta", "label_smoothing", "loss_type", "label_pad_token_id", "padding_value", "truncation_mode",
+    "max_length", "max_prompt_length", "max_target_length", "is_encoder_decoder", "disable_dropout",
+    "generate_during_eval", "precompute_ref_log_probs", "dataset_num_proc", "model_init_kwargs",
+    "ref_model_init_kwargs", "model_adapter_name", "ref_adapter_name", "reference_free", "force_use_ref_model",
+)  # fmt: skip
+
+
+def _dpo_config_args(module: ModuleType) -> object:
+    import dataclasses
+
+    func = module.DPOTrainer.__init__
+    missing = [k for k in _DPO_MOVED if not accepts(func, k)]
+
+    def adapt(args: tuple, kwargs: dict) -> tuple:
+        moved = {k: kwargs.pop(k) for k in missing if k in kwargs}
+        config = kwargs.get("args")
+        if config is None and len(args) > 3:  # DPOTrainer(model, ref_model, args, ...) positionally
+            config = args[3]
+        plain = config is not None and not isinstance(config, module.DPOConfig)
+        if not moved and not plain:
+            return args, kwargs
+        from trl import DPOConfig
+
+        # As trl 0.12.2 did: no config -> DPOConfig(output_dir="tmp_trainer"); trl <= 0.8 took a plain
+        # TrainingArguments -> a DPOConfig with the same values.
+        if config is None:
+            config = DPOConfig(output_dir="tmp_trainer")
+        elif plain:
+            as_dict = config.to_dict()
+            as_dict.update({k: getattr(config, k) for k in as_dict if k.endswith("_token")})
+            names = {f.name for f in dataclasses.fields(DPOConfig) if f.init}
+            config = DPOConfig(**{k: v for k, v in as_dict.items() if k in names})
+        fields = {f.name for f in dataclasses.fields(config)}
+        ignored = []
+        for key, value in moved.items():
+            if key in fields:
+                setattr(config, key, value)
+            else:
+                ignored.append(key)
+        if len(args) > 3:
+            args = args[:3] + (config,) + args[4:]
+        else:
+            kwargs["args"] = config
+        warn_once(
+            "trl-dpotrainer-config-args",
+            f"You passed {sorted(moved) or 'a TrainingArguments'} to the DPOTrainer; trl moved these into "
+            "`DPOConfig`. odin_compat set them on a DPOConfig; pass a `DPOConfig` instead."
+            + (f" This trl has no config field for {ignored}: they were ignored." if ignored else ""),
+        )
+        return args, kwargs
+
+    return kwarg_adapter(func, adapt, "trl-dpotrainer-config-args")
+
+
+def _dpo_config_args_needed(module: ModuleType) -> bool:
+    func = module.DPOTrainer.__init__
+    return (
+        not adapted(func, "trl-dpotrainer-config-args")
+        and not accepts(func, "beta")
+        and accepts(func, "args")
+    )
+
+
+REGISTRY.add(
+    Record(
+        id="trl-dpotrainer-config-args",
+        affects="trl>=0.13.0",
+        module="trl.trainer.dpo_trainer",
+        name="DPOTrainer.__init__",
+        kind="kwarg",
+        fixes="TypeError: DPOTrainer.__init__() got an unexpected keyword argument 'beta' "
+        "(also 'max_length', 'max_prompt_length', 'loss_type', ...; and args=TrainingArguments)",
+        works="trl<0.13.0 (deprecated in 0.12; trl<=0.8 took them with a TrainingArguments)",
+        breaks="trl>=0.13.0",
+        upstream="trl v0.12.2 trl/trainer/dpo_trainer.py (the moves this adapter repeats); "
+        "trl v0.8.6 trl/trainer/dpo_trainer.py",
+        remove_when="callers pass these in DPOConfig",
+        provide=_dpo_config_args,
+        needed=_dpo_config_args_needed,
+    )
+)
