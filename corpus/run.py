@@ -101,7 +101,7 @@ def run_one(entry: dict, common: list[str], python: str, *, odin: bool, timeout:
     script = SCRIPTS / entry["id"] / Path(entry["path"]).name
     with tempfile.TemporaryDirectory() as tmp:
         fill = {"{model}": str(fixtures / "tiny-llama"), "{out}": str(Path(tmp) / "out")}
-        args = [fill.get(a, a) for a in [*entry["args"], *common]]
+        args = [fill.get(a, a) for a in [*entry["args"], *(common if entry.get("common", True) else [])]]
         env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "ODIN_", "PYTHONPATH"))}
         env.update(HF_HOME=str(Path(tmp) / "hf"), HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1",
                    TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false", CUDA_VISIBLE_DEVICES="",
@@ -117,12 +117,13 @@ def run_one(entry: dict, common: list[str], python: str, *, odin: bool, timeout:
         except subprocess.TimeoutExpired as exc:
             rc, stdout, stderr = -1, "", f"timeout after {timeout:.0f} s\n{exc.stderr or ''}"
         seconds = time.monotonic() - start
+        # completed: exit status 0 and the end-of-training evidence (the Trainer's summary, or a saved file)
+        done_file = entry.get("done_file")
+        trained = (Path(fill["{out}"]) / done_file).exists() if done_file else "train_runtime" in stdout + stderr
     log = WORK / "logs" / f"{entry['id']}.{'odin' if odin else 'plain'}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     stderr = stderr if isinstance(stderr, str) else stderr.decode(errors="replace")
     log.write_text(f"{stdout}\n--- stderr ---\n{stderr}", encoding="utf-8")
-    # completed: exit status 0 and the Trainer's end-of-training summary was printed
-    trained = "train_runtime" in stdout or "train_runtime" in stderr
     ok = rc == 0 and trained
     error = "" if ok else _last_error(stderr) if rc != 0 else "exited 0 without finishing training"
     return {"ok": ok, "rc": rc, "seconds": round(seconds, 1), "error": error}
