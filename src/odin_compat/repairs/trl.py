@@ -666,7 +666,12 @@ for _id, _module, _kind, _provide in (
 
 # --- ORPOConfig / ORPOTrainer: moved to trl.experimental.orpo ---------------------------------------------
 
-for _name in ("ORPOConfig", "ORPOTrainer"):
+for _name, _sub in (
+    ("ORPOConfig", "orpo"),
+    ("ORPOTrainer", "orpo"),
+    ("CPOConfig", "cpo"),
+    ("CPOTrainer", "cpo"),
+):
     REGISTRY.add(
         Record(
             id=f"trl-{_name.lower()}-export",
@@ -676,10 +681,10 @@ for _name in ("ORPOConfig", "ORPOTrainer"):
             kind="lazy",
             fixes=f"ImportError: cannot import name '{_name}' from 'trl'",
             works="trl<1.0 (exported from trl)",
-            breaks="trl>=1.0 (the same class lives in trl.experimental.orpo)",
-            upstream="trl v1.16.0 trl/experimental/orpo/__init__.py; trl v0.29.1 trl/__init__.py (last top-level export)",
-            remove_when="callers import from trl.experimental.orpo",
-            provide=_lazy(_name, "experimental.orpo"),
+            breaks=f"trl>=1.0 (the same class lives in trl.experimental.{_sub})",
+            upstream=f"trl v1.16.0 trl/experimental/{_sub}/__init__.py; trl v0.29.1 trl/__init__.py (last top-level export)",
+            remove_when=f"callers import from trl.experimental.{_sub}",
+            provide=_lazy(_name, f"experimental.{_sub}"),
         )
     )
 
@@ -1226,3 +1231,30 @@ REGISTRY.add(
         needed=_dpo_config_args_needed,
     )
 )
+
+
+# --- apply_chat_template(example, tokenizer=...) -> processing_class --------------------------------------------
+
+for _func in ("apply_chat_template", "maybe_apply_chat_template"):
+    _id = f"trl-{_func.replace('_', '-')}-tokenizer"
+    REGISTRY.add(
+        Record(
+            id=_id,
+            affects="trl>=0.12.0",
+            module="trl.data_utils",
+            name=_func,
+            kind="kwarg",
+            fixes=f"TypeError: {_func}() missing 1 required positional argument: 'processing_class' "
+            "(called with tokenizer=...)",
+            works="trl<0.12.0 (the parameter was named tokenizer)",
+            breaks="trl>=0.12.0",
+            upstream="trl v0.11.4 trl/data_utils.py; https://github.com/huggingface/trl/pull/2162 (processing_class)",
+            remove_when="callers pass processing_class",
+            provide=(
+                lambda name, rid: (
+                    lambda module: rename_kwarg(getattr(module, name), "tokenizer", "processing_class", rid)
+                )
+            )(_func, _id),
+            needed=renaming(_func, "tokenizer", "processing_class"),
+        )
+    )
