@@ -950,8 +950,16 @@ def _parse_args(module: ModuleType) -> object:
 
 
 def _parse_args_needed(module: ModuleType) -> bool:
-    return not adapted(
-        module.HfArgumentParser.parse_args_into_dataclasses, "transformers-hfargparser-removed-flags"
+    import dataclasses
+
+    if adapted(module.HfArgumentParser.parse_args_into_dataclasses, "transformers-hfargparser-removed-flags"):
+        return False
+    from transformers.training_args import TrainingArguments
+
+    fields = {f.name for f in dataclasses.fields(TrainingArguments)}
+    # needed when TrainingArguments lacks one of its removed flags, or another record module added flags
+    return any(
+        name not in fields if owner == "TrainingArguments" else True for name, (owner, _, _) in FLAGS.items()
     )
 
 

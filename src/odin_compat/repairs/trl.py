@@ -675,14 +675,14 @@ for _name, _sub in (
     REGISTRY.add(
         Record(
             id=f"trl-{_name.lower()}-export",
-            affects="trl>=1.0",
+            affects="trl>=0.24",
             module="trl",
             name=_name,
             kind="lazy",
             fixes=f"ImportError: cannot import name '{_name}' from 'trl'",
-            works="trl<1.0 (exported from trl)",
-            breaks=f"trl>=1.0 (the same class lives in trl.experimental.{_sub})",
-            upstream=f"trl v1.16.0 trl/experimental/{_sub}/__init__.py; trl v0.29.1 trl/__init__.py (last top-level export)",
+            works="trl<=0.23.1 (exported from trl)",
+            breaks=f"trl>=0.24 (0.29.1 lacks it; the same class lives in trl.experimental.{_sub})",
+            upstream=f"trl v1.16.0 trl/experimental/{_sub}/__init__.py; trl v0.23.1 trl/__init__.py (last top-level export listed)",
             remove_when=f"callers import from trl.experimental.{_sub}",
             provide=_lazy(_name, f"experimental.{_sub}"),
         )
