@@ -52,7 +52,14 @@ RELEASES: dict[str, tuple[str, ...]] = {
 DATACLASSES: dict[str, tuple[str, ...]] = {
     "transformers": ("TrainingArguments", "Seq2SeqTrainingArguments"),
     "trl": (r"re:.*Config$@trl.trainer", "ModelConfig", "ScriptArguments", r"re:.*ScriptArguments$@trl"),
-    "peft": ("LoraConfig", "PeftConfig", "PromptTuningConfig", "PrefixTuningConfig", "IA3Config", "LoKrConfig"),
+    "peft": (
+        "LoraConfig",
+        "PeftConfig",
+        "PromptTuningConfig",
+        "PrefixTuningConfig",
+        "IA3Config",
+        "LoKrConfig",
+    ),
     "accelerate": ("DataLoaderConfiguration", "ProjectConfiguration", "FullyShardedDataParallelPlugin"),
     "huggingface_hub": (),
 }
@@ -85,7 +92,9 @@ CALLABLES: dict[str, tuple[str, ...]] = {
     ),
 }  # fmt: skip
 
-SEMANTICS_GONE = re.compile(r"(^|[._])(TF|Flax|tf|flax|jax)([A-Z_.]|$)|^TF|^Flax|_tf_|_flax_|keras|tensorflow")
+SEMANTICS_GONE = re.compile(
+    r"(^|[._])(TF|Flax|tf|flax|jax)([A-Z_.]|$)|^TF|^Flax|_tf_|_flax_|keras|tensorflow"
+)
 
 
 # --- wheels ----------------------------------------------------------------------------------------
@@ -119,7 +128,7 @@ def _modules(root: Path, lib: str) -> dict[str, Path]:
         parts = list(path.relative_to(root).with_suffix("").parts)
         if parts[-1] == "__init__":
             parts.pop()
-        if any(p.startswith("_") or p in ("tests", "testing_utils") for p in parts[1:]):
+        if any(p.startswith(("_", "dummy_")) or p in ("tests", "testing_utils") for p in parts[1:]):
             continue
         out[".".join(parts)] = path
     return out
@@ -145,6 +154,35 @@ def _top_statements(body: list[ast.stmt]) -> Iterator[ast.stmt]:
             yield from _top_statements(node.body)
 
 
+_LIGHT_DEF = re.compile(
+    r"^(?:class|def|async def)\s+([A-Za-z]\w*)|^([A-Za-z]\w*)\s*(?::[^=\n]*)?=(?!=)", re.M
+)
+_LIGHT_ALL = re.compile(r"^__all__\s*=\s*\[([^\]]*)\]", re.M | re.S)
+
+
+def _light(lib: str, module: str, path: Path) -> bool:
+    """transformers' per-model modules (thousands per release) are read with regular expressions:
+    their top-level definitions and `__all__`; parsing them all would take minutes per release."""
+    parts = module.split(".")
+    return (
+        lib == "transformers"
+        and len(parts) >= 4
+        and parts[1] == "models"
+        and parts[2] != "auto"
+        and path.name != "__init__.py"
+    )
+
+
+def _light_names(source: str) -> tuple[set[str], set[str] | None]:
+    """Public top-level names, and `__all__` if the module has one."""
+    names = {a or b for a, b in _LIGHT_DEF.findall(source)}
+    blocks = _LIGHT_ALL.findall(source)
+    explicit = (
+        {n for block in blocks for n in re.findall(r"[\"']([A-Za-z]\w*)[\"']", block)} if blocks else None
+    )
+    return {n for n in names | (explicit or set()) if not n.startswith("_")}, explicit
+
+
 def _resolve(module: str, is_pkg: bool, level: int, target: str | None) -> str:
     if level == 0:
         return target or ""
@@ -159,14 +197,23 @@ class Release:
     def __init__(self, lib: str, version: str, root: Path) -> None:
         self.lib, self.version = lib, version
         self.paths = _modules(root, lib)
+        self.defined: dict[str, set[str]] = {}  # name -> modules that define it (class/def/assign)
         self.trees: dict[str, ast.Module] = {}
+        self.light: dict[str, set[str]] = {}  # module -> names, read with regular expressions (see _light)
+        self._all: dict[str, set[str]] = {}  # module -> its explicit __all__
         for name, path in self.paths.items():
+            if _light(lib, name, path):
+                self.light[name], explicit = _light_names(path.read_text(encoding="utf-8"))
+                if explicit is not None:
+                    self._all[name] = explicit
+                for n in self.light[name]:
+                    self.defined.setdefault(n, set()).add(name)
+                continue
             try:
                 self.trees[name] = ast.parse(path.read_text(encoding="utf-8"), str(path))
             except (SyntaxError, UnicodeDecodeError):
                 continue
         self._names: dict[str, set[str]] = {}
-        self.defined: dict[str, set[str]] = {}  # name -> modules that define it (class/def/assign)
         self.classes: dict[str, tuple[str, ast.ClassDef]] = {}
         self.functions: dict[str, tuple[str, ast.FunctionDef]] = {}
         for mod, tree in self.trees.items():
@@ -199,6 +246,8 @@ class Release:
         """Public names importable from `mod`."""
         if mod in self._names:
             return self._names[mod]
+        if mod in self.light:
+            return self.light[mod]
         tree = self.trees.get(mod)
         if tree is None or mod in _seen:
             return set()
@@ -226,7 +275,11 @@ class Release:
                 func = node.value.func  # _import_structure["x"].extend([...]) / .append("X")
                 if isinstance(func, ast.Attribute) and func.attr in ("extend", "append", "update"):
                     owner = func.value.value if isinstance(func.value, ast.Subscript) else func.value
-                    if isinstance(owner, ast.Name) and owner.id in ("_import_structure", "_SUBMOD_ATTRS", "__all__"):
+                    if isinstance(owner, ast.Name) and owner.id in (
+                        "_import_structure",
+                        "_SUBMOD_ATTRS",
+                        "__all__",
+                    ):
                         for arg in node.value.args:
                             out.update(_strings(arg))
             elif isinstance(node, ast.ImportFrom):
@@ -234,15 +287,18 @@ class Release:
                 if source.partition(".")[0] != self.lib:
                     continue  # only re-exports from inside the package count
                 for alias in node.names:
-                    if alias.name == "*":
+                    if alias.name == "*":  # a star import takes __all__ where the module has one
                         sub = self.names(source, seen)
-                        out.update(sub)
+                        out.update(self._all.get(source, sub))
                     else:
                         out.add(alias.asname or alias.name)
         if is_pkg:  # submodules are importable attributes-by-import
             prefix = mod + "."
-            out.update(m[len(prefix) :] for m in self.paths if m.startswith(prefix) and "." not in m[len(prefix) :])
+            out.update(
+                m[len(prefix) :] for m in self.paths if m.startswith(prefix) and "." not in m[len(prefix) :]
+            )
         if explicit_all is not None:
+            self._all[mod] = explicit_all
             out |= explicit_all
         result = {n for n in out if not n.startswith("_") and n.isidentifier()}
         if explicit_all is not None and mod != self.lib and not is_pkg:
@@ -267,7 +323,13 @@ class Release:
         _, node = found
         out: dict[str, str] = {}
         for base in node.bases:
-            name = base.id if isinstance(base, ast.Name) else base.attr if isinstance(base, ast.Attribute) else None
+            name = (
+                base.id
+                if isinstance(base, ast.Name)
+                else base.attr
+                if isinstance(base, ast.Attribute)
+                else None
+            )
             if name and name != cls:
                 out.update(self.fields(name, _depth + 1))
         for stmt in node.body:
@@ -313,14 +375,19 @@ class Release:
                         and isinstance(node.args[0].value, str)):  # fmt: skip
                     out.add(node.args[0].value)
         for deco in func.decorator_list:  # deprecate_kwarg("old", ...) still accepts "old"
-            if isinstance(deco, ast.Call) and getattr(deco.func, "id", getattr(deco.func, "attr", "")) == "deprecate_kwarg":
+            if (
+                isinstance(deco, ast.Call)
+                and getattr(deco.func, "id", getattr(deco.func, "attr", "")) == "deprecate_kwarg"
+            ):
                 if deco.args and isinstance(deco.args[0], ast.Constant):
                     out.add(deco.args[0].value)
         return out
 
     def source_mentions(self, word: str, modules: Iterable[str]) -> bool:
         pattern = re.compile(rf"\b{re.escape(word)}\b")
-        return any(pattern.search(self.paths[m].read_text(encoding="utf-8")) for m in modules if m in self.paths)
+        return any(
+            pattern.search(self.paths[m].read_text(encoding="utf-8")) for m in modules if m in self.paths
+        )
 
 
 def extract(lib: str, version: str) -> dict:
@@ -357,7 +424,9 @@ def _legacy_module_aliases(today: Release) -> dict[str, str]:
     tree = today.trees.get(today.lib)
     out: dict[str, str] = {}
     for node in _top_statements(tree.body if tree else []):
-        if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "_LEGACY_MODULE_ALIASES" for t in node.targets):
+        if isinstance(node, ast.Assign) and any(
+            getattr(t, "id", "") == "_LEGACY_MODULE_ALIASES" for t in node.targets
+        ):
             if isinstance(node.value, ast.Dict):
                 for k, v in zip(node.value.keys, node.value.values, strict=False):
                     if isinstance(k, ast.Constant) and isinstance(v, ast.Constant):
@@ -476,22 +545,40 @@ def compute() -> dict:
     for lib in RELEASES:
         print(f"{lib}: {', '.join(RELEASES[lib])}", file=sys.stderr)
         libs[lib] = {"releases": list(RELEASES[lib]), "findings": diff(lib)}
-    return {
+    out: dict = {
         "generated": f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d}",
         "command": COMMAND,
-        "columns": ["kind", "where", "name", "class", "target", "first", "last", "gone_in"],
-        "libraries": {
-            lib: {"releases": v["releases"],
-                  "findings": [[r[c] for c in ("kind", "where", "name", "class", "target", "first", "last", "gone_in")]
-                               for r in v["findings"]]}  # fmt: skip
-            for lib, v in libs.items()
-        },
+        "format": "libraries.<lib>.findings.<kind>.<where> = [[name, class, target, first, last, gone_in], ...]; "
+        "first/last (the releases listed that had it) and gone_in (the next one) index libraries.<lib>.releases",
+        "libraries": {},
     }
+    for lib, v in libs.items():
+        grouped: dict[str, dict[str, list]] = {}
+        for r in v["findings"]:
+            index = v["releases"].index
+            row = [
+                r["name"],
+                r["class"],
+                r["target"],
+                index(r["first"]),
+                index(r["last"]),
+                index(r["gone_in"]),
+            ]
+            grouped.setdefault(r["kind"], {}).setdefault(r["where"], []).append(row)
+        out["libraries"][lib] = {"releases": v["releases"], "findings": grouped}
+    return out
 
 
 def rows(data: dict, lib: str) -> list[dict]:
-    cols = data["columns"]
-    return [dict(zip(cols, r, strict=True)) for r in data["libraries"][lib]["findings"]]
+    """The findings of one library as flat dicts (kind, where, name, class, target, first, last, gone_in)."""
+    out = []
+    releases = data["libraries"][lib]["releases"]
+    for kind, by_where in data["libraries"][lib]["findings"].items():
+        for where, items in by_where.items():
+            for name, cls, target, first, last, gone_in in items:
+                out.append({"kind": kind, "where": where, "name": name, "class": cls, "target": target,
+                            "first": releases[first], "last": releases[last], "gone_in": releases[gone_in]})  # fmt: skip
+    return sorted(out, key=lambda r: (KINDS.index(r["kind"]), r["where"], r["name"]))
 
 
 def render(data: dict) -> str:
@@ -510,14 +597,18 @@ def render(data: dict) -> str:
         "- **renamed**: a field or keyword with a close new name (target shown) or explained in today's source;",
         "- **semantics-gone**: TensorFlow / Flax / JAX API: not repairable.",
         "",
-        "| library | releases | " + " | ".join(f"{k}: " + "/".join(c[:3] for c in CLASSES) for k in KINDS) + " | total |",
+        "| library | releases | "
+        + " | ".join(f"{k}: " + "/".join(c[:3] for c in CLASSES) for k in KINDS)
+        + " | total |",
         "|---|---|" + "---|" * len(KINDS) + "---|",
     ]
     for lib, lib_data in data["libraries"].items():
         rs = rows(data, lib)
         cells = []
         for kind in KINDS:
-            cells.append("/".join(str(sum(r["kind"] == kind and r["class"] == c for r in rs)) for c in CLASSES))
+            cells.append(
+                "/".join(str(sum(r["kind"] == kind and r["class"] == c for r in rs)) for c in CLASSES)
+            )
         out.append(f"| {lib} | {', '.join(lib_data['releases'])} | " + " | ".join(cells) + f" | {len(rs)} |")
     out += ["", "Cells: moved/removed/renamed/semantics-gone.", ""]
     for lib in data["libraries"]:
@@ -542,7 +633,9 @@ def render(data: dict) -> str:
                 for r in rest:
                     key = (r["class"], r["where"] if kind != "module" else r["where"].rsplit(".", 1)[0])
                     by[key] = by.get(key, 0) + 1
-                summary = "; ".join(f"{c} {n} in `{w}`" for (c, w), n in sorted(by.items(), key=lambda x: (-x[1], x[0]))[:25])
+                summary = "; ".join(
+                    f"{c} {n} in `{w}`" for (c, w), n in sorted(by.items(), key=lambda x: (-x[1], x[0]))[:25]
+                )
                 more = f"; and {len(by) - 25} more modules" if len(by) > 25 else ""
                 out += [f"Not listed ({len(rest)}: semantics-gone, or outside the trainer, argument and top-level "
                         f"modules): {summary}{more}.", ""]  # fmt: skip
