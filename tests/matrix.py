@@ -218,6 +218,7 @@ PROVES: dict[str, tuple[str, ...]] = {
     "trl-apply-chat-template-tokenizer": ("test_repairs_trl::test_apply_chat_template",),
     "trl-maybe-apply-chat-template-tokenizer": ("test_repairs_trl::test_apply_chat_template",),
     "transformers-hfargparser-removed-flags": ("test_repairs_transformers::test_removed_flags",),
+    "transformers-from-pretrained-removed-kwargs": ("test_repairs_transformers::test_from_pretrained",),
     "huggingface-hub-utils-hffolder": ("test_repairs_huggingface_hub::test_hffolder",),
 }
 

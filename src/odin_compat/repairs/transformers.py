@@ -982,3 +982,119 @@ REGISTRY.add(
         needed=_parse_args_needed,
     )
 )
+
+
+# --- PreTrainedModel.from_pretrained(use_auth_token=..., load_in_8bit=..., ...): removed in 5.0 -------------
+
+_FROM_PRETRAINED_OLD = (
+    "use_auth_token",
+    "resume_download",
+    "load_in_8bit",
+    "load_in_4bit",
+    "use_flash_attention_2",
+)
+
+
+def _from_pretrained_adapt(args: tuple, kwargs: dict) -> tuple:
+    import warnings
+
+    from odin_compat._records import warn_once
+
+    if not any(k in kwargs for k in _FROM_PRETRAINED_OLD):
+        return args, kwargs
+    # As transformers 4.57.1 (modeling_utils.py, PreTrainedModel.from_pretrained) did with each keyword:
+    use_auth_token = kwargs.pop("use_auth_token", None)
+    if use_auth_token is not None:
+        warnings.warn(
+            "The `use_auth_token` argument is deprecated and was removed in v5 of Transformers. Please use `token` "
+            "instead (odin_compat passed it as `token`).",
+            FutureWarning,
+            stacklevel=3,
+        )
+        if kwargs.get("token") is not None:
+            raise ValueError(
+                "`token` and `use_auth_token` are both specified. Please set only the argument `token`."
+            )
+        kwargs["token"] = use_auth_token
+    kwargs.pop("resume_download", None)  # "Not used anymore" in 4.57.1
+    load_in_8bit, load_in_4bit = kwargs.pop("load_in_8bit", False), kwargs.pop("load_in_4bit", False)
+    if load_in_4bit or load_in_8bit:
+        import inspect
+
+        from transformers import BitsAndBytesConfig
+
+        if kwargs.get("quantization_config") is not None:
+            raise ValueError(
+                "You can't pass `load_in_4bit`or `load_in_8bit` as a kwarg when passing "
+                "`quantization_config` argument at the same time."
+            )
+        config_dict = {
+            k: v for k, v in kwargs.items() if k in inspect.signature(BitsAndBytesConfig).parameters
+        }
+        config_dict = {**config_dict, "load_in_4bit": load_in_4bit, "load_in_8bit": load_in_8bit}
+        quantization_config, kwargs = BitsAndBytesConfig.from_dict(
+            config_dict=config_dict, return_unused_kwargs=True, **kwargs
+        )
+        kwargs["quantization_config"] = quantization_config
+        warn_once(
+            "transformers-from-pretrained-load-in-kbit",
+            "The `load_in_4bit` and `load_in_8bit` arguments were removed in transformers 5. "
+            "Please, pass a `BitsAndBytesConfig` object in `quantization_config` argument instead "
+            "(odin_compat built it).",
+        )
+    # transformers 4.51.3 (_autoset_attn_implementation): True selects flash_attention_2; False does nothing.
+    if kwargs.pop("use_flash_attention_2", False):
+        chosen = kwargs.get("attn_implementation")
+        if chosen not in (None, "flash_attention_2"):
+            raise ValueError(
+                f'Both attn_implementation="{chosen}" and `use_flash_attention_2=True` were used when loading the '
+                "model, which are not compatible."
+            )
+        kwargs["attn_implementation"] = "flash_attention_2"
+        warn_once(
+            "transformers-from-pretrained-flash-attention-2",
+            "The model was loaded with use_flash_attention_2=True, which was removed; odin_compat passed "
+            '`attn_implementation="flash_attention_2"` instead.',
+        )
+    return args, kwargs
+
+
+def _from_pretrained(module: ModuleType) -> object:
+    from odin_compat._records import kwarg_adapter
+
+    func = vars(module.PreTrainedModel)["from_pretrained"].__func__
+    return classmethod(
+        kwarg_adapter(func, _from_pretrained_adapt, "transformers-from-pretrained-removed-kwargs")
+    )
+
+
+def _from_pretrained_needed(module: ModuleType) -> bool:
+    import inspect
+
+    method = vars(module.PreTrainedModel).get("from_pretrained")
+    func = getattr(method, "__func__", None)
+    if func is None or adapted(func, "transformers-from-pretrained-removed-kwargs"):
+        return False
+    # transformers < 5 pops these keywords itself; 5 lets them through to the model's __init__
+    return '"use_auth_token"' not in inspect.getsource(func)
+
+
+REGISTRY.add(
+    Record(
+        id="transformers-from-pretrained-removed-kwargs",
+        affects="transformers>=5.0.0",
+        module="transformers.modeling_utils",
+        name="PreTrainedModel.from_pretrained",
+        kind="kwarg",
+        fixes="TypeError: LlamaForCausalLM.__init__() got an unexpected keyword argument 'use_auth_token' "
+        "(also 'load_in_8bit', 'load_in_4bit', 'resume_download', 'use_flash_attention_2'; "
+        "through AutoModel*.from_pretrained too)",
+        works="transformers<5.0.0 (use_flash_attention_2: <4.57)",
+        breaks="transformers>=5.0.0",
+        upstream="transformers v4.57.1 src/transformers/modeling_utils.py (PreTrainedModel.from_pretrained); "
+        "v4.51.3 (_autoset_attn_implementation, use_flash_attention_2)",
+        remove_when="callers pass token=, quantization_config=, attn_implementation=",
+        provide=_from_pretrained,
+        needed=_from_pretrained_needed,
+    )
+)
