@@ -935,13 +935,23 @@ def _commands(module: ModuleType) -> object:
     return sys.modules["trl.commands"]
 
 
+def _commands_needed(module: ModuleType) -> bool:
+    import importlib.util
+
+    return "commands" not in vars(module) and importlib.util.find_spec("trl.commands") is None
+
+
+# A backport of a whole module. Kind "wrap" only because that kind honours `needed`: the package's
+# `commands` attribute is absent until the real submodule is imported, so the presence check of a
+# "backport" record cannot see the upstream module (trl < 0.13) and would shadow it.
 REGISTRY.add(
     Record(
         id="trl-commands-cli-utils",
         affects="trl>=0.13",
         module="trl",
         name="commands",
-        kind="backport",
+        kind="wrap",
+        needed=_commands_needed,
         fixes="ModuleNotFoundError: No module named 'trl.commands'",
         works="trl<0.13 (trl.commands.cli_utils: TrlParser, SftScriptArguments, DpoScriptArguments, ...)",
         breaks="trl>=0.13 (init_zero_verbose moved to trl.scripts.utils, whose TrlParser refuses a `config` field; "
