@@ -64,3 +64,17 @@ def test_flag_translation_is_what_the_keyword_records_do() -> None:
         [TrainingArguments], ["--warmup_ratio", "0.1", "--warmup_steps", "5", "--group_by_length", "False"]
     )
     assert out == ["--warmup_steps", "5"]  # warmup_steps overrides the ratio; a false flag adds nothing
+
+
+def test_explain_names_the_release_and_the_replacement() -> None:
+    from odin_compat.explain import explain
+
+    tf = explain(ImportError("cannot import name 'TFAutoModel' from 'transformers' (/x/__init__.py)"))
+    assert tf is not None and "after 4.57.1" in tf and "TensorFlow" in tf
+    field = explain(TypeError("SFTConfig.__init__() got an unexpected keyword argument 'max_seq_length'"))
+    assert field is not None and "field of `SFTConfig`" in field and "trl after 0.19.1" in field
+    assert explain(ImportError("No module named 'trl.commands.cli_utils'")).startswith(
+        "odin_compat: `trl.commands`"
+    )
+    assert explain(ImportError("cannot import name 'nothing_here' from 'transformers'")) is None
+    assert explain(ValueError("unrelated")) is None
