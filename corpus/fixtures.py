@@ -54,7 +54,9 @@ def build(root: Path, n: int = 64) -> Path:
                         "rejected": [{"role": "assistant", "content": b}]})  # fmt: skip
         kto.append({"prompt": [user], "completion": [{"role": "assistant", "content": a if i % 2 else b}],
                     "label": bool(i % 2)})  # fmt: skip
-        hh.append({"chosen": f"\n\nHuman: {q}\n\nAssistant: {a}", "rejected": f"\n\nHuman: {q}\n\nAssistant: {b}"})
+        hh.append(
+            {"chosen": f"\n\nHuman: {q}\n\nAssistant: {a}", "rejected": f"\n\nHuman: {q}\n\nAssistant: {b}"}
+        )
     for kind, rows in (("text", text), ("chat", chat), ("pref", pref), ("pref-hh", pref_hh), ("kto", kto)):
         _write(root / "data" / kind, rows)
     _write(root / "Anthropic" / "hh-rlhf", hh)

@@ -119,7 +119,9 @@ def run_one(entry: dict, common: list[str], python: str, *, odin: bool, timeout:
         seconds = time.monotonic() - start
         # completed: exit status 0 and the end-of-training evidence (the Trainer's summary, or a saved file)
         done_file = entry.get("done_file")
-        trained = (Path(fill["{out}"]) / done_file).exists() if done_file else "train_runtime" in stdout + stderr
+        trained = (
+            (Path(fill["{out}"]) / done_file).exists() if done_file else "train_runtime" in stdout + stderr
+        )
     log = WORK / "logs" / f"{entry['id']}.{'odin' if odin else 'plain'}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     stderr = stderr if isinstance(stderr, str) else stderr.decode(errors="replace")
@@ -160,7 +162,7 @@ def render() -> None:
         f"- date: {out['date']}; Python {out['python']}; {versions}",
         "- command: `python corpus/run.py fetch --mirror ...` then `python corpus/run.py run` (or `nox -s corpus`)",
         "- each script unchanged, on CPU, tiny local Llama (corpus/fixtures.py), 2 steps; "
-        "\"odin\": `import odin_compat` executed first, the only change",
+        '"odin": `import odin_compat` executed first, the only change',
         "",
         f"**Completed: {plain}/{len(rows)} as they are, {odin}/{len(rows)} with odin.**",
         "",
@@ -178,10 +180,14 @@ def render() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="cmd", required=True)
     f = sub.add_parser("fetch")
-    f.add_argument("--mirror", action="append", default=[], help="OWNER/NAME=GITDIR: read tags from a local git")
+    f.add_argument(
+        "--mirror", action="append", default=[], help="OWNER/NAME=GITDIR: read tags from a local git"
+    )
     r = sub.add_parser("run")
     r.add_argument("--only", action="append", default=[])
     r.add_argument("--python", default=sys.executable, help="interpreter of the environment under test")

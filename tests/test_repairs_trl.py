@@ -372,6 +372,8 @@ DPO = (
     + """
 from transformers import TrainingArguments
 from trl import DPOTrainer
+model.save_pretrained(out + "/base")  # today's DPOTrainer builds its reference model from the path
+model = GPT2LMHeadModel.from_pretrained(out + "/base")
 pref = datasets.Dataset.from_dict({"prompt": ["hello", "a"], "chosen": [" world", " b"], "rejected": [" a", " hello"]})
 args = TrainingArguments(output_dir=out, report_to=[], use_cpu=True, remove_unused_columns=False)
 trainer = DPOTrainer(model, None, args=args, beta=0.25, max_length=16, train_dataset=pref, tokenizer=tok)
