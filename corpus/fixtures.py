@@ -2,7 +2,7 @@
 
 Everything is built in place (nothing is downloaded). `build(folder)` writes:
   tiny-llama/              LlamaConfig model (2 layers, hidden 32) + byte-level BPE tokenizer
-  data/<kind>/{train,test}.jsonl   text, chat, preference, kto, and hh-rlhf style rows
+  data/<kind>/{train,test}.jsonl   text, chat, preference, KTO (two layouts), and hh-rlhf style rows
   Anthropic/hh-rlhf/       the hub id an old script hard-codes, as a local dataset folder
 """
 
@@ -16,6 +16,8 @@ CHAT_TEMPLATE = (
     "{% for message in messages %}{{ '<|' + message['role'] + '|>\\n' + message['content'] + eos_token + '\\n' }}"
     "{% endfor %}{% if add_generation_prompt %}{{ '<|assistant|>\\n' }}{% endif %}"
 )
+
+VERSION = "2\n"  # bump when the fixtures change: they are rebuilt
 
 WORDS = (
     "the a model data train small fast slow date year month day token text answer question "
@@ -39,11 +41,11 @@ def _write(folder: Path, rows: list[dict]) -> None:
 def build(root: Path, n: int = 64) -> Path:
     """Create the fixtures under `root` (once); returns `root`."""
     done = root / ".complete"
-    if done.exists():
+    if done.exists() and done.read_text() == VERSION:
         return root
     rng = random.Random(0)
     text = [{"text": _sentence(rng, 24)} for _ in range(n)]
-    chat, pref, pref_hh, kto, hh = [], [], [], [], []
+    chat, pref, pref_hh, kto, kto_conv, hh = [], [], [], [], [], []
     for i in range(n):
         q, a, b = _sentence(rng, 6), _sentence(rng, 8), _sentence(rng, 8)
         user = {"role": "user", "content": q}
@@ -54,10 +56,20 @@ def build(root: Path, n: int = 64) -> Path:
                         "rejected": [{"role": "assistant", "content": b}]})  # fmt: skip
         kto.append({"prompt": [user], "completion": [{"role": "assistant", "content": a if i % 2 else b}],
                     "label": bool(i % 2)})  # fmt: skip
+        # the older trl-lib/kto-mix-14k layout: the whole conversation in "completion"
+        kto_conv.append({"prompt": [user], "completion": [user, {"role": "assistant", "content": a if i % 2 else b}],
+                         "label": bool(i % 2)})  # fmt: skip
         hh.append(
             {"chosen": f"\n\nHuman: {q}\n\nAssistant: {a}", "rejected": f"\n\nHuman: {q}\n\nAssistant: {b}"}
         )
-    for kind, rows in (("text", text), ("chat", chat), ("pref", pref), ("pref-hh", pref_hh), ("kto", kto)):
+    for kind, rows in (
+        ("text", text),
+        ("chat", chat),
+        ("pref", pref),
+        ("pref-hh", pref_hh),
+        ("kto", kto),
+        ("kto-conv", kto_conv),
+    ):
         _write(root / "data" / kind, rows)
     _write(root / "Anthropic" / "hh-rlhf", hh)
 
@@ -81,7 +93,7 @@ def build(root: Path, n: int = 64) -> Path:
                          bos_token_id=fast.bos_token_id, eos_token_id=fast.eos_token_id,
                          pad_token_id=fast.pad_token_id, tie_word_embeddings=False)  # fmt: skip
     LlamaForCausalLM(config).save_pretrained(model_dir)
-    done.write_text("ok\n")
+    done.write_text(VERSION)
     return root
 
 

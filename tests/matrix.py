@@ -219,6 +219,8 @@ PROVES: dict[str, tuple[str, ...]] = {
     "trl-maybe-apply-chat-template-tokenizer": ("test_repairs_trl::test_apply_chat_template",),
     "transformers-hfargparser-removed-flags": ("test_repairs_transformers::test_removed_flags",),
     "transformers-from-pretrained-removed-kwargs": ("test_repairs_transformers::test_from_pretrained",),
+    "trl-env-utils": ("test_repairs_trl::test_env_utils_module",),
+    "trl-hfargparser-removed-flags": ("test_repairs_trl::test_trl_parser_removed_flags",),
     "huggingface-hub-utils-hffolder": ("test_repairs_huggingface_hub::test_hffolder",),
 }
 

@@ -413,3 +413,46 @@ def test_apply_chat_template_tokenizer_breaks_on_1_16_and_is_renamed() -> None:
 def test_apply_chat_template_untouched_on_0_11() -> None:
     untouched(APPLY + '\nRECORD = ("trl-apply-chat-template-tokenizer", "trl-maybe-apply-chat-template-tokenizer")\n',
               *stack("0.11.4", T445))  # fmt: skip
+
+
+# --- trl.env_utils (a whole module), and removed flags through trl's own HfArgumentParser --------------------
+
+ENV_UTILS = """
+from trl.env_utils import strtobool
+print(strtobool("Yes"), strtobool("off"))
+"""
+
+
+def test_env_utils_module_breaks_on_1_16_and_is_backported() -> None:
+    folders = stack("1.16.0", T5)
+    breaks(ENV_UTILS, *folders, error="ModuleNotFoundError: No module named 'trl.env_utils'")
+    assert works(ENV_UTILS, *folders).split() == ["True", "False"]
+
+
+def test_env_utils_module_untouched_on_0_12() -> None:
+    untouched(
+        ENV_UTILS
+        + """
+import inspect, trl.env_utils as upstream
+assert inspect.getsourcefile(strtobool) == upstream.__file__
+RECORD = "trl-env-utils"
+""",
+        *stack("0.12.2", T449),
+    )
+
+
+TRL_FLAGS = """
+import warnings
+warnings.simplefilter("ignore")
+from trl import KTOConfig, TrlParser
+(c,) = TrlParser((KTOConfig,)).parse_args_and_config(["--output_dir", "o", "--report_to", "none", "--warmup_ratio", "0.1"])
+print(c.get_warmup_steps(100))
+"""
+
+
+def test_trl_parser_removed_flags_break_on_1_16_and_are_translated() -> None:
+    folders = stack("1.16.0", T5)
+    breaks(
+        TRL_FLAGS, *folders, error="ValueError: Some specified arguments are not used by the HfArgumentParser"
+    )
+    assert works(TRL_FLAGS, *folders).strip() == "10"

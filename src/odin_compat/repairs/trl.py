@@ -1268,3 +1268,97 @@ for _func in ("apply_chat_template", "maybe_apply_chat_template"):
             needed=renaming(_func, "tokenizer", "processing_class"),
         )
     )
+
+
+# --- trl.env_utils (a whole module: strtobool) ----------------------------------------------------------------
+
+
+def strtobool(val: str) -> bool:
+    """Convert a string representation of truth to True or False booleans.
+
+    True values are 'y', 'yes', 't', 'true', 'on', and '1'; false values
+    are 'n', 'no', 'f', 'false', 'off', and '0'.
+
+    Raises:
+        ValueError: if 'val' is anything else.
+    """
+    # Faithful copy of trl 0.12.2's function (trl/env_utils.py, the last release listed that had the module).
+    val = val.lower()
+    if val in ("y", "yes", "t", "true", "on", "1"):
+        return True
+    if val in ("n", "no", "f", "false", "off", "0"):
+        return False
+    raise ValueError(f"Invalid truth value, it should be a string but {val} was provided instead.")
+
+
+def _env_utils(module: ModuleType) -> object:
+    import sys
+    import types
+
+    env_utils = types.ModuleType(
+        "trl.env_utils", "Backported by odin_compat: trl.env_utils (removed from trl)."
+    )
+    env_utils.strtobool = strtobool  # type: ignore[attr-defined]
+    env_utils.__all__ = ["strtobool"]
+    strtobool.__module__ = "trl.env_utils"
+    sys.modules.setdefault("trl.env_utils", env_utils)
+    return sys.modules["trl.env_utils"]
+
+
+def _env_utils_needed(module: ModuleType) -> bool:
+    import importlib.util
+
+    return "env_utils" not in vars(module) and importlib.util.find_spec("trl.env_utils") is None
+
+
+# Kind "wrap" for its `needed` gate, as trl-commands-cli-utils above.
+REGISTRY.add(
+    Record(
+        id="trl-env-utils",
+        affects="trl>=0.13",
+        module="trl",
+        name="env_utils",
+        kind="wrap",
+        needed=_env_utils_needed,
+        fixes="ModuleNotFoundError: No module named 'trl.env_utils'",
+        works="trl<=0.12.2 (trl.env_utils.strtobool)",
+        breaks="trl>=0.13 (0.15.2 lacks the module)",
+        upstream="https://github.com/huggingface/trl/blob/v0.12.2/trl/env_utils.py",
+        remove_when="callers use their own strtobool",
+        provide=_env_utils,
+    )
+)
+
+
+# --- removed flags through trl's own copy of HfArgumentParser (trl/scripts/_hf_argparser.py) ------------------
+
+
+def _trl_parse_args(module: ModuleType) -> object:
+    from odin_compat.repairs.transformers import _parse_args
+
+    return _parse_args(module)
+
+
+def _trl_parse_args_needed(module: ModuleType) -> bool:
+    return not adapted(
+        module.HfArgumentParser.parse_args_into_dataclasses, "transformers-hfargparser-removed-flags"
+    )
+
+
+REGISTRY.add(
+    Record(
+        id="trl-hfargparser-removed-flags",
+        affects="trl>=1.0",
+        module="trl.scripts._hf_argparser",
+        name="HfArgumentParser.parse_args_into_dataclasses",
+        kind="wrap",
+        fixes="ValueError: Some specified arguments are not used by the HfArgumentParser: ['--warmup_ratio', ...] "
+        "(TrlParser, which parses with trl's own copy of HfArgumentParser)",
+        works="trl releases whose TrlParser uses transformers' HfArgumentParser",
+        breaks="trl 1.16.0 (trl/scripts/_hf_argparser.py)",
+        upstream="trl v1.16.0 trl/scripts/_hf_argparser.py; see transformers-hfargparser-removed-flags",
+        remove_when="callers pass the replacement flags",
+        provide=_trl_parse_args,
+        needed=_trl_parse_args_needed,
+    )
+)
