@@ -145,16 +145,18 @@ def run(only: list[str], python: str, timeout: float) -> None:
               f" {row['odin']['error']}", flush=True)  # fmt: skip
         out = {"date": f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC",
                "python": platform.python_version(), "versions": _versions(python), "results": results}  # fmt: skip
+        if "first_pass" in previous:
+            out["first_pass"] = previous["first_pass"]
         RESULTS_JSON.write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")
     render()
 
 
 def render() -> None:
     """corpus/results.md from corpus/results.json and the manifest."""
+    import re
+
     data, out = manifest(), json.loads(RESULTS_JSON.read_text(encoding="utf-8"))
     rows = [(e, out["results"][e["id"]]) for e in data["scripts"] if e["id"] in out["results"]]
-    plain = sum(r["plain"]["ok"] for _, r in rows)
-    odin = sum(r["odin"]["ok"] for _, r in rows)
     versions = ", ".join(f"{k} {v}" for k, v in out["versions"].items() if v)
     lines = [
         "# Corpus of old training scripts on today's releases",
@@ -163,20 +165,57 @@ def render() -> None:
         "- command: `python corpus/run.py fetch --mirror ...` then `python corpus/run.py run` (or `nox -s corpus`)",
         "- each script unchanged, on CPU, tiny local Llama (corpus/fixtures.py), 2 steps; "
         '"odin": `import odin_compat` executed first, the only change',
+        "- completed: exit status 0 and training finished (the Trainer's `train_runtime` summary)",
         "",
-        f"**Completed: {plain}/{len(rows)} as they are, {odin}/{len(rows)} with odin.**",
-        "",
-        "| script | release | license | as is | with odin | first error with odin (or as is) |",
-        "|---|---|---|---|---|---|",
     ]
-    for entry, r in rows:
-        err = r["odin"]["error"] or ("" if r["plain"]["ok"] else f"as is: {r['plain']['error']}")
-        lines.append(
-            f"| [{entry['path']}]({url(entry)}) | {entry['repo'].split('/')[1]} {entry['tag']} | {entry['license']} "
-            f"| {'ok' if r['plain']['ok'] else 'fails'} | {'**ok**' if r['odin']['ok'] else 'fails'} "
-            f"| {err.replace('|', '/')} |"
-        )
-    RESULTS_MD.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    groups = (
+        ("Scripts odin's records were written against", [r for r in rows if not r[0].get("added")]),
+        ("Scripts added after the records were written (run once, not used to write them)",
+         [r for r in rows if r[0].get("added")]),
+    )  # fmt: skip
+    total_plain = sum(r["plain"]["ok"] for _, r in rows)
+    total_odin = sum(r["odin"]["ok"] for _, r in rows)
+    lines += [
+        f"**All: {total_plain}/{len(rows)} complete as they are, {total_odin}/{len(rows)} with odin.**",
+        "",
+    ]
+    for title, group in groups:
+        if not group:
+            continue
+        plain = sum(r["plain"]["ok"] for _, r in group)
+        odin = sum(r["odin"]["ok"] for _, r in group)
+        lines += [
+            f"## {title}: {plain}/{len(group)} as they are, {odin}/{len(group)} with odin",
+            "",
+            "| script | release | license | as is | with odin | first error with odin (else as is) |",
+            "|---|---|---|---|---|---|",
+        ]
+        for entry, r in group:
+            err = r["odin"]["error"] or ("" if r["plain"]["ok"] else f"as is: {r['plain']['error']}")
+            err = re.sub(r" \(/[^)]*\)", "", err).replace("|", "/")  # no local paths
+            lines.append(
+                f"| [{entry['path']}]({url(entry)}) | {entry['repo'].split('/')[1]} {entry['tag']} "
+                f"| {entry['license']} | {'ok' if r['plain']['ok'] else 'fails'} "
+                f"| {'**ok**' if r['odin']['ok'] else 'fails'} | {err} |"
+            )
+        lines.append("")
+    first = out.get("first_pass")
+    if first:
+        ok = sum(v["odin"] for v in first["results"].values())
+        lines += [
+            f"## First run of the scripts added after the records ({first['date']}): "
+            f"{ok}/{len(first['results'])} with odin",
+            "",
+            "What they hit on that first run, before any change made because of them:",
+            "",
+        ]
+        lines += [
+            f"- `{k}`: {re.sub(r' [(]/[^)]*[)]', '', v['error'])}"
+            for k, v in first["results"].items()
+            if not v["odin"]
+        ]
+        lines.append("")
+    RESULTS_MD.write_text("\n".join(lines), encoding="utf-8")
 
 
 def main(argv: list[str] | None = None) -> None:

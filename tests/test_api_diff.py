@@ -64,6 +64,8 @@ def test_flag_translation_is_what_the_keyword_records_do() -> None:
         [TrainingArguments], ["--warmup_ratio", "0.1", "--warmup_steps", "5", "--group_by_length", "False"]
     )
     assert out == ["--warmup_steps", "5"]  # warmup_steps overrides the ratio; a false flag adds nothing
+    out, _ = translate_flags([TrainingArguments], ["--warmup_rat", "0.5", "--eval_strat", "no"])
+    assert out == ["--warmup_steps", "0.5", "--eval_strat", "no"]  # a prefix of a current option stays
 
 
 def test_explain_names_the_release_and_the_replacement() -> None:

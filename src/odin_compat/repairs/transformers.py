@@ -903,6 +903,12 @@ def translate_flags(dataclass_types: abc.Iterable[type], args: list[str]) -> tup
     while i < len(args):
         token = args[i]
         name, eq, inline = token[2:].partition("=") if token.startswith("--") else ("", "", "")
+        if name and name not in wanted and name not in fields:
+            # argparse took an unambiguous prefix (--max_seq_len for --max_seq_length): so do we, when the
+            # prefix names no option of today's dataclasses
+            matches = [k for k in wanted if k.startswith(name)]
+            if len(matches) == 1 and not any(f.startswith(name) for f in fields):
+                name = matches[0]
         if name not in wanted:
             out.append(token)
             i += 1
