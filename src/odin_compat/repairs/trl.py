@@ -772,8 +772,12 @@ def _cli_utils_namespace() -> dict[str, object]:
                 "`ScriptArguments` instead."
             )
 
+    # trl 0.10.1's DPOScriptArguments also had `sanity_check` (dropped in 0.11): kept, with its default,
+    # so scripts of both releases parse.
     @dataclass
     class DPOScriptArguments(ScriptArguments):
+        sanity_check: bool = field(default=False, metadata={"help": "only train on 1000 samples"})
+
         def __post_init__(self):
             logger.warning(
                 "`DPOScriptArguments` is deprecated, and will be removed in v0.13. Please use "
