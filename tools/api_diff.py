@@ -467,8 +467,15 @@ def diff(lib: str) -> list[dict]:
                 continue
             if any(mod.startswith(m + ".") for m in old_modules - now_modules if m != mod):
                 continue  # inside a removed package: the package is the finding
+            # moved: a module of the same name today that still offers at least half of its names
             leaf = mod.rpartition(".")[2]
-            elsewhere = sorted(m for m in now_modules if m.rpartition(".")[2] == leaf)
+            had = set(old["names"].get(mod, ()))
+            scored = sorted(
+                (-len(had & set(now["names"].get(m, ()))) / max(1, len(had)), m)
+                for m in now_modules
+                if m.rpartition(".")[2] == leaf
+            )
+            elsewhere = [m for score, m in scored if -score >= 0.5]
             cls = "semantics-gone" if _gone(mod) else "moved" if elsewhere else "removed"
             add("module", mod, "", version, cls, elsewhere[0] if elsewhere else "")
         for mod, names in old["names"].items():
