@@ -445,7 +445,8 @@ TRL_FLAGS = """
 import warnings
 warnings.simplefilter("ignore")
 from trl import KTOConfig, TrlParser
-(c,) = TrlParser((KTOConfig,)).parse_args_and_config(["--output_dir", "o", "--report_to", "none", "--warmup_ratio", "0.1"])
+argv = ["--output_dir", "o", "--report_to", "none", "--use_cpu", "True", "--warmup_ratio", "0.1"]
+(c,) = TrlParser((KTOConfig,)).parse_args_and_config(argv)
 print(c.get_warmup_steps(100))
 """
 
