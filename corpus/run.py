@@ -193,6 +193,8 @@ def render() -> None:
         for entry, r in group:
             err = r["odin"]["error"] or ("" if r["plain"]["ok"] else f"as is: {r['plain']['error']}")
             err = re.sub(r" \(/[^)]*\)", "", err).replace("|", "/")  # no local paths
+            if entry.get("note"):
+                err += f" (note: {entry['note']})"
             lines.append(
                 f"| [{entry['path']}]({url(entry)}) | {entry['repo'].split('/')[1]} {entry['tag']} "
                 f"| {entry['license']} | {'ok' if r['plain']['ok'] else 'fails'} "
