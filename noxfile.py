@@ -41,3 +41,28 @@ def dist(session: nox.Session) -> None:
     session.install("build", "twine")
     session.run("python", "-m", "build", "--outdir", "dist", ".")
     session.run("sh", "-c", "twine check --strict dist/*", external=True)
+
+
+@nox.session(python="3.11")
+def api_diff(session: nox.Session) -> None:
+    """What releases of the past three years offered and today's lack: docs/api-diff.md and its JSON.
+
+    Downloads each release's wheel once (pip download --no-deps) into .api-cache/ and reads it with `ast`.
+    `nox -s api_diff -- render` rewrites the markdown from the committed JSON only.
+    """
+    session.install("pip")
+    session.run("python", "tools/api_diff.py", *(session.posargs or ["compute"]))
+
+
+@nox.session(python="3.11")
+def corpus(session: nox.Session) -> None:
+    """Old official training scripts, unchanged, on today's releases with and without odin: corpus/results.md.
+
+    `nox -s corpus -- --mirror huggingface/trl=PATH ...` reads the scripts from local git clones
+    instead of GitHub.
+    """
+    session.install("torch==2.13.0")
+    session.install("transformers", "trl", "peft", "accelerate", "datasets", "pyyaml", "rich", "safetensors")
+    session.install("--no-deps", "-e", ".")
+    session.run("python", "corpus/run.py", "fetch", *session.posargs)
+    session.run("python", "corpus/run.py", "run")

@@ -496,3 +496,63 @@ def test_repairs_survive_a_reexecuted_transformers_module() -> None:
 
 def test_report_describes_the_module_now_loaded() -> None:
     works(REPORT_IS_TRUE, *stack(*T5))
+
+
+# --- removed TrainingArguments fields given as command-line flags (HfArgumentParser) ----------------------
+
+FLAGS = """
+import warnings
+warnings.simplefilter("ignore")
+from transformers import HfArgumentParser, TrainingArguments
+argv = ["--output_dir", "o", "--report_to", "none", "--evaluation_strategy", "steps", "--warmup_ratio", "0.1",
+        "--overwrite_output_dir", "--no_cuda", "--group_by_length", "--include_inputs_for_metrics", "True"]
+(a,) = HfArgumentParser(TrainingArguments).parse_args_into_dataclasses(argv)
+strategy = getattr(a, "train_sampling_strategy", "group_by_length" if getattr(a, "group_by_length", False) else "?")
+include = "inputs" in (getattr(a, "include_for_metrics", None) or []) or getattr(a, "include_inputs_for_metrics", False)
+print(str(a.eval_strategy).split(".")[-1].lower(), a.get_warmup_steps(100), a.use_cpu, strategy, include)
+"""
+
+
+def test_removed_flags_break_on_5_and_are_translated() -> None:
+    folders = stack(*T5)
+    breaks(FLAGS, *folders, error="ValueError: Some specified arguments are not used by the HfArgumentParser")
+    repaired = works(FLAGS, *folders).split()
+    assert repaired == ["steps", "10", "True", "group_by_length", "True"]
+
+
+def test_removed_flags_untouched_on_4_50() -> None:
+    out = untouched(FLAGS + '\nRECORD = "transformers-hfargparser-removed-flags"\n', *stack(*T450))
+    assert out.split() == ["steps", "10", "True", "group_by_length", "True"]  # what the release itself does
+
+
+# --- from_pretrained keywords removed in 5.0 --------------------------------------------------------------
+
+FROM_PRETRAINED = """
+import tempfile, warnings
+warnings.simplefilter("ignore")
+from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
+path = tempfile.mkdtemp()
+LlamaForCausalLM(LlamaConfig(vocab_size=32, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                             num_attention_heads=2, num_key_value_heads=1)).save_pretrained(path)
+m = AutoModelForCausalLM.from_pretrained(path, use_auth_token=None, resume_download=None, load_in_8bit=False,
+                                         use_flash_attention_2=False)
+m = LlamaForCausalLM.from_pretrained(path, use_auth_token=None, load_in_4bit=False)
+print(type(m).__name__, m.config._attn_implementation in ("sdpa", "eager"))
+"""
+
+
+def test_from_pretrained_removed_kwargs_break_on_5_and_are_adapted() -> None:
+    folders = stack(*T5)
+    breaks(
+        FROM_PRETRAINED,
+        *folders,
+        error="TypeError: LlamaForCausalLM.__init__() got an unexpected keyword argument 'use_auth_token'",
+    )
+    assert works(FROM_PRETRAINED, *folders).split() == ["LlamaForCausalLM", "True"]
+
+
+def test_from_pretrained_untouched_on_4_51() -> None:
+    out = untouched(
+        FROM_PRETRAINED + '\nRECORD = "transformers-from-pretrained-removed-kwargs"\n', *stack(*T451)
+    )
+    assert out.split() == ["LlamaForCausalLM", "True"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from matrix import DATASETS, T5, T445, T449, T451, T457, breaks, common, target, untouched, works
+from matrix import DATASETS, T5, T440, T445, T449, T451, T457, breaks, common, target, untouched, works
 
 pytestmark = pytest.mark.matrix
 
@@ -175,3 +175,285 @@ assert inspect.getsourcefile(DataCollatorForCompletionOnlyLM) == upstream.__file
 """,
         *stack("0.19.1", T451),
     )
+
+
+# --- names removed from trl's top level (found by tools/api_diff.py) ------------------------------------------
+
+KBIT = """
+from trl import get_kbit_device_map
+from trl.trainer.utils import get_kbit_device_map as from_utils
+assert get_kbit_device_map is from_utils
+print(get_kbit_device_map())  # CPU: None
+"""
+
+
+def test_get_kbit_device_map_breaks_on_1_16_and_is_backported() -> None:
+    folders = stack("1.16.0", T5)
+    breaks(KBIT, *folders, error="ImportError: cannot import name 'get_kbit_device_map' from 'trl'")
+    assert works(KBIT, *folders).strip() == "None"
+
+
+def test_get_kbit_device_map_untouched_on_1_7() -> None:
+    untouched(
+        KBIT
+        + """
+import inspect, trl.trainer.utils as upstream
+RECORD = ("trl-get-kbit-device-map", "trl-trainer-get-kbit-device-map-export", "trl-get-kbit-device-map-export")
+assert inspect.getsourcefile(get_kbit_device_map) == upstream.__file__
+""",
+        *stack("1.7.1", T5),
+    )
+
+
+CHAT_FORMAT = (
+    SETUP
+    + """
+from trl import setup_chat_format
+from trl.models import setup_chat_format as from_models
+assert setup_chat_format is from_models
+tok.chat_template = None
+model, tok = setup_chat_format(model, tok)
+print(tok.chat_template, len(tok), tok.eos_token, model.get_input_embeddings().weight.shape[0], model.config.eos_token_id)
+"""
+)
+
+
+def test_setup_chat_format_breaks_on_1_16_and_is_backported() -> None:
+    folders = stack("1.16.0", T5)
+    breaks(CHAT_FORMAT, *folders, error="ImportError: cannot import name 'setup_chat_format' from 'trl'")
+    upstream = works(CHAT_FORMAT, *stack("0.23.1", T457))  # the last release listed that had it
+    assert works(CHAT_FORMAT, *folders) == upstream
+
+
+def test_setup_chat_format_untouched_on_0_23() -> None:
+    untouched(
+        CHAT_FORMAT
+        + """
+import inspect, trl.models.utils as upstream
+RECORD = ("trl-setup-chat-format", "trl-models-setup-chat-format-export", "trl-setup-chat-format-export")
+assert inspect.getsourcefile(setup_chat_format) == upstream.__file__
+""",
+        *stack("0.23.1", T457),
+    )
+
+
+EXPERIMENTAL = """
+from trl import CPOConfig, CPOTrainer, ORPOConfig, ORPOTrainer
+import trl.experimental.cpo as cpo, trl.experimental.orpo as orpo
+assert (ORPOConfig, ORPOTrainer, CPOConfig, CPOTrainer) == (orpo.ORPOConfig, orpo.ORPOTrainer, cpo.CPOConfig, cpo.CPOTrainer)
+print("ok")
+"""
+
+
+def test_orpo_cpo_exports_break_on_1_16_and_are_aliased() -> None:
+    folders = stack("1.16.0", T5)
+    breaks(EXPERIMENTAL, *folders, error="ImportError: cannot import name 'CPOConfig' from 'trl'")
+    works(EXPERIMENTAL, *folders)
+
+
+def test_orpo_cpo_exports_untouched_on_0_23() -> None:
+    untouched(
+        """
+from trl import CPOConfig, ORPOConfig
+import trl.trainer.orpo_config as upstream
+assert ORPOConfig is upstream.ORPOConfig
+RECORD = ("trl-orpoconfig-export", "trl-orpotrainer-export", "trl-cpoconfig-export", "trl-cpotrainer-export")
+""",
+        *stack("0.23.1", T457),
+    )
+
+
+SIMPLE = """
+from trl.trainer.utils import SIMPLE_CHAT_TEMPLATE
+print(SIMPLE_CHAT_TEMPLATE)
+"""
+
+
+def test_simple_chat_template_breaks_on_1_16_and_is_backported() -> None:
+    folders = stack("1.16.0", T5)
+    breaks(
+        SIMPLE,
+        *folders,
+        error="ImportError: cannot import name 'SIMPLE_CHAT_TEMPLATE' from 'trl.trainer.utils'",
+    )
+    assert works(SIMPLE, *folders) == works(SIMPLE, *stack("0.23.1", T457))
+
+
+def test_simple_chat_template_untouched_on_0_23() -> None:
+    untouched(SIMPLE + 'RECORD = "trl-simple-chat-template"\n', *stack("0.23.1", T457))
+
+
+# --- trl.commands.cli_utils (a whole module) ---------------------------------------------------------------------
+
+CLI = """
+import sys
+from transformers import TrainingArguments
+from trl.commands.cli_utils import DpoScriptArguments, SFTScriptArguments, SftScriptArguments, TrlParser, init_zero_verbose
+from trl import ModelConfig
+import trl.scripts.utils
+assert init_zero_verbose is trl.scripts.utils.init_zero_verbose
+sys.argv = ["sft.py", "--model_name_or_path", "m", "--dataset_name", "d", "--max_seq_length", "32", "--output_dir", "o",
+            "--report_to", "none"]
+args, training_args, model_config = TrlParser((SftScriptArguments, TrainingArguments, ModelConfig)).parse_args_and_config()
+print(args.dataset_name, args.max_seq_length, args.config, model_config.model_name_or_path, training_args.output_dir)
+"""
+
+
+def test_cli_utils_module_breaks_on_1_16_and_is_backported() -> None:
+    folders = stack("1.16.0", T5)
+    breaks(CLI, *folders, error="ModuleNotFoundError: No module named 'trl.commands'")
+    assert works(CLI, *folders).split() == ["d", "32", "None", "m", "o"]
+
+
+def test_cli_utils_module_untouched_on_0_8() -> None:
+    code = CLI.replace(", SFTScriptArguments", "").replace(
+        "import trl.scripts.utils\nassert init_zero_verbose is trl.scripts.utils.init_zero_verbose\n", ""
+    )
+    out = untouched(
+        code
+        + """
+import trl.commands.cli_utils as upstream, os
+assert upstream.__file__ and os.path.exists(upstream.__file__)
+RECORD = "trl-commands-cli-utils"
+""",
+        *stack("0.8.6", T440),
+    )
+    assert out.split() == ["d", "32", "None", "m", "o"]
+
+
+# --- ModelConfig.torch_dtype / trust_remote_code ------------------------------------------------------------------
+
+MODEL_CONFIG = """
+import sys, warnings
+warnings.simplefilter("ignore")
+from transformers import HfArgumentParser
+from trl import ModelConfig
+c = ModelConfig(model_name_or_path="m", torch_dtype="bfloat16")
+(p,) = HfArgumentParser(ModelConfig).parse_args_into_dataclasses(["--model_name_or_path", "m", "--torch_dtype", "float16"])
+print(c.torch_dtype, getattr(c, "dtype", c.torch_dtype), p.torch_dtype, ModelConfig().trust_remote_code)
+"""
+
+
+def test_model_config_torch_dtype_breaks_on_1_16_and_is_renamed() -> None:
+    folders = stack("1.16.0", T5)
+    breaks(
+        MODEL_CONFIG,
+        *folders,
+        error="TypeError: ModelConfig.__init__() got an unexpected keyword argument 'torch_dtype'",
+    )
+    assert works(MODEL_CONFIG, *folders).split() == ["bfloat16", "bfloat16", "float16", "False"]
+    breaks(
+        "from trl import ModelConfig\nModelConfig().torch_dtype\n",
+        *folders,
+        error="AttributeError: 'ModelConfig' object has no attribute 'torch_dtype'",
+    )
+    breaks(
+        "from trl import ModelConfig\nModelConfig().trust_remote_code\n",
+        *folders,
+        error="AttributeError: 'ModelConfig' object has no attribute 'trust_remote_code'",
+    )
+
+
+def test_model_config_untouched_on_0_23() -> None:
+    out = untouched(
+        MODEL_CONFIG
+        + """
+RECORD = ("trl-modelconfig-torch-dtype", "trl-modelconfig-torch-dtype-kwarg", "trl-modelconfig-trust-remote-code")
+""",
+        *stack("0.23.1", T457),
+    )
+    assert out.split() == ["bfloat16", "bfloat16", "float16", "False"]
+
+
+# --- DPOTrainer(tokenizer=..., beta=..., args=TrainingArguments) --------------------------------------------------
+
+DPO = (
+    SETUP
+    + """
+from transformers import TrainingArguments
+from trl import DPOTrainer
+model.save_pretrained(out + "/base")  # today's DPOTrainer builds its reference model from the path
+model = GPT2LMHeadModel.from_pretrained(out + "/base")
+pref = datasets.Dataset.from_dict({"prompt": ["hello", "a"], "chosen": [" world", " b"], "rejected": [" a", " hello"]})
+args = TrainingArguments(output_dir=out, report_to=[], use_cpu=True, remove_unused_columns=False)
+trainer = DPOTrainer(model, None, args=args, beta=0.25, max_length=16, train_dataset=pref, tokenizer=tok)
+assert trainer.processing_class is tok
+print(type(trainer.args).__name__, trainer.args.beta, trainer.args.max_length)
+"""
+)
+
+
+def test_dpo_trainer_old_arguments_break_on_1_16_and_are_moved() -> None:
+    folders = stack("1.16.0", T5)
+    breaks(DPO, *folders, error="TypeError: DPOTrainer.__init__() got an unexpected keyword argument")
+    assert works(DPO, *folders).split() == ["DPOConfig", "0.25", "16"]
+
+
+# --- apply_chat_template(example, tokenizer=...) ----------------------------------------------------------------
+
+APPLY = (
+    SETUP
+    + """
+from trl import maybe_apply_chat_template
+tok.chat_template = "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }} {% endfor %}"
+ex = {"messages": [{"role": "user", "content": "hello"}, {"role": "assistant", "content": "world"}]}
+print(maybe_apply_chat_template(ex, tokenizer=tok))
+"""
+)
+
+
+def test_apply_chat_template_tokenizer_breaks_on_1_16_and_is_renamed() -> None:
+    folders = stack("1.16.0", T5)
+    breaks(
+        APPLY, *folders, error="TypeError: maybe_apply_chat_template() missing 1 required positional argument"
+    )
+    assert works(APPLY, *folders) == works(APPLY, *stack("0.11.4", T445))
+
+
+def test_apply_chat_template_untouched_on_0_11() -> None:
+    untouched(APPLY + '\nRECORD = ("trl-apply-chat-template-tokenizer", "trl-maybe-apply-chat-template-tokenizer")\n',
+              *stack("0.11.4", T445))  # fmt: skip
+
+
+# --- trl.env_utils (a whole module), and removed flags through trl's own HfArgumentParser --------------------
+
+ENV_UTILS = """
+from trl.env_utils import strtobool
+print(strtobool("Yes"), strtobool("off"))
+"""
+
+
+def test_env_utils_module_breaks_on_1_16_and_is_backported() -> None:
+    folders = stack("1.16.0", T5)
+    breaks(ENV_UTILS, *folders, error="ModuleNotFoundError: No module named 'trl.env_utils'")
+    assert works(ENV_UTILS, *folders).split() == ["True", "False"]
+
+
+def test_env_utils_module_untouched_on_0_12() -> None:
+    untouched(
+        ENV_UTILS
+        + """
+import inspect, trl.env_utils as upstream
+assert inspect.getsourcefile(strtobool) == upstream.__file__
+RECORD = "trl-env-utils"
+""",
+        *stack("0.12.2", T449),
+    )
+
+
+TRL_FLAGS = """
+import warnings
+warnings.simplefilter("ignore")
+from trl import KTOConfig, TrlParser
+argv = ["--output_dir", "o", "--report_to", "none", "--use_cpu", "True", "--warmup_ratio", "0.1"]
+(c,) = TrlParser((KTOConfig,)).parse_args_and_config(argv)
+print(c.get_warmup_steps(100))
+"""
+
+
+def test_trl_parser_removed_flags_break_on_1_16_and_are_translated() -> None:
+    folders = stack("1.16.0", T5)
+    breaks(
+        TRL_FLAGS, *folders, error="ValueError: Some specified arguments are not used by the HfArgumentParser"
+    )
+    assert works(TRL_FLAGS, *folders).strip() == "10"

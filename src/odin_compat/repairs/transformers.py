@@ -12,6 +12,7 @@ from odin_compat._records import REGISTRY, Record, accepts, adapted, lazy_export
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections import abc  # annotations only (AdamW below imports Callable itself)
     from types import ModuleType
 
 
@@ -844,3 +845,262 @@ for _id, _param, _adapt_one, _fixes, _upstream in (
             needed=_needed,
         )
     )
+
+
+# --- removed TrainingArguments fields given as command-line flags (HfArgumentParser) ---------------------
+#
+# A field removed from an argument dataclass is also a removed command-line flag: HfArgumentParser rejects
+# it ("Some specified arguments are not used by the HfArgumentParser"). This record translates such flags
+# in the argument list before parsing, with the same meaning as the keyword records above. Other record
+# modules add their flags to FLAGS (trl: SFTConfig --max_seq_length).
+
+_BOOL = {"true": True, "false": False, "yes": True, "no": False, "t": True, "f": False, "y": True, "n": False,
+         "1": True, "0": False}  # fmt: skip
+
+
+def _ratio_flag(value: str, given: set[str]) -> list[str]:
+    import math
+
+    ratio = float(value)
+    if ratio < 0 or ratio > 1:
+        raise ValueError("warmup_ratio must lie in range [0,1]")
+    if ratio == 0 or "warmup_steps" in given:
+        return []  # warmup_steps > 0 overrides the ratio (transformers 4.57 get_warmup_steps)
+    return ["--warmup_steps", repr(ratio if ratio < 1 else math.nextafter(1.0, 0.0))]
+
+
+# old flag -> (the dataclass that dropped it, takes a value (else a bool flag), new flags from the value)
+FLAGS: dict[str, tuple[str, bool, abc.Callable[[object, set[str]], list[str]]]] = {
+    "evaluation_strategy": ("TrainingArguments", True, lambda v, g: ["--eval_strategy", str(v)]),
+    "warmup_ratio": ("TrainingArguments", True, _ratio_flag),  # type: ignore[dict-item]
+    "overwrite_output_dir": ("TrainingArguments", False, lambda v, g: []),
+    "no_cuda": ("TrainingArguments", False, lambda v, g: ["--use_cpu", "True"] if v else []),
+    "group_by_length": ("TrainingArguments", False,
+                        lambda v, g: ["--train_sampling_strategy", "group_by_length"] if v else []),
+    "include_inputs_for_metrics": ("TrainingArguments", False,
+                                   lambda v, g: ["--include_for_metrics", "inputs"] if v else []),
+}  # fmt: skip
+
+
+def translate_flags(dataclass_types: abc.Iterable[type], args: list[str]) -> tuple[list[str], list[str]]:
+    """`args` with the removed flags of FLAGS translated; and the flags translated.
+
+    A flag is translated only when a parsed dataclass derives from the class that dropped it and no
+    parsed dataclass still has a field of that name (a script's own dataclass may declare it).
+    """
+    import dataclasses
+
+    types = list(dataclass_types)
+    fields = {f.name for t in types if dataclasses.is_dataclass(t) for f in dataclasses.fields(t)}
+    bases = {c.__name__ for t in types for c in getattr(t, "__mro__", ())}
+    wanted = {k: v for k, v in FLAGS.items() if v[0] in bases and k not in fields}
+    if not wanted:
+        return args, []
+    given = {a[2:].partition("=")[0] for a in args if a.startswith("--")}
+    out: list[str] = []
+    done: list[str] = []
+    i = 0
+    while i < len(args):
+        token = args[i]
+        name, eq, inline = token[2:].partition("=") if token.startswith("--") else ("", "", "")
+        if name and name not in wanted and name not in fields:
+            # argparse took an unambiguous prefix (--max_seq_len for --max_seq_length): so do we, when the
+            # prefix names no option of today's dataclasses
+            matches = [k for k in wanted if k.startswith(name)]
+            if len(matches) == 1 and not any(f.startswith(name) for f in fields):
+                name = matches[0]
+        if name not in wanted:
+            out.append(token)
+            i += 1
+            continue
+        _, takes_value, translate = wanted[name]
+        if eq:
+            raw: str | None = inline
+        elif takes_value and i + 1 < len(args):
+            raw, i = args[i + 1], i + 1
+        elif not takes_value and i + 1 < len(args) and args[i + 1].lower() in _BOOL:
+            raw, i = args[i + 1], i + 1
+        else:
+            raw = None
+        value: object = raw if takes_value else (True if raw is None else _BOOL.get(raw.lower(), True))
+        out.extend(translate(value, given))
+        done.append(name)
+        i += 1
+    return out, done
+
+
+def _parse_args(module: ModuleType) -> object:
+    import functools
+    import sys
+
+    from odin_compat._records import warn_once
+
+    func = module.HfArgumentParser.parse_args_into_dataclasses
+
+    @functools.wraps(func)
+    def parse_args_into_dataclasses(self, args=None, *rest, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        if args is None and not rest and not kwargs.get("args_filename") and not kwargs.get("args_file_flag"):
+            args = sys.argv[1:]
+        if args is not None:
+            args, done = translate_flags(self.dataclass_types, list(args))
+            if done:
+                warn_once(
+                    "transformers-hfargparser-removed-flags:" + ",".join(sorted(done)),
+                    f"The command-line flags {['--' + d for d in sorted(done)]} were removed from this release; "
+                    "odin_compat translated them as the release that had them did. Use their replacements.",
+                )
+        return func(self, args, *rest, **kwargs)
+
+    parse_args_into_dataclasses.__odin_record__ = "transformers-hfargparser-removed-flags"  # type: ignore[attr-defined]
+    return parse_args_into_dataclasses
+
+
+def _parse_args_needed(module: ModuleType) -> bool:
+    import dataclasses
+
+    if adapted(module.HfArgumentParser.parse_args_into_dataclasses, "transformers-hfargparser-removed-flags"):
+        return False
+    from transformers.training_args import TrainingArguments
+
+    fields = {f.name for f in dataclasses.fields(TrainingArguments)}
+    # needed when TrainingArguments lacks one of its removed flags, or another record module added flags
+    return any(
+        name not in fields if owner == "TrainingArguments" else True for name, (owner, _, _) in FLAGS.items()
+    )
+
+
+REGISTRY.add(
+    Record(
+        id="transformers-hfargparser-removed-flags",
+        affects="transformers>=4.51.0",
+        module="transformers.hf_argparser",
+        name="HfArgumentParser.parse_args_into_dataclasses",
+        kind="wrap",
+        fixes="ValueError: Some specified arguments are not used by the HfArgumentParser: ['--warmup_ratio', ...] "
+        "(also --evaluation_strategy, --overwrite_output_dir, --no_cuda, --group_by_length, "
+        "--include_inputs_for_metrics; trl: --max_seq_length)",
+        works="transformers<4.51.0 (evaluation_strategy), <5.0.0 (the others)",
+        breaks="transformers>=4.51.0 / >=5.0.0, each as its keyword record",
+        upstream="transformers v4.57.1 src/transformers/training_args.py (the fields and their __post_init__); "
+        "v5.24.0 src/transformers/hf_argparser.py",
+        remove_when="callers pass the replacement flags",
+        provide=_parse_args,
+        needed=_parse_args_needed,
+    )
+)
+
+
+# --- PreTrainedModel.from_pretrained(use_auth_token=..., load_in_8bit=..., ...): removed in 5.0 -------------
+
+_FROM_PRETRAINED_OLD = (
+    "use_auth_token",
+    "resume_download",
+    "load_in_8bit",
+    "load_in_4bit",
+    "use_flash_attention_2",
+)
+
+
+def _from_pretrained_adapt(args: tuple, kwargs: dict) -> tuple:
+    import warnings
+
+    from odin_compat._records import warn_once
+
+    if not any(k in kwargs for k in _FROM_PRETRAINED_OLD):
+        return args, kwargs
+    # As transformers 4.57.1 (modeling_utils.py, PreTrainedModel.from_pretrained) did with each keyword:
+    use_auth_token = kwargs.pop("use_auth_token", None)
+    if use_auth_token is not None:
+        warnings.warn(
+            "The `use_auth_token` argument is deprecated and was removed in v5 of Transformers. Please use `token` "
+            "instead (odin_compat passed it as `token`).",
+            FutureWarning,
+            stacklevel=3,
+        )
+        if kwargs.get("token") is not None:
+            raise ValueError(
+                "`token` and `use_auth_token` are both specified. Please set only the argument `token`."
+            )
+        kwargs["token"] = use_auth_token
+    kwargs.pop("resume_download", None)  # "Not used anymore" in 4.57.1
+    load_in_8bit, load_in_4bit = kwargs.pop("load_in_8bit", False), kwargs.pop("load_in_4bit", False)
+    if load_in_4bit or load_in_8bit:
+        import inspect
+
+        from transformers import BitsAndBytesConfig
+
+        if kwargs.get("quantization_config") is not None:
+            raise ValueError(
+                "You can't pass `load_in_4bit`or `load_in_8bit` as a kwarg when passing "
+                "`quantization_config` argument at the same time."
+            )
+        config_dict = {
+            k: v for k, v in kwargs.items() if k in inspect.signature(BitsAndBytesConfig).parameters
+        }
+        config_dict = {**config_dict, "load_in_4bit": load_in_4bit, "load_in_8bit": load_in_8bit}
+        quantization_config, kwargs = BitsAndBytesConfig.from_dict(
+            config_dict=config_dict, return_unused_kwargs=True, **kwargs
+        )
+        kwargs["quantization_config"] = quantization_config
+        warn_once(
+            "transformers-from-pretrained-load-in-kbit",
+            "The `load_in_4bit` and `load_in_8bit` arguments were removed in transformers 5. "
+            "Please, pass a `BitsAndBytesConfig` object in `quantization_config` argument instead "
+            "(odin_compat built it).",
+        )
+    # transformers 4.51.3 (_autoset_attn_implementation): True selects flash_attention_2; False does nothing.
+    if kwargs.pop("use_flash_attention_2", False):
+        chosen = kwargs.get("attn_implementation")
+        if chosen not in (None, "flash_attention_2"):
+            raise ValueError(
+                f'Both attn_implementation="{chosen}" and `use_flash_attention_2=True` were used when loading the '
+                "model, which are not compatible."
+            )
+        kwargs["attn_implementation"] = "flash_attention_2"
+        warn_once(
+            "transformers-from-pretrained-flash-attention-2",
+            "The model was loaded with use_flash_attention_2=True, which was removed; odin_compat passed "
+            '`attn_implementation="flash_attention_2"` instead.',
+        )
+    return args, kwargs
+
+
+def _from_pretrained(module: ModuleType) -> object:
+    from odin_compat._records import kwarg_adapter
+
+    func = vars(module.PreTrainedModel)["from_pretrained"].__func__
+    return classmethod(
+        kwarg_adapter(func, _from_pretrained_adapt, "transformers-from-pretrained-removed-kwargs")
+    )
+
+
+def _from_pretrained_needed(module: ModuleType) -> bool:
+    import inspect
+
+    method = vars(module.PreTrainedModel).get("from_pretrained")
+    func = getattr(method, "__func__", None)
+    if func is None or adapted(func, "transformers-from-pretrained-removed-kwargs"):
+        return False
+    # transformers < 5 pops these keywords itself; 5 lets them through to the model's __init__
+    return '"use_auth_token"' not in inspect.getsource(func)
+
+
+REGISTRY.add(
+    Record(
+        id="transformers-from-pretrained-removed-kwargs",
+        affects="transformers>=5.0.0",
+        module="transformers.modeling_utils",
+        name="PreTrainedModel.from_pretrained",
+        kind="kwarg",
+        fixes="TypeError: LlamaForCausalLM.__init__() got an unexpected keyword argument 'use_auth_token' "
+        "(also 'load_in_8bit', 'load_in_4bit', 'resume_download', 'use_flash_attention_2'; "
+        "through AutoModel*.from_pretrained too)",
+        works="transformers<5.0.0 (use_flash_attention_2: <4.57)",
+        breaks="transformers>=5.0.0",
+        upstream="transformers v4.57.1 src/transformers/modeling_utils.py (PreTrainedModel.from_pretrained); "
+        "v4.51.3 (_autoset_attn_implementation, use_flash_attention_2)",
+        remove_when="callers pass token=, quantization_config=, attn_implementation=",
+        provide=_from_pretrained,
+        needed=_from_pretrained_needed,
+    )
+)

@@ -1,0 +1,113 @@
+"""Explain an error caused by something a newer release removed: which release dropped it, and what
+replaced it, from the API diff that ships with odin (`odin_compat/data/api_diff.json`).
+
+`explain(exc)` returns one sentence, or None when the error is not about a known removal.
+`install()` chains a `sys.excepthook` that adds that sentence as a note to uncaught errors.
+Nothing here is imported by `import odin_compat`; the data is read on the first explanation only.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+
+_DATA: list[dict] = []
+_PATTERNS = (
+    ("name", re.compile(r"cannot import name '(?P<name>[\w.]+)' from '(?P<where>[\w.]+)'")),
+    ("module", re.compile(r"No module named '(?P<where>[\w.]+)'")),
+    ("keyword", re.compile(r"(?P<where>[\w.]+)\(\) got an unexpected keyword argument '(?P<name>\w+)'")),
+    ("field", re.compile(r"'(?P<where>\w+)' object has no attribute '(?P<name>\w+)'")),
+    ("flag", re.compile(r"not used by the HfArgumentParser: \[(?P<names>[^\]]*)\]")),
+)
+_WHY = {
+    "moved": "it now lives in `{target}`",
+    "renamed": "its replacement is `{target}`",
+    "removed": "no replacement was found in this release",
+    "semantics-gone": "that backend (TensorFlow / Flax / JAX) is no longer supported: use the PyTorch class",
+}
+
+
+def _data() -> dict:
+    if not _DATA:
+        import json
+        from importlib import resources
+
+        text = resources.files("odin_compat").joinpath("data", "api_diff.json").read_text(encoding="utf-8")
+        _DATA.append(json.loads(text))
+    return _DATA[0]
+
+
+def _find(kind: str, where: str, name: str) -> tuple[str, list] | None:
+    """(library, finding row) for a finding of `kind` at `where` (a module, class or Class.method)."""
+    libraries = _data()["libraries"]
+    for lib, lib_data in libraries.items():
+        by_where = lib_data["findings"].get(kind, {})
+        for key, items in by_where.items():
+            if (
+                key == where
+                or (kind != "module" and key.rpartition(".")[0] == where)
+                or key.endswith("." + where)
+            ):
+                for row in items:
+                    if row[0] == name:
+                        return lib, [key, *row]
+    return None
+
+
+def _sentence(kind: str, lib: str, row: list) -> str:
+    where, name, cls, target, _first, last, gone_in = row
+    releases = _data()["libraries"][lib]["releases"]
+    thing = f"`{where}`" if kind == "module" else f"`{name}` ({kind} of `{where}`)"
+    why = _WHY[cls].format(target=target)
+    return (
+        f"odin_compat: {thing} was removed from {lib} after {releases[last]} "
+        f"({releases[gone_in]} lacks it); {why}."
+    )
+
+
+def explain(exc: BaseException) -> str | None:
+    """One sentence on the removal behind `exc`, or None."""
+    message = str(exc)
+    try:
+        for kind, pattern in _PATTERNS:
+            match = pattern.search(message)
+            if not match:
+                continue
+            if kind == "flag":
+                for flag in re.findall(r"'--(\w+)'", match["names"]):
+                    for cls in ("TrainingArguments", "Seq2SeqTrainingArguments", "SFTConfig", "DPOConfig"):
+                        found = _find("field", cls, flag)
+                        if found:
+                            return _sentence("field", *found)
+                return None
+            if kind == "module":
+                parts = match["where"].split(".")
+                for end in range(len(parts), 1, -1):  # the module, else its nearest removed parent
+                    found = _find("module", ".".join(parts[:end]), "")
+                    if found:
+                        return _sentence("module", *found)
+                return None
+            where = match["where"].removesuffix(".__init__")
+            found = _find(kind, where, match["name"])
+            if found is None and kind == "keyword":  # a dataclass's keyword is one of its fields
+                kind, found = "field", _find("field", where, match["name"])
+            return _sentence(kind, *found) if found else None
+    except Exception:  # an explanation must never raise
+        return None
+    return None
+
+
+def install() -> None:
+    """Chain a `sys.excepthook` that notes `explain(exc)` on uncaught errors (once per process)."""
+    previous = sys.excepthook
+    if getattr(previous, "__odin_explain__", False):
+        return
+
+    def excepthook(kind: type[BaseException], exc: BaseException, tb: object) -> None:
+        note = explain(exc)
+        if note and hasattr(exc, "add_note") and note not in getattr(exc, "__notes__", ()):
+            exc.add_note(note)
+        previous(kind, exc, tb)
+
+    excepthook.__odin_explain__ = True  # type: ignore[attr-defined]
+    sys.excepthook = excepthook

@@ -1,0 +1,82 @@
+"""The API-diff report: its markdown is a pure function of the committed JSON (no network, no wheels)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "src" / "odin_compat" / "data" / "api_diff.json"
+
+
+def _tool():  # noqa: ANN202
+    spec = importlib.util.spec_from_file_location("api_diff", ROOT / "tools" / "api_diff.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
+def test_report_renders_from_the_json() -> None:
+    data = json.loads(DATA.read_text(encoding="utf-8"))
+    assert _tool().render(data) == (ROOT / "docs" / "api-diff.md").read_text(encoding="utf-8")
+
+
+def test_json_is_small_and_well_formed() -> None:
+    assert DATA.stat().st_size < 1_000_000
+    tool = _tool()
+    data = json.loads(DATA.read_text(encoding="utf-8"))
+    assert set(data["libraries"]) == set(tool.RELEASES)
+    for lib, lib_data in data["libraries"].items():
+        assert lib_data["releases"] == list(tool.RELEASES[lib])
+        for row in tool.rows(data, lib):
+            assert row["kind"] in tool.KINDS and row["class"] in tool.CLASSES, row
+            assert row["gone_in"] in lib_data["releases"] and row["last"] in lib_data["releases"], row
+
+
+def test_flag_translation_is_what_the_keyword_records_do() -> None:
+    import dataclasses
+
+    from odin_compat.repairs.transformers import translate_flags
+
+    @dataclasses.dataclass
+    class TrainingArguments:  # a stand-in of the same name: translation keys on the class name
+        output_dir: str = ""
+        eval_strategy: str = "no"
+        warmup_steps: float = 0
+
+    @dataclasses.dataclass
+    class Mine:
+        no_cuda: bool = False  # a script's own field keeps its flag
+
+    args = [
+        "--evaluation_strategy=steps",
+        "--warmup_ratio",
+        "0.1",
+        "--overwrite_output_dir",
+        "--no_cuda",
+        "--x",
+    ]
+    out, done = translate_flags([TrainingArguments, Mine], args)
+    assert out == ["--eval_strategy", "steps", "--warmup_steps", "0.1", "--no_cuda", "--x"]
+    assert done == ["evaluation_strategy", "warmup_ratio", "overwrite_output_dir"]
+    out, _ = translate_flags(
+        [TrainingArguments], ["--warmup_ratio", "0.1", "--warmup_steps", "5", "--group_by_length", "False"]
+    )
+    assert out == ["--warmup_steps", "5"]  # warmup_steps overrides the ratio; a false flag adds nothing
+    out, _ = translate_flags([TrainingArguments], ["--warmup_rat", "0.5", "--eval_strat", "no"])
+    assert out == ["--warmup_steps", "0.5", "--eval_strat", "no"]  # a prefix of a current option stays
+
+
+def test_explain_names_the_release_and_the_replacement() -> None:
+    from odin_compat.explain import explain
+
+    tf = explain(ImportError("cannot import name 'TFAutoModel' from 'transformers' (/x/__init__.py)"))
+    assert tf is not None and "after 4.57.1" in tf and "TensorFlow" in tf
+    field = explain(TypeError("SFTConfig.__init__() got an unexpected keyword argument 'max_seq_length'"))
+    assert field is not None and "field of `SFTConfig`" in field and "trl after 0.19.1" in field
+    assert explain(ImportError("No module named 'trl.commands.cli_utils'")).startswith(
+        "odin_compat: `trl.commands`"
+    )
+    assert explain(ImportError("cannot import name 'nothing_here' from 'transformers'")) is None
+    assert explain(ValueError("unrelated")) is None
