@@ -80,3 +80,20 @@ def test_explain_names_the_release_and_the_replacement() -> None:
     )
     assert explain(ImportError("cannot import name 'nothing_here' from 'transformers'")) is None
     assert explain(ValueError("unrelated")) is None
+
+
+def test_an_uncaught_error_about_a_removal_says_which_release_removed_it() -> None:
+    # The script's first error with odin: a TensorFlow class transformers 5 no longer has.
+    from _releases import run_python
+
+    code = "import odin_compat\nfrom transformers import TFAutoModel\n"
+    proc = run_python(code)
+    assert proc.returncode == 1
+    assert "ImportError: cannot import name 'TFAutoModel'" in proc.stderr
+    assert (
+        "odin_compat: `TFAutoModel` (name of `transformers`) was removed from transformers after 4."
+        in proc.stderr
+    )
+    assert "no longer supported: use the PyTorch class" in proc.stderr
+    plain = run_python(code, env={"ODIN_COMPAT_DISABLE": "1"})
+    assert "odin_compat:" not in plain.stderr

@@ -101,6 +101,26 @@ def _watch_target(target: str) -> None:
         _hook.watch(module_name, _records.apply_for)
 
 
+def _explain_uncaught() -> None:
+    """An uncaught error about something a newer release removed gets a note saying which release
+    removed it and what replaced it (`odin_compat.explain`, imported only when such an error comes)."""
+    previous = sys.excepthook
+
+    def excepthook(kind: type[BaseException], exc: BaseException, tb: object) -> None:
+        try:
+            from odin_compat import explain
+
+            note = explain.add_note(exc)
+        except Exception:  # an explanation must never hide the error
+            note = None
+        previous(kind, exc, tb)
+        if note and not hasattr(exc, "add_note"):  # Python 3.10: no notes
+            sys.stderr.write(note + "\n")
+
+    excepthook.__odin_explain__ = True  # type: ignore[attr-defined]
+    sys.excepthook = excepthook
+
+
 def _activate() -> None:
     if _disabled():
         return
@@ -125,6 +145,7 @@ def _activate() -> None:
         _hook.watch(package, _sweep_after, package=True)
     _heal.install_audit_hook()
     _hook.on_find(_records.repair_replaced)
+    _explain_uncaught()
 
     # Modules loaded before us: repair them now, submodules before their parents (the order in
     # which they finished loading, so an alias on a package finds its submodule's backport), and

@@ -97,17 +97,28 @@ def explain(exc: BaseException) -> str | None:
     return None
 
 
+def add_note(exc: BaseException) -> str | None:
+    """Add `explain(exc)` to `exc` as a note (Python 3.11+); returns the sentence, or None."""
+    note = explain(exc)
+    if note and hasattr(exc, "add_note") and note not in getattr(exc, "__notes__", ()):
+        exc.add_note(note)
+    return note
+
+
 def install() -> None:
-    """Chain a `sys.excepthook` that notes `explain(exc)` on uncaught errors (once per process)."""
+    """Chain a `sys.excepthook` that notes `explain(exc)` on uncaught errors (once per process).
+
+    `import odin_compat` does this itself; this module is imported only when an error is uncaught.
+    """
     previous = sys.excepthook
     if getattr(previous, "__odin_explain__", False):
         return
 
     def excepthook(kind: type[BaseException], exc: BaseException, tb: object) -> None:
-        note = explain(exc)
-        if note and hasattr(exc, "add_note") and note not in getattr(exc, "__notes__", ()):
-            exc.add_note(note)
+        note = add_note(exc)
         previous(kind, exc, tb)
+        if note and not hasattr(exc, "add_note"):  # Python 3.10: no notes, say it after the traceback
+            sys.stderr.write(note + "\n")
 
     excepthook.__odin_explain__ = True  # type: ignore[attr-defined]
     sys.excepthook = excepthook
