@@ -1,7 +1,9 @@
 """Datasets: reading files, validating rows (errors name file and line), tokenizing, the default task.
 
-Supported files: JSONL, JSON (a list of objects), CSV, and a folder written by
-``datasets.Dataset.save_to_disk``. Supported row shapes, as in TRL:
+Supported sources: JSONL, JSON (a list of objects), CSV and Parquet files, a folder written by
+``datasets.Dataset.save_to_disk``, and Hub dataset ids, read by ``datasets.load_dataset`` (with
+``--dataset_config``, ``--dataset_train_split``/``--dataset_test_split`` and a revision) through
+the Hugging Face cache. Supported row shapes, as in TRL:
 
 - ``{"text": ...}``: language modelling on the whole text;
 - ``{"prompt": ..., "completion": ...}``: loss on the completion only;
@@ -82,10 +84,13 @@ def read_rows(path: str | Path) -> list[Row]:
     p = Path(path).expanduser()
     if not p.exists():
         raise DataError(
-            f"Dataset not found: {path}\n  Pass a .jsonl, .json or .csv file, or a datasets folder."
+            f"Dataset not found: {path}\n  Pass a .jsonl, .json, .csv or .parquet file, a datasets folder "
+            "or a Hub dataset id (org/name)."
         )
     if p.is_dir():
         rows = _read_disk(p)
+    elif p.suffix == ".parquet":
+        rows = _read_parquet(p)
     elif p.suffix == ".jsonl":
         rows = _read_jsonl(p)
     elif p.suffix == ".json":
@@ -94,7 +99,7 @@ def read_rows(path: str | Path) -> list[Row]:
         rows = _read_csv(p)
     else:
         raise DataError(
-            f"{p}: unknown dataset format {p.suffix!r}; use .jsonl, .json, .csv or a datasets folder."
+            f"{p}: unknown dataset format {p.suffix!r}; use .jsonl, .json, .csv, .parquet or a datasets folder."
         )
     if not rows:
         raise DataError(f"{p}: the dataset is empty; it needs at least one row.")
@@ -149,18 +154,112 @@ def _read_csv(p: Path) -> list[Row]:
     return rows
 
 
-def _read_disk(p: Path) -> list[Row]:
+def _read_parquet(p: Path) -> list[Row]:
+    import pyarrow.parquet as pq  # a dependency of datasets
+
+    try:
+        table = pq.read_table(p)
+    except Exception as exc:  # pyarrow raises its own types for a damaged file
+        raise DataError(f"{p}: not a readable Parquet file ({exc}).") from None
+    return [Row(r, f"{p}:row {i}") for i, r in enumerate(table.to_pylist())]
+
+
+def _load_disk(p: Path) -> Any:
     import datasets
 
     try:
-        ds = datasets.load_from_disk(str(p))
+        return datasets.load_from_disk(str(p))
     except Exception as exc:  # datasets raises several types for a non-dataset folder
         raise DataError(f"{p}: not a folder written by datasets' save_to_disk ({exc}).") from None
+
+
+def _read_disk(p: Path) -> list[Row]:
+    import datasets
+
+    ds = _load_disk(p)
     if isinstance(ds, datasets.DatasetDict):
         if "train" not in ds:
             raise DataError(f"{p}: a DatasetDict needs a 'train' split (has {list(ds)}).")
         ds = ds["train"]
     return [Row(dict(r), f"{p}:row {i}") for i, r in enumerate(ds)]
+
+
+def _split_rows(dd: Any, name: str, split: str) -> list[Row]:
+    if split not in dd:
+        raise DataError(f"{name}: no split {split!r} (it has {', '.join(dd)}); see --dataset_train_split.")
+    return [Row(dict(r), f"{name}[{split}]:row {i}") for i, r in enumerate(dd[split])]
+
+
+DATA_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet", ".txt", ".arrow")
+
+
+def is_hub_dataset(name: str) -> bool:
+    """A Hub dataset id ('org/name'): no local path of that name, and not a data file name."""
+    from odin_slm.model import is_hub_id
+
+    return not name.lower().endswith(DATA_SUFFIXES) and is_hub_id(name)
+
+
+def load_hub(repo_id: str, config: str | None, revision: str | None) -> Any:
+    """All splits of a Hub dataset, through ``datasets.load_dataset`` and the HF cache.
+
+    datasets in offline mode (or without a network) only finds datasets that it prepared before;
+    a dataset fetched with ``hf download --repo-type dataset`` sits in the hub cache instead, so
+    that snapshot is loaded as a local folder (its README's configs still apply).
+    """
+    import datasets
+
+    from odin_slm.model import hub_miss_message
+
+    try:
+        return datasets.load_dataset(repo_id, name=config, revision=revision)
+    except ConnectionError as exc:
+        error: BaseException = exc
+    except ValueError as exc:  # an unknown config name: the message lists the available ones
+        raise DataError(f"{repo_id}: {exc}") from None
+    except FileNotFoundError as exc:  # DatasetNotFoundError: no such repo, or no access
+        raise DataError(hub_miss_message(repo_id, revision, exc, repo_type="dataset")) from None
+    folder = _cached_snapshot(repo_id, revision)
+    if folder is None:
+        raise DataError(hub_miss_message(repo_id, revision, error, repo_type="dataset"))
+    try:
+        return datasets.load_dataset(folder, name=config)
+    except ValueError as exc:
+        raise DataError(f"{repo_id}: {exc}") from None
+
+
+def _cached_snapshot(repo_id: str, revision: str | None) -> str | None:
+    from huggingface_hub import snapshot_download
+
+    try:
+        return snapshot_download(repo_id, repo_type="dataset", revision=revision, local_files_only=True)
+    except Exception:  # LocalEntryNotFoundError and kin (their module moved between releases)
+        return None
+
+
+def read_source(
+    name: str,
+    *,
+    config: str | None = None,
+    split: str = "train",
+    test_split: str | None = None,
+    revision: str | None = None,
+) -> tuple[list[Row], list[Row] | None]:
+    """The train rows of a file, folder or Hub dataset, and its ``test_split`` rows when it has them."""
+    p = Path(name).expanduser()
+    if p.is_dir() and (p / "dataset_dict.json").is_file():  # save_to_disk of a DatasetDict
+        dd = _load_disk(p)
+    elif p.exists():
+        return read_rows(p), None
+    elif is_hub_dataset(name):
+        dd = load_hub(name, config, revision)
+    else:
+        return read_rows(p), None  # "not found", naming the formats
+    rows = _split_rows(dd, name, split)
+    test = _split_rows(dd, name, test_split) if test_split and test_split in dd else None
+    if not rows:
+        raise DataError(f"{name}[{split}]: the dataset is empty; it needs at least one row.")
+    return rows, test
 
 
 # ----------------------------------------------------------------------------- validation
@@ -304,18 +403,37 @@ class Splits:
     source: str
 
 
-def load_splits(train_path: str | None, eval_path: str | None, eval_samples: int, seed: int) -> Splits:
-    """Train and eval rows. Without an eval file, the last ``eval_samples`` rows of a seeded shuffle are held out."""
+def load_splits(
+    train_path: str | None,
+    eval_path: str | None,
+    eval_samples: int,
+    seed: int,
+    *,
+    config: str | None = None,
+    train_split: str = "train",
+    test_split: str | None = "test",
+    revision: str | None = None,
+) -> Splits:
+    """Train and eval rows. Eval: the eval file, else the dataset's ``test_split``, else the last
+    ``eval_samples`` rows of a seeded shuffle are held out."""
     if not train_path:
         folder = default_data_dir()
         train_path = str(folder / DEFAULT_TRAIN_FILE)
         eval_path = eval_path or str(folder / DEFAULT_EVAL_FILE)
-    train = read_rows(train_path)
+    train, test = read_source(
+        train_path, config=config, split=train_split, test_split=test_split, revision=revision
+    )
     fmt = validate(train)
     if eval_path:
         ev = read_rows(eval_path)
         if validate(ev) != fmt:
             raise DataError(f"{eval_path}: its rows are not in the train file's format ({fmt}).")
+    elif test:
+        ev = test
+        if validate(ev) != fmt:
+            raise DataError(
+                f"{train_path}[{test_split}]: its rows are not in the train split's format ({fmt})."
+            )
     elif eval_samples > 0 and fmt != "text":
         if len(train) < 2:
             raise DataError(

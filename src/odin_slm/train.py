@@ -4,7 +4,8 @@ Read top to bottom, :func:`run` is the whole recipe:
 
 1. parse defaults < YAML (``--config``) < flags, with HF/TRL names;
 2. read and validate the data (errors name file:line);
-3. load the model (a local HF folder or GGUF; default: SmolLM2-135M-Instruct, offline);
+3. load the model (a Hub id through the HF cache, a local HF folder or GGUF; default:
+   SmolLM2-135M-Instruct, offline);
 4. score exact match on the eval split before training;
 5. add LoRA (or train all weights) and train with the chosen engine;
 6. score exact match again, save the model/adapter + tokenizer, metrics.json, the loss plot
@@ -206,7 +207,16 @@ def run(argv: list[str]) -> int:
     set_seed(args.seed)
 
     # 2. Data: read and validate everything before the (slow) model load.
-    splits = load_splits(script.dataset_name, script.eval_dataset_name, script.eval_samples, args.seed)
+    splits = load_splits(
+        script.dataset_name,
+        script.eval_dataset_name,
+        script.eval_samples,
+        args.seed,
+        config=script.dataset_config,
+        train_split=script.dataset_train_split,
+        test_split=script.dataset_test_split,
+        revision=script.dataset_revision,
+    )
     log.info(
         "Data: %d train / %d eval rows (%s) from %s",
         len(splits.train),
@@ -221,10 +231,12 @@ def run(argv: list[str]) -> int:
 
         model, tokenizer, model_path = load_unsloth(model_args, args)
     else:
-        from odin_slm.model import load_model_and_tokenizer
+        from odin_slm.model import load_args, load_model_and_tokenizer
 
-        # fp32 weights; --bf16 trains under autocast with fp32 master weights, as Trainer does.
-        model, tokenizer, model_path = load_model_and_tokenizer(model_args.model_name_or_path)
+        # fp32 weights (unless --dtype); --bf16 trains under autocast with fp32 master weights, as Trainer does.
+        model, tokenizer, model_path = load_model_and_tokenizer(
+            model_args.model_name_or_path, **load_args(model_args, args)
+        )
         if torch.cuda.is_available():
             model.to(args.device)  # this rank's GPU under torchrun / accelerate launch
     train_ds = tokenize(splits.train, splits.fmt, tokenizer, args.max_length)
