@@ -16,6 +16,7 @@ from pathlib import Path
 MODEL = "odin-test/tiny-lm"  # refs main (1 layer) and v2 (2 layers)
 DATASET = "odin-test/dates"  # refs main (16 train rows, 4 test rows) and v2 (8 train rows)
 CONFIGS = "odin-test/multi"  # configs "small" (3 rows) and "large" (6 rows), declared in README.md
+IMDB = "odin-test/imdb"  # laid out as stanfordnlp/imdb: plain_text/{train,test}-*.parquet, text + label
 SRC = Path(__file__).resolve().parents[1] / "src"
 
 
@@ -107,6 +108,12 @@ def build(home: Path) -> Path:
         "- config_name: small\n  data_files:\n  - split: train\n    path: small/train.jsonl\n"
         "- config_name: large\n  data_files:\n  - split: train\n    path: large/train.jsonl\n---\n"
     )
+    imdb = _snapshot(home, "datasets", IMDB, "main", 6)
+    for split, n in (("train", 8), ("test", 2)):
+        reviews = [
+            {"text": f"Review {i}: a {'good' if i % 2 else 'bad'} film.", "label": i % 2} for i in range(n)
+        ]
+        _parquet(imdb / "plain_text" / f"{split}-00000-of-00001.parquet", reviews)
     for name, n in (("small", 3), ("large", 6)):
         (multi / name).mkdir()
         (multi / name / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows(n)))
@@ -122,5 +129,7 @@ def offline_env(home: Path, pythonpath: str | None = None) -> dict[str, str]:
     return env
 
 
-def python(code: str, env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600)
+def python(code: str, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, env=env, timeout=600
+    )
