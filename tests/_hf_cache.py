@@ -75,6 +75,14 @@ def tiny_model(tokenizer, layers: int, seed: int = 0):
     return LlamaForCausalLM(config)
 
 
+def _portable_tokenizer(snap: Path, chat_template: str) -> None:
+    """Readable by transformers 4.x too: a class name it knows, the chat template inline."""
+    path = snap / "tokenizer_config.json"
+    config = json.loads(path.read_text())
+    config.update(tokenizer_class="PreTrainedTokenizerFast", chat_template=chat_template)
+    path.write_text(json.dumps(config, indent=2))
+
+
 def rows(n: int, start: int = 0) -> list[dict]:
     return [
         {"prompt": f"Rewrite 2024-01-{d:02d} as DD/MM/YYYY.\n", "completion": f"{d:02d}/01/2024"}
@@ -97,6 +105,7 @@ def build(home: Path) -> Path:
         snap = _snapshot(home, "models", MODEL, ref, n)
         tiny_model(tok, layers).save_pretrained(snap, safe_serialization=True)
         tok.save_pretrained(snap)
+        _portable_tokenizer(snap, tok.chat_template)
     main = _snapshot(home, "datasets", DATASET, "main", 3)
     _parquet(main / "data" / "train-00000-of-00001.parquet", rows(16))
     _parquet(main / "data" / "test-00000-of-00001.parquet", rows(4, start=20))
