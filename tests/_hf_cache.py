@@ -17,7 +17,6 @@ MODEL = "odin-test/tiny-lm"  # refs main (1 layer) and v2 (2 layers)
 DATASET = "odin-test/dates"  # refs main (16 train rows, 4 test rows) and v2 (8 train rows)
 CONFIGS = "odin-test/multi"  # configs "small" (3 rows) and "large" (6 rows), declared in README.md
 IMDB = "odin-test/imdb"  # laid out as stanfordnlp/imdb: plain_text/{train,test}-*.parquet, text + label
-SRC = Path(__file__).resolve().parents[1] / "src"
 
 
 def _commit(n: int) -> str:
@@ -129,11 +128,18 @@ def build(home: Path) -> Path:
     return home
 
 
+def odin_src() -> str:
+    """The source folder of the odin_slm that this test process imports (the subprocesses use it too)."""
+    import odin_slm
+
+    return str(Path(odin_slm.__file__).resolve().parents[1])
+
+
 def offline_env(home: Path, pythonpath: str | None = None) -> dict[str, str]:
     """The environment of a user with this cache and no hub: HF_HOME set, HF_HUB_OFFLINE=1."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGINGFACE_"))}
     env.update(HF_HOME=str(home), HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
-    paths = [p for p in (pythonpath, str(SRC), env.get("PYTHONPATH")) if p]
+    paths = [p for p in (pythonpath, odin_src(), env.get("PYTHONPATH")) if p]
     env["PYTHONPATH"] = os.pathsep.join(paths)
     return env
 

@@ -134,7 +134,9 @@ print("PARSED")
 
 
 def test_old_stack_parses_trl_names(old_stack):
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([old_stack, str(Path(__file__).parents[1] / "src")])}
+    from _hf_cache import odin_src
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([old_stack, odin_src()])}
     proc = subprocess.run(
         [sys.executable, "-c", OLD_STACK_PARSE], capture_output=True, text=True, env=env, timeout=600
     )
