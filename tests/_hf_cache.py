@@ -32,6 +32,12 @@ def _snapshot(home: Path, kind: str, repo: str, ref: str, n: int) -> Path:
     return snap
 
 
+def snapshot(home: Path, repo: str = MODEL, ref: str = "main") -> Path:
+    """The snapshot folder a ref points at: a plain local model folder."""
+    root = home / "hub" / f"models--{repo.replace('/', '--')}"
+    return root / "snapshots" / (root / "refs" / ref).read_text().strip()
+
+
 def tiny_tokenizer():
     """A byte-level BPE tokenizer trained on the spot, with a ChatML template."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers

@@ -68,6 +68,12 @@ def argument_classes() -> tuple[type, ...]:
         eval_max_new_tokens: int = field(
             default=16, metadata={"help": "Generation length for the exact-match eval."}
         )
+        merge_lora: bool = field(
+            default=False,
+            metadata={
+                "help": "After a LoRA run, also write output_dir/merged: the adapter merged into a full model."
+            },
+        )
         engine: str = field(default="auto", metadata={"help": "auto | trl | unsloth | loop"})
         odin_fast: bool = field(
             # Off by default: on the shipped 200-step GPU configs the compile time is not earned back

@@ -287,6 +287,15 @@ def apply_lora(model: Any, model_args: Any) -> Any:
     return get_peft_model(model, config)
 
 
+def save_merged(model: Any, tokenizer: Any, folder: Path) -> Path:
+    """Merge the trained LoRA adapter into the base weights and save a full model that loads without peft."""
+    merged = model.merge_and_unload()
+    folder.mkdir(parents=True, exist_ok=True)
+    merged.save_pretrained(folder, safe_serialization=True)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
 def model_from_state_dict(model_args: Any, state: dict, device: Any) -> Any:
     """Rebuild the trained model on one device from a full state dict (gathered from FSDP shards)."""
     model, _, _ = load_model_and_tokenizer(model_args.model_name_or_path, **load_args(model_args))

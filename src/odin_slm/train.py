@@ -112,6 +112,7 @@ def train_with_trl(
     *,
     fast_levers: bool = False,
     lora: bool = False,
+    eval_ds: list[dict] | None = None,
 ) -> dict:
     """The standard path: TRL's SFTTrainer on the tokenized dataset.
 
@@ -147,18 +148,22 @@ def train_with_trl(
         model=model,
         args=args,
         train_dataset=Dataset.from_list(train_ds),
+        eval_dataset=Dataset.from_list(eval_ds) if eval_ds else None,
         processing_class=tokenizer,
         data_collator=collator,
         callbacks=[StopOnSignal()],
     )
     trainer.train(resume_from_checkpoint=resume)
-    losses = [{"step": e["step"], "loss": e["loss"]} for e in trainer.state.log_history if "loss" in e]
+    history = trainer.state.log_history
+    losses = [{"step": e["step"], "loss": e["loss"]} for e in history if "loss" in e]
+    eval_losses = [{"step": e["step"], "eval_loss": e["eval_loss"]} for e in history if "eval_loss" in e]
     fast_plan = plan.as_dict() if hasattr(plan, "as_dict") else plan
     # FSDP leaves each rank a shard of the weights: every rank takes part in gathering a full
     # copy onto rank 0 (an empty dict elsewhere), from which rank 0 rebuilds a plain model.
     fsdp = bool(getattr(trainer, "is_fsdp_enabled", False))
     return {
         "losses": losses,
+        "eval_losses": eval_losses,
         "global_step": trainer.state.global_step,
         "model": trainer.model,
         "full_state_dict": trainer.accelerator.get_state_dict(trainer.model) if fsdp else None,
@@ -198,6 +203,13 @@ def run(argv: list[str]) -> int:
     # 1. Arguments.
     script, model_args, args, provenance = parse_args(argv)
     engine = choose_engine(script.engine)
+    if script.merge_lora and not model_args.use_peft:
+        raise ConfigError("--merge_lora merges a LoRA adapter: it needs --use_peft.")
+    evaluating = args.eval_strategy != "no"  # SFTTrainer computes eval_loss on the eval rows
+    if evaluating and engine == "loop":
+        raise ConfigError(
+            f"--eval_strategy {args.eval_strategy}: the loop engine does not evaluate; use --engine trl."
+        )
     resume = resolve_resume(args.resume_from_checkpoint, args.output_dir)
     out = Path(args.output_dir)
 
@@ -217,6 +229,11 @@ def run(argv: list[str]) -> int:
         test_split=script.dataset_test_split,
         revision=script.dataset_revision,
     )
+    if evaluating and not splits.eval:
+        raise ConfigError(
+            f"--eval_strategy {args.eval_strategy} needs eval rows: pass --eval_dataset_name, or a dataset "
+            "with a test split, and keep --eval_samples above 0."
+        )
     log.info(
         "Data: %d train / %d eval rows (%s) from %s",
         len(splits.train),
@@ -240,10 +257,17 @@ def run(argv: list[str]) -> int:
         if torch.cuda.is_available():
             model.to(args.device)  # this rank's GPU under torchrun / accelerate launch
     train_ds = tokenize(splits.train, splits.fmt, tokenizer, args.max_length)
+    # Marked so that the counting collator leaves eval batches out of the training tokens.
+    eval_ds = (
+        [{**r, "odin_eval": 1} for r in tokenize(splits.eval, splits.fmt, tokenizer, args.max_length)]
+        if evaluating
+        else None
+    )
     if engine == "unsloth":
         # unsloth's patched SFTTrainer._prepare_dataset reads dataset[0]["text"] (a BOS check) even
         # for tokenized rows; an empty text field satisfies it, and the collator never reads it.
         train_ds = [{**row, "text": ""} for row in train_ds]
+        eval_ds = [{**row, "text": ""} for row in eval_ds] if eval_ds else None
     collator = CountingCollator(PadCollator(tokenizer.pad_token_id))
 
     # Under torchrun / accelerate launch every rank trains; only rank 0 scores and writes outputs.
@@ -304,6 +328,7 @@ def run(argv: list[str]) -> int:
                 resume,
                 fast_levers=script.odin_fast and torch.cuda.is_available(),
                 lora=model_args.use_peft,
+                eval_ds=eval_ds,
             )
     finally:
         stop.restore()
@@ -353,6 +378,11 @@ def run(argv: list[str]) -> int:
     final.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(final, safe_serialization=True)
     tokenizer.save_pretrained(final)
+    merged = None
+    if script.merge_lora:  # after the adapter is saved: merging folds it into the base weights
+        from odin_slm.model import save_merged
+
+        merged = save_merged(model, tokenizer, out / "merged")
     env = report.environment()
     env["world_size"] = args.world_size
     report.write_json(out / "environment.json", env)
@@ -369,6 +399,7 @@ def run(argv: list[str]) -> int:
         "global_step": result["global_step"],
         "resumed_from": resume,
         "loss_curve": result["losses"],
+        "eval_loss_curve": result.get("eval_losses", []),
         "eval_before": before,
         "eval_after": after,
         "train_seconds": round(train_seconds, 2),
@@ -379,6 +410,7 @@ def run(argv: list[str]) -> int:
         **report.peak_memory(),
         "outputs": {
             "model": str(final),
+            "merged_model": str(merged) if merged else None,
             "loss_plot": str(out / "loss.png") if plotted else None,
             "environment": str(out / "environment.json"),
         },
@@ -408,6 +440,8 @@ class CountingCollator:
 
     def __call__(self, features: list[dict]) -> dict:
         batch = self.inner(features)
+        if features and features[0].get("odin_eval"):
+            return batch
         self.tokens += int(batch["attention_mask"].sum())
         self.digest.update(batch["input_ids"].numpy().tobytes())
         return batch
