@@ -110,7 +110,6 @@ def test_config_env_mapping_sets_variables(tmp_path, monkeypatch):
     "argv",
     [
         ["--packing", "true"],
-        ["--assistant_only_loss", "true"],
         ["--dataset_text_field", "content"],
         ["--push_to_hub", "true"],
         ["--hub_model_id", "me/model"],
@@ -159,3 +158,24 @@ def test_trl_example_config_runs_unchanged(tmp_path_factory):
     proc = run_trl_example(home, out)
     assert proc.returncode == 0, proc.stderr[-4000:]
     check_trl_example(out)
+
+
+def test_assistant_only_loss_is_accepted_for_chat_rows_only(capsys, tmp_path):
+    import trl.trainer.sft_config as sft_config
+
+    if "assistant_only_loss" not in sft_config.SFTConfig.__dataclass_fields__:
+        pytest.skip("this trl has no assistant_only_loss")
+    _, _, args, _ = parse_args(["--assistant_only_loss", "true", "--output_dir", str(tmp_path)])
+    assert args.assistant_only_loss is True  # the default data is chat rows: every assistant turn trains
+    text = tmp_path / "t.jsonl"
+    text.write_text('{"text": "a"}\n{"text": "b"}\n')
+    code, err = _main(
+        capsys,
+        "--assistant_only_loss",
+        "true",
+        "--dataset_name",
+        str(text),
+        "--output_dir",
+        str(tmp_path / "o"),
+    )
+    assert code == train.EXIT_BAD_INPUT and "messages" in err

@@ -129,7 +129,6 @@ UNSUPPORTED: dict[str, str] = {
     "packing": "not supported yet",
     "eval_packing": "not supported yet",
     "padding_free": "not supported yet",
-    "assistant_only_loss": "not supported yet (odin trains on the last assistant turn of 'messages' rows)",
     "completion_only_loss": "odin always masks the prompt of prompt/completion rows",
     "activation_offloading": "not supported yet",
     "loss_type": "odin trains with the plain cross-entropy loss",

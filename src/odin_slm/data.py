@@ -8,7 +8,7 @@ the Hugging Face cache. Supported row shapes, as in TRL:
 - ``{"text": ...}``: language modelling on the whole text;
 - ``{"prompt": ..., "completion": ...}``: loss on the completion only;
 - ``{"messages": [{"role": ..., "content": ...}, ...]}``: rendered by the tokenizer's chat
-  template, loss on the last assistant turn.
+  template, loss on every assistant turn (TRL's ``assistant_only_loss``).
 
 odin tokenizes rows itself (prompt tokens get label -100) and hands SFTTrainer a tokenized
 dataset with a padding collator: both engines and both stacks then see the very same tokens.
@@ -338,6 +338,33 @@ def split_prompt(row: dict, fmt: str, tokenizer: Any) -> tuple[str, str]:
     return "", row["text"]
 
 
+def chat_segments(msgs: list[dict], tokenizer: Any) -> list[tuple[str, bool]]:
+    """The rendered chat cut into (text, trained) pieces: every assistant turn is trained.
+
+    Each turn's span is found by rendering the chat up to it, so the template must render a chat's
+    beginning the same way inside the whole chat (true of ChatML and most templates).
+    """
+    if not getattr(tokenizer, "chat_template", None):
+        raise DataError("'messages' rows need a tokenizer with a chat template; this model has none.")
+    full = tokenizer.apply_chat_template(msgs, tokenize=False)
+    pieces, pos = [], 0
+    for i, m in enumerate(msgs):
+        if m["role"] != "assistant":
+            continue
+        prompt = (
+            tokenizer.apply_chat_template(msgs[:i], tokenize=False, add_generation_prompt=True) if i else ""
+        )
+        upto = tokenizer.apply_chat_template(msgs[: i + 1], tokenize=False)
+        start = len(prompt)
+        if not (full.startswith(upto) and upto.startswith(prompt)) or start < pos:
+            raise DataError("The chat template renders the prompt differently inside the full chat.")
+        pieces += [(full[pos:start], False), (full[start : len(upto)], True)]
+        pos = len(upto)
+    if pos < len(full):
+        pieces.append((full[pos:], False))
+    return pieces
+
+
 def reference(row: dict, fmt: str) -> str | None:
     """The exact answer a generation is scored against (None for plain text rows)."""
     if fmt == "messages":
@@ -352,16 +379,23 @@ def tokenize(rows: list[Row], fmt: str, tokenizer: Any, max_length: int | None) 
     out = []
     eos = tokenizer.eos_token_id
     for row in rows:
-        prompt, target = split_prompt(row.data, fmt, tokenizer)
-        templated = fmt == "messages"  # the template already holds the special tokens
-        p_ids = tokenizer(prompt, add_special_tokens=not templated)["input_ids"] if prompt else []
-        if not prompt and not templated and tokenizer.bos_token_id is not None:
-            p_ids = tokenizer("", add_special_tokens=True)["input_ids"]
-        t_ids = tokenizer(target, add_special_tokens=False)["input_ids"]
-        if not templated and eos is not None:
-            t_ids = t_ids + [eos]
-        ids = (p_ids + t_ids)[:max_length] if max_length else p_ids + t_ids
-        labels = ([IGNORE_INDEX] * len(p_ids) + t_ids)[: len(ids)]
+        if fmt == "messages":  # the template already holds the special tokens
+            ids, labels = [], []
+            for text, trained in chat_segments(row.data["messages"], tokenizer):
+                piece = tokenizer(text, add_special_tokens=False)["input_ids"] if text else []
+                ids += piece
+                labels += piece if trained else [IGNORE_INDEX] * len(piece)
+        else:
+            prompt, target = split_prompt(row.data, fmt, tokenizer)
+            p_ids = tokenizer(prompt, add_special_tokens=True)["input_ids"] if prompt else []
+            if not prompt and tokenizer.bos_token_id is not None:
+                p_ids = tokenizer("", add_special_tokens=True)["input_ids"]
+            t_ids = tokenizer(target, add_special_tokens=False)["input_ids"]
+            if eos is not None:
+                t_ids = t_ids + [eos]
+            ids, labels = p_ids + t_ids, [IGNORE_INDEX] * len(p_ids) + t_ids
+        ids = ids[:max_length] if max_length else ids
+        labels = labels[: len(ids)]
         if all(x == IGNORE_INDEX for x in labels):
             raise DataError(
                 f"{row.where}: after truncation to max_length={max_length} no answer token is left; "

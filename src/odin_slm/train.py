@@ -229,6 +229,10 @@ def run(argv: list[str]) -> int:
         test_split=script.dataset_test_split,
         revision=script.dataset_revision,
     )
+    if getattr(args, "assistant_only_loss", False) and splits.fmt != "messages":
+        raise ConfigError(
+            f"--assistant_only_loss needs chat 'messages' rows; {splits.source} has {splits.fmt!r} rows."
+        )
     if evaluating and not splits.eval:
         raise ConfigError(
             f"--eval_strategy {args.eval_strategy} needs eval rows: pass --eval_dataset_name, or a dataset "
