@@ -1,6 +1,7 @@
-"""SFT features beyond the loss curve: eval_loss from an eval split, and a merged export of a LoRA run.
+"""SFT features beyond the loss curve: eval_loss from an eval split, a merged export of a LoRA run,
+and TensorBoard reports.
 
-One short run of a tiny local model (tests/_hf_cache.py) in a subprocess serves the tests.
+Short runs of a tiny local model (tests/_hf_cache.py) in subprocesses serve the tests.
 """
 
 import odin_compat  # noqa: F401,I001  (first, as in the trainer)
@@ -8,6 +9,7 @@ import odin_compat  # noqa: F401,I001  (first, as in the trainer)
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -95,3 +97,79 @@ def test_eval_and_merge_misuse_exit_2_before_loading(capsys, tmp_path, argv, nee
     )
     err = capsys.readouterr().err
     assert code == train.EXIT_BAD_INPUT and needle in err, err
+
+
+TENSORBOARD = Path(__file__).resolve().parents[1] / ".matrix" / "tensorboard"
+READ_EVENTS = """
+import json, sys
+from pathlib import Path
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+(events,) = {p.parent for p in Path(sys.argv[1]).rglob("events.out.tfevents.*")}
+acc = EventAccumulator(str(events))
+acc.Reload()
+print("EVENTS" + json.dumps({tag: [[e.step, e.value] for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}))
+"""
+
+
+@pytest.fixture(scope="module")
+def tensorboard() -> str:
+    """tensorboard in a cached --target folder, put only on the trainer's path (not the venv's)."""
+    if not (TENSORBOARD / "tensorboard").is_dir():
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--target",
+            str(TENSORBOARD),
+            "tensorboard>=2.14",
+        ]
+        subprocess.run(cmd, check=True, timeout=900)
+    return str(TENSORBOARD)
+
+
+def test_report_to_tensorboard_writes_the_loss_curve(tensorboard, tmp_path):
+    home = build(tmp_path / "hf-home")
+    out = tmp_path / "run"
+    env = offline_env(home, pythonpath=tensorboard)
+    argv = [
+        *(
+            "--model_name_or_path",
+            str(snapshot(home)),
+            "--output_dir",
+            str(out),
+            "--report_to",
+            "tensorboard",
+        ),
+        *("--dataset_name", _jsonl(tmp_path / "train.jsonl", rows(8)), "--eval_samples", "0"),
+        *(
+            "--max_steps",
+            "2",
+            "--per_device_train_batch_size",
+            "4",
+            "--save_strategy",
+            "no",
+            "--disable_tqdm",
+            "true",
+        ),
+    ]
+    proc = subprocess.run(
+        [sys.executable, "-m", "odin_slm.train", *argv], capture_output=True, text=True, env=env
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    read = subprocess.run(
+        [sys.executable, "-c", READ_EVENTS, str(out)], capture_output=True, text=True, env=env
+    )
+    assert "EVENTS" in read.stdout, read.stderr[-3000:]
+    scalars = json.loads(read.stdout.split("EVENTS", 1)[1])
+    curve = json.loads((out / "metrics.json").read_text())["loss_curve"]
+    assert [step for step, _ in scalars["train/loss"]] == [e["step"] for e in curve] == [1, 2]
+    for (_, value), e in zip(scalars["train/loss"], curve, strict=True):
+        assert value == pytest.approx(e["loss"], rel=1e-4)
+    assert "train/learning_rate" in scalars
+
+
+def test_loop_engine_refuses_report_to(capsys, tmp_path):
+    code = train.main(["--output_dir", str(tmp_path / "o"), "--engine", "loop", "--report_to", "tensorboard"])
+    assert code == train.EXIT_BAD_INPUT and "--engine trl" in capsys.readouterr().err

@@ -203,6 +203,15 @@ def run(argv: list[str]) -> int:
     # 1. Arguments.
     script, model_args, args, provenance = parse_args(argv)
     engine = choose_engine(script.engine)
+    reports = [
+        r
+        for r in ([args.report_to] if isinstance(args.report_to, str) else args.report_to or [])
+        if r != "none"
+    ]
+    if reports and engine == "loop":  # the trl engine reports through Trainer's own integrations
+        raise ConfigError(
+            f"--report_to {' '.join(reports)}: the loop engine does not report; use --engine trl."
+        )
     if script.merge_lora and not model_args.use_peft:
         raise ConfigError("--merge_lora merges a LoRA adapter: it needs --use_peft.")
     evaluating = args.eval_strategy != "no"  # SFTTrainer computes eval_loss on the eval rows
