@@ -108,45 +108,51 @@ def argument_classes() -> tuple[type, ...]:
 
 
 # Options of TRL's classes that odin does not carry out: setting one is an error, never ignored.
+# The value is a hint for the message ("" when there is nothing to use instead).
 UNSUPPORTED: dict[str, str] = {
     "dataset_streaming": "odin reads the whole dataset",
-    "ignore_bias_buffers": "not needed by odin's DDP setup",
-    "gradient_checkpointing_use_reentrant": "set gradient_checkpointing_kwargs instead",
+    "gradient_checkpointing_use_reentrant": "use --gradient_checkpointing_kwargs",
     "datasets": "pass one dataset with --dataset_name",
     "streaming": "odin reads the whole dataset",
     "test_split_size": "use --eval_dataset_name or --dataset_test_split",
-    "load_in_8bit": "quantized training is not supported yet",
-    "load_in_4bit": "quantized training is not supported yet",
-    "use_bnb_nested_quant": "quantized training is not supported yet",
-    "lora_target_parameters": "not supported yet",
+    "load_in_8bit": "",
+    "load_in_4bit": "",
+    "use_bnb_nested_quant": "",
+    "lora_target_parameters": "",
     "model_init_kwargs": "use --model_revision, --dtype or --attn_implementation",
     "dataset_text_field": "odin reads the 'text', 'prompt'/'completion' or 'messages' column",
     "dataset_kwargs": "odin tokenizes the rows itself",
     "dataset_num_proc": "odin tokenizes the rows itself",
-    "chat_template_path": "not supported yet: use a model whose tokenizer has a chat template",
-    "eos_token": "not supported yet",
-    "pad_token": "not supported yet",
-    "packing": "not supported yet",
-    "eval_packing": "not supported yet",
-    "padding_free": "not supported yet",
-    "completion_only_loss": "odin always masks the prompt of prompt/completion rows",
-    "activation_offloading": "not supported yet",
+    "dataset_batch_size": "odin tokenizes the rows itself",
+    "chat_template_path": "use a model whose tokenizer has a chat template",
+    "eos_token": "",
+    "pad_token": "",
+    "packing": "",
+    "eval_packing": "",
+    "padding_free": "",
+    "num_of_sequences": "",
+    "chars_per_token": "",
+    "completion_only_loss": "odin always trains on the completion of prompt/completion rows",
+    "activation_offloading": "",
     "loss_type": "odin trains with the plain cross-entropy loss",
     "truncation_mode": "odin keeps the start of each row",
-    "shuffle_dataset": "not supported yet",
+    "shuffle_dataset": "",
     "use_liger": "use --odin_fast true (CUDA)",
     "use_liger_kernel": "use --odin_fast true (CUDA)",
-    "push_to_hub": "not supported yet: upload output_dir/final with `hf upload`",
-    "hub_model_id": "not supported yet: upload output_dir/final with `hf upload`",
-    "hub_strategy": "not supported yet",
-    "hub_always_push": "not supported yet",
-    "hub_revision": "not supported yet",
-    "hub_private_repo": "not supported yet",
-    "neftune_noise_alpha": "not supported yet",
-    "dataset_batch_size": "odin tokenizes the rows itself",
-    "num_of_sequences": "packing is not supported yet",
-    "chars_per_token": "packing is not supported yet",
+    "neftune_noise_alpha": "",
     "max_seq_length": "use --max_length",
+    "push_to_hub": "upload output_dir/final with `hf upload`",
+    "hub_model_id": "upload output_dir/final with `hf upload`",
+    "hub_strategy": "",
+    "hub_always_push": "",
+    "hub_revision": "",
+    "hub_private_repo": "",
+}
+# Values besides the default that mean what odin does anyway.
+SAME_AS_ODIN: dict[str, tuple] = {
+    "completion_only_loss": (True,),
+    "truncation_mode": ("keep_start",),
+    "loss_type": ("nll",),
 }
 
 
@@ -331,12 +337,18 @@ def _default(f: Any) -> Any:
 def check_supported(obj: Any) -> None:
     """Refuse options that odin would otherwise ignore: each must keep its TRL default."""
     for f in fields(obj):
-        reason = UNSUPPORTED.get(f.name)
-        if reason is None:
+        if f.name not in UNSUPPORTED:
             continue
         value, default = getattr(obj, f.name), _default(f)
-        if value != default and not (value in (None, False, [], {}) and default in (None, False, [], {})):
-            raise ConfigError(f"--{f.name} {value} is not supported by odin-train: {reason}.")
+        if value == default or value in SAME_AS_ODIN.get(f.name, ()):
+            continue
+        if value in (None, False, [], {}) and default in (None, False, [], {}):
+            continue
+        hint = UNSUPPORTED[f.name]
+        raise ConfigError(
+            f"--{f.name} {value}: not supported by odin-train, which refuses it rather than ignore it"
+            + (f" ({hint})." if hint else ".")
+        )
 
 
 def env_flag(name: str) -> bool:
