@@ -197,28 +197,32 @@ def _import_unsloth_early(argv: list[str]) -> None:
         return  # run() reports it with the other argument errors
 
 
+def _value(option: Any) -> Any:
+    return getattr(option, "value", option)  # enum options print as their value
+
+
+def check_options(script: Any, model_args: Any, args: Any, engine: str) -> bool:
+    """Refuse option combinations that would be ignored, before anything loads; True when evaluating."""
+    reports = args.report_to if isinstance(args.report_to, list) else [args.report_to]
+    reports = [_value(r) for r in reports if r and _value(r) != "none"]
+    evaluating = _value(args.eval_strategy) != "no"  # SFTTrainer then computes eval_loss on the eval rows
+    if engine == "loop" and (reports or evaluating):
+        what = (
+            f"--report_to {' '.join(reports)}" if reports else f"--eval_strategy {_value(args.eval_strategy)}"
+        )
+        raise ConfigError(f"{what}: the loop engine does not report or evaluate; use --engine trl.")
+    if script.merge_lora and not model_args.use_peft:
+        raise ConfigError("--merge_lora merges a LoRA adapter: it needs --use_peft.")
+    return evaluating
+
+
 def run(argv: list[str]) -> int:
     started = time.perf_counter()
     _import_unsloth_early(argv)
     # 1. Arguments.
     script, model_args, args, provenance = parse_args(argv)
     engine = choose_engine(script.engine)
-    reports = [
-        r
-        for r in ([args.report_to] if isinstance(args.report_to, str) else args.report_to or [])
-        if r != "none"
-    ]
-    if reports and engine == "loop":  # the trl engine reports through Trainer's own integrations
-        raise ConfigError(
-            f"--report_to {' '.join(reports)}: the loop engine does not report; use --engine trl."
-        )
-    if script.merge_lora and not model_args.use_peft:
-        raise ConfigError("--merge_lora merges a LoRA adapter: it needs --use_peft.")
-    evaluating = args.eval_strategy != "no"  # SFTTrainer computes eval_loss on the eval rows
-    if evaluating and engine == "loop":
-        raise ConfigError(
-            f"--eval_strategy {args.eval_strategy}: the loop engine does not evaluate; use --engine trl."
-        )
+    evaluating = check_options(script, model_args, args, engine)
     resume = resolve_resume(args.resume_from_checkpoint, args.output_dir)
     out = Path(args.output_dir)
 
@@ -244,7 +248,7 @@ def run(argv: list[str]) -> int:
         )
     if evaluating and not splits.eval:
         raise ConfigError(
-            f"--eval_strategy {args.eval_strategy} needs eval rows: pass --eval_dataset_name, or a dataset "
+            "--eval_strategy needs eval rows: pass --eval_dataset_name, or a dataset "
             "with a test split, and keep --eval_samples above 0."
         )
     log.info(
