@@ -97,6 +97,8 @@ def argument_classes() -> tuple[type, ...]:
             },
         )
 
+    for cls in (ScriptArguments, ModelArguments):
+        cls.__qualname__ = cls.__name__  # defined here only to import trl late
     extra = []
     try:  # trl >= 0.20 (datasets mixtures); parsed so that a trl sft config with these keys is understood
         from trl import DatasetMixtureConfig
