@@ -171,5 +171,6 @@ def test_report_to_tensorboard_writes_the_loss_curve(tensorboard, tmp_path):
 
 
 def test_loop_engine_refuses_report_to(capsys, tmp_path):
-    code = train.main(["--output_dir", str(tmp_path / "o"), "--engine", "loop", "--report_to", "tensorboard"])
+    argv = ["--engine", "loop", "--report_to", "tensorboard", "--model_name_or_path", str(tmp_path / "m")]
+    code = train.main(["--output_dir", str(tmp_path / "o"), *argv])
     assert code == train.EXIT_BAD_INPUT and "--engine trl" in capsys.readouterr().err

@@ -45,6 +45,10 @@ lr_scheduler_type:
 """
 
 
+# A model and dataset that do not exist: a test that got past its check would stop at once.
+NOTHING = ("--model_name_or_path", "/nonexistent/model", "--dataset_name", "/nonexistent/data.jsonl")
+
+
 def _main(capsys, *argv):
     code = train.main(list(argv))
     return code, capsys.readouterr().err
@@ -118,14 +122,17 @@ def test_config_env_mapping_sets_variables(tmp_path, monkeypatch):
     ],
 )
 def test_options_odin_does_not_carry_out_are_errors(capsys, tmp_path, argv):
-    code, err = _main(capsys, "--output_dir", str(tmp_path / "out"), *argv)
+    # Refused while parsing, before the (absent) data and model are looked for.
+    code, err = _main(capsys, "--output_dir", str(tmp_path / "out"), *NOTHING, *argv)
     assert code == train.EXIT_BAD_INPUT and argv[0] in err and "not supported" in err
     assert not (tmp_path / "out").exists()
 
 
 def test_unsupported_option_in_yaml_is_an_error(capsys, tmp_path):
     cfg = tmp_path / "c.yaml"
-    cfg.write_text("max_steps: 2\nchat_template_path: tmpl.jinja\n")
+    cfg.write_text(
+        f"max_steps: 2\nchat_template_path: tmpl.jinja\ndataset_name: {tmp_path / 'absent.jsonl'}\n"
+    )
     code, err = _main(capsys, "--config", str(cfg), "--output_dir", str(tmp_path / "out"))
     assert code == train.EXIT_BAD_INPUT and "--chat_template_path" in err
 
@@ -169,13 +176,14 @@ def test_assistant_only_loss_is_accepted_for_chat_rows_only(capsys, tmp_path):
     assert args.assistant_only_loss is True  # the default data is chat rows: every assistant turn trains
     text = tmp_path / "t.jsonl"
     text.write_text('{"text": "a"}\n{"text": "b"}\n')
-    code, err = _main(
-        capsys,
+    # Refused after the data is read, before the (absent) model is looked for.
+    argv = [
         "--assistant_only_loss",
         "true",
         "--dataset_name",
         str(text),
-        "--output_dir",
-        str(tmp_path / "o"),
-    )
+        "--model_name_or_path",
+        "/nonexistent/model",
+    ]
+    code, err = _main(capsys, *argv, "--output_dir", str(tmp_path / "o"))
     assert code == train.EXIT_BAD_INPUT and "messages" in err
