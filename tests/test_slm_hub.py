@@ -137,3 +137,25 @@ def test_parquet_file(tmp_path):
     rows = data.read_rows(path)
     assert [r.data["completion"] for r in rows] == ["b", "d"] and rows[1].where == f"{path}:row 1"
     assert data.validate(rows) == "prompt-completion"
+
+
+def test_hub_loads_pin_trust_remote_code_off_unless_asked(monkeypatch):
+    import transformers
+
+    from odin_slm import model
+    from odin_slm.config import parse_args
+
+    calls = []
+
+    def record(*args, **kwargs):
+        calls.append(kwargs)
+        raise OSError("recorded")
+
+    for cls in (transformers.AutoTokenizer, transformers.AutoModelForCausalLM):
+        monkeypatch.setattr(cls, "from_pretrained", record)
+    for flags, trusted in (([], False), (["--trust_remote_code", "true"], True)):
+        calls.clear()
+        _, model_args, args, _ = parse_args(["--model_name_or_path", "org/name", "--output_dir", "o", *flags])
+        with pytest.raises(model.ModelError):
+            model.load_model_and_tokenizer("org/name", **model.load_args(model_args, args))
+        assert calls[0]["trust_remote_code"] is trusted and calls[0]["revision"] == "main"
