@@ -141,3 +141,32 @@ def test_old_stack_parses_trl_names(old_stack):
         [sys.executable, "-c", OLD_STACK_PARSE], capture_output=True, text=True, env=env, timeout=600
     )
     assert "PARSED" in proc.stdout, proc.stderr[-3000:]
+
+
+def test_old_stack_reads_hub_ids_from_the_cache(old_stack, tmp_path_factory):
+    from _hf_cache import CONFIGS, DATASET, MODEL, build, offline_env, python
+    from test_slm_hub import PROBE
+
+    home = build(tmp_path_factory.mktemp("hf-home"))
+    env = offline_env(home, pythonpath=old_stack)
+    proc = python(PROBE, env, MODEL, DATASET, CONFIGS)
+    assert "PROBE" in proc.stdout, proc.stderr[-3000:]
+    got = json.loads(proc.stdout.split("PROBE", 1)[1])
+    assert got["main"] == [1, 16, 4] and got["v2"] == [2, 7, 1]  # the same as on the latest stack
+    assert got["small"] == [1, 2, 1] and got["large"] == [1, 5, 1] and "validation" in got["no_split"]
+    miss = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "odin_slm.train",
+            "--model_name_or_path",
+            "odin-test/absent",
+            "--output_dir",
+            "o",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path_factory.mktemp("miss"),
+    )
+    assert miss.returncode == 2 and "hf download odin-test/absent" in miss.stderr, miss.stderr[-3000:]
