@@ -140,6 +140,7 @@ def test_parquet_file(tmp_path):
 
 
 def test_hub_loads_pin_trust_remote_code_off_unless_asked(monkeypatch):
+    import torch
     import transformers
 
     from odin_slm import model
@@ -147,15 +148,22 @@ def test_hub_loads_pin_trust_remote_code_off_unless_asked(monkeypatch):
 
     calls = []
 
-    def record(*args, **kwargs):
+    def tokenizer(*args, **kwargs):
         calls.append(kwargs)
-        raise OSError("recorded")
 
-    for cls in (transformers.AutoTokenizer, transformers.AutoModelForCausalLM):
-        monkeypatch.setattr(cls, "from_pretrained", record)
-    for flags, trusted in (([], False), (["--trust_remote_code", "true"], True)):
+    def causal_lm(*args, **kwargs):
+        calls.append(kwargs)
+        raise OSError("recorded")  # stops the load: only the arguments are under test
+
+    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", tokenizer)
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", causal_lm)
+    flags = ["--trust_remote_code", "true", "--dtype", "bfloat16", "--attn_implementation", "eager"]
+    for given, trusted in (([], False), (flags, True)):
         calls.clear()
-        _, model_args, args, _ = parse_args(["--model_name_or_path", "org/name", "--output_dir", "o", *flags])
+        _, model_args, args, _ = parse_args(["--model_name_or_path", "org/name", "--output_dir", "o", *given])
         with pytest.raises(model.ModelError):
             model.load_model_and_tokenizer("org/name", **model.load_args(model_args, args))
-        assert calls[0]["trust_remote_code"] is trusted and calls[0]["revision"] == "main"
+        assert [c["trust_remote_code"] for c in calls] == [trusted, trusted]
+        assert [c["revision"] for c in calls] == ["main", "main"]
+    dtype = calls[1].get("dtype", calls[1].get("torch_dtype"))
+    assert dtype is torch.bfloat16 and calls[1]["attn_implementation"] == "eager"

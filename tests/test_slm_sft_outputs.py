@@ -174,3 +174,63 @@ def test_loop_engine_refuses_report_to(capsys, tmp_path):
     argv = ["--engine", "loop", "--report_to", "tensorboard", "--model_name_or_path", str(tmp_path / "m")]
     code = train.main(["--output_dir", str(tmp_path / "o"), *argv])
     assert code == train.EXIT_BAD_INPUT and "--engine trl" in capsys.readouterr().err
+
+
+TEMPLATE = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }} says: {{ m['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant says: {% endif %}"
+)
+
+
+def test_chat_template_path_renders_the_training_rows(tmp_path):
+    from _hf_cache import tiny_tokenizer
+    from odin_slm import data
+
+    home = build(tmp_path / "hf-home")
+    chats = [
+        {
+            "messages": [
+                {"role": "user", "content": r["prompt"]},
+                {"role": "assistant", "content": r["completion"]},
+            ]
+        }
+        for r in rows(4)
+    ]
+    (tmp_path / "chat.jinja").write_text(TEMPLATE)
+    out = tmp_path / "run"
+    argv = [
+        *("--model_name_or_path", str(snapshot(home)), "--output_dir", str(out), "--eval_samples", "0"),
+        *(
+            "--dataset_name",
+            _jsonl(tmp_path / "chat.jsonl", chats),
+            "--chat_template_path",
+            str(tmp_path / "chat.jinja"),
+        ),
+        *(
+            "--max_steps",
+            "1",
+            "--per_device_train_batch_size",
+            "4",
+            "--save_strategy",
+            "no",
+            "--disable_tqdm",
+            "true",
+        ),
+    ]
+    proc = subprocess.run(
+        [sys.executable, "-m", "odin_slm.train", *argv], capture_output=True, text=True, env=offline_env(home)
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    # One step over all four rows: the tokens trained on are those of the rows rendered by the file's template.
+    tok = tiny_tokenizer()
+    tok.chat_template = TEMPLATE
+    rendered = data.tokenize([data.Row(c, "") for c in chats], "messages", tok, None)
+    assert json.loads((out / "metrics.json").read_text())["train_tokens"] == sum(
+        len(r["input_ids"]) for r in rendered
+    )
+
+
+def test_chat_template_path_must_be_a_template_file(capsys, tmp_path):
+    argv = ["--chat_template_path", "org/tokenizer", "--model_name_or_path", str(tmp_path / "m")]
+    code = train.main(["--output_dir", str(tmp_path / "o"), *argv])
+    assert code == train.EXIT_BAD_INPUT and ".jinja" in capsys.readouterr().err

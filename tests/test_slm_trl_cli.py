@@ -130,11 +130,9 @@ def test_options_odin_does_not_carry_out_are_errors(capsys, tmp_path, argv):
 
 def test_unsupported_option_in_yaml_is_an_error(capsys, tmp_path):
     cfg = tmp_path / "c.yaml"
-    cfg.write_text(
-        f"max_steps: 2\nchat_template_path: tmpl.jinja\ndataset_name: {tmp_path / 'absent.jsonl'}\n"
-    )
+    cfg.write_text(f"max_steps: 2\neos_token: '<|im_end|>'\ndataset_name: {tmp_path / 'absent.jsonl'}\n")
     code, err = _main(capsys, "--config", str(cfg), "--output_dir", str(tmp_path / "out"))
-    assert code == train.EXIT_BAD_INPUT and "--chat_template_path" in err
+    assert code == train.EXIT_BAD_INPUT and "--eos_token" in err
 
 
 def run_trl_example(home, out, pythonpath=None):

@@ -126,7 +126,6 @@ UNSUPPORTED: dict[str, str] = {
     "dataset_kwargs": "odin tokenizes the rows itself",
     "dataset_num_proc": "odin tokenizes the rows itself",
     "dataset_batch_size": "odin tokenizes the rows itself",
-    "chat_template_path": "use a model whose tokenizer has a chat template",
     "eos_token": "",
     "pad_token": "",
     "packing": "",

@@ -211,6 +211,12 @@ def check_options(script: Any, model_args: Any, args: Any, engine: str) -> bool:
             f"--report_to {' '.join(reports)}" if reports else f"--eval_strategy {_value(args.eval_strategy)}"
         )
         raise ConfigError(f"{what}: the loop engine does not report or evaluate; use --engine trl.")
+    template = getattr(args, "chat_template_path", None)
+    if template and not (template.endswith((".jinja", ".j2")) and Path(template).is_file()):
+        # A tokenizer path would make SFTTrainer add tokens and resize the model after odin tokenized.
+        raise ConfigError(
+            f"--chat_template_path {template}: odin-train takes an existing .jinja or .j2 file."
+        )
     if script.merge_lora and not model_args.use_peft:
         raise ConfigError("--merge_lora merges a LoRA adapter: it needs --use_peft.")
     return evaluating
@@ -273,6 +279,8 @@ def run(argv: list[str]) -> int:
         )
         if torch.cuda.is_available():
             model.to(args.device)  # this rank's GPU under torchrun / accelerate launch
+    if getattr(args, "chat_template_path", None):  # before tokenizing; SFTTrainer sets the same text again
+        tokenizer.chat_template = Path(args.chat_template_path).read_text(encoding="utf-8")
     train_ds = tokenize(splits.train, splits.fmt, tokenizer, args.max_length)
     # Marked so that the counting collator leaves eval batches out of the training tokens.
     eval_ds = (
