@@ -54,3 +54,34 @@ def test_truncation_keeps_the_first_turn(tok):
     )
     (cut,) = data.tokenize([Row({"messages": CHAT}, "t:1")], "messages", tok, first_end)
     assert cut["input_ids"] == full["input_ids"][:first_end] and "02/01/2024" in trained_text(tok, cut)
+
+
+CONVERSATIONAL = {
+    "prompt": [
+        {"role": "system", "content": "Answer with the result only."},
+        {"role": "user", "content": "Rewrite 2024-01-02 as DD/MM/YYYY."},
+    ],
+    "completion": [{"role": "assistant", "content": "02/01/2024"}],
+}
+
+
+def test_conversational_prompt_completion_rows(tok):
+    rows = [Row(CONVERSATIONAL, "t:1"), Row(CONVERSATIONAL, "t:2")]
+    assert data.validate(rows) == "chat-prompt-completion"
+    (row,) = data.tokenize(rows[:1], "chat-prompt-completion", tok, None)
+    # Rendered as the whole chat, trained on the completion only, scored against its answer.
+    chat = CONVERSATIONAL["prompt"] + CONVERSATIONAL["completion"]
+    assert tok.decode(row["input_ids"]) == tok.apply_chat_template(chat, tokenize=False)
+    assert trained_text(tok, row) == "02/01/2024<|im_end|>\n"
+    assert data.reference(CONVERSATIONAL, "chat-prompt-completion") == "02/01/2024"
+    prompt, _ = data.split_prompt(CONVERSATIONAL, "chat-prompt-completion", tok)
+    assert prompt.endswith("<|im_start|>assistant\n")
+
+
+def test_conversational_rows_are_checked(tok):
+    bad = {"prompt": [{"role": "user"}], "completion": [{"role": "assistant", "content": "x"}]}
+    with pytest.raises(data.DataError, match=r"t:3: 'prompt'\[0\] must have string 'role' and 'content'"):
+        data.validate([Row(bad, "t:3")])
+    not_assistant = {**CONVERSATIONAL, "completion": [{"role": "user", "content": "x"}]}
+    with pytest.raises(data.DataError, match="t:4: the completion must end with the assistant"):
+        data.validate([Row(not_assistant, "t:4")])

@@ -6,7 +6,8 @@ Supported sources: JSONL, JSON (a list of objects), CSV and Parquet files, a fol
 the Hugging Face cache. Supported row shapes, as in TRL:
 
 - ``{"text": ...}``: language modelling on the whole text;
-- ``{"prompt": ..., "completion": ...}``: loss on the completion only;
+- ``{"prompt": ..., "completion": ...}``: loss on the completion only; with lists of messages
+  for both (TRL's conversational prompt-completion), rendered by the chat template;
 - ``{"messages": [{"role": ..., "content": ...}, ...]}``: rendered by the tokenizer's chat
   template, loss on every assistant turn (TRL's ``assistant_only_loss``).
 
@@ -23,7 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-FORMATS = ("text", "prompt-completion", "messages")
+FORMATS = ("text", "prompt-completion", "messages", "chat-prompt-completion")
+CHAT_FORMATS = ("messages", "chat-prompt-completion")  # rendered by the chat template
 IGNORE_INDEX = -100
 
 # The default task: rewrite an ISO date as DD/MM/YYYY. Deterministic, with an exact answer;
@@ -289,6 +291,12 @@ def row_format(row: Row) -> str:
         if msgs[-1]["role"] != "assistant":
             raise DataError(f"{row.where}: the last message must be the assistant's answer to learn.")
         return "messages"
+    if isinstance(d.get("prompt"), list) or isinstance(d.get("completion"), list):
+        for key in ("prompt", "completion"):
+            _check_chat(d.get(key), f"{row.where}: '{key}'")
+        if d["completion"][-1]["role"] != "assistant":
+            raise DataError(f"{row.where}: the completion must end with the assistant's answer to learn.")
+        return "chat-prompt-completion"
     if "prompt" in d or "completion" in d:
         for key in ("prompt", "completion"):
             if not isinstance(d.get(key), str) or not d[key]:
@@ -302,6 +310,18 @@ def row_format(row: Row) -> str:
         f"{row.where}: the row has none of the fields 'text', 'prompt'+'completion' or 'messages' "
         f"(it has {sorted(d)})."
     )
+
+
+def _check_chat(msgs: Any, what: str) -> None:
+    if not isinstance(msgs, list) or not msgs:
+        raise DataError(f"{what} must be a non-empty list of {{role, content}} messages.")
+    for i, m in enumerate(msgs):
+        if (
+            not isinstance(m, dict)
+            or not isinstance(m.get("role"), str)
+            or not isinstance(m.get("content"), str)
+        ):
+            raise DataError(f"{what}[{i}] must have string 'role' and 'content'.")
 
 
 def validate(rows: list[Row]) -> str:
@@ -324,11 +344,12 @@ def validate(rows: list[Row]) -> str:
 
 def split_prompt(row: dict, fmt: str, tokenizer: Any) -> tuple[str, str]:
     """(prompt text, target text) as strings; the model sees prompt+target, learns target."""
-    if fmt == "messages":
-        msgs = row["messages"]
+    if fmt in CHAT_FORMATS:
+        msgs = row["messages"] if fmt == "messages" else row["prompt"] + row["completion"]
+        cut = len(msgs) - 1 if fmt == "messages" else len(row["prompt"])
         if not getattr(tokenizer, "chat_template", None):
-            raise DataError("'messages' rows need a tokenizer with a chat template; this model has none.")
-        prompt = tokenizer.apply_chat_template(msgs[:-1], tokenize=False, add_generation_prompt=True)
+            raise DataError("Chat rows need a tokenizer with a chat template; this model has none.")
+        prompt = tokenizer.apply_chat_template(msgs[:cut], tokenize=False, add_generation_prompt=True)
         full = tokenizer.apply_chat_template(msgs, tokenize=False)
         if not full.startswith(prompt):
             raise DataError("The chat template renders the prompt differently inside the full chat.")
@@ -369,6 +390,8 @@ def reference(row: dict, fmt: str) -> str | None:
     """The exact answer a generation is scored against (None for plain text rows)."""
     if fmt == "messages":
         return row["messages"][-1]["content"]
+    if fmt == "chat-prompt-completion":
+        return row["completion"][-1]["content"]
     if fmt == "prompt-completion":
         return row["completion"]
     return None
@@ -379,9 +402,13 @@ def tokenize(rows: list[Row], fmt: str, tokenizer: Any, max_length: int | None) 
     out = []
     eos = tokenizer.eos_token_id
     for row in rows:
-        if fmt == "messages":  # the template already holds the special tokens
+        if fmt in CHAT_FORMATS:  # the template already holds the special tokens
             ids, labels = [], []
-            for text, trained in chat_segments(row.data["messages"], tokenizer):
+            if fmt == "messages":
+                pieces = chat_segments(row.data["messages"], tokenizer)
+            else:  # TRL's conversational prompt-completion: the loss is on the completion only
+                pieces = list(zip(split_prompt(row.data, fmt, tokenizer), (False, True), strict=True))
+            for text, trained in pieces:
                 piece = tokenizer(text, add_special_tokens=False)["input_ids"] if text else []
                 ids += piece
                 labels += piece if trained else [IGNORE_INDEX] * len(piece)

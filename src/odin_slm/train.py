@@ -27,7 +27,7 @@ from typing import Any
 from odin_slm import report
 from odin_slm.config import ConfigError, parse_args
 from odin_slm.distributed import launcher_rank, new_digest, sum_over_ranks, weights_digest, world_size
-from odin_slm.data import DataError, PadCollator, load_splits, tokenize
+from odin_slm.data import CHAT_FORMATS, DataError, PadCollator, load_splits, tokenize
 from odin_slm.model import ModelError
 
 log = logging.getLogger("odin_slm")
@@ -248,7 +248,7 @@ def run(argv: list[str]) -> int:
         test_split=script.dataset_test_split,
         revision=script.dataset_revision,
     )
-    if getattr(args, "assistant_only_loss", False) and splits.fmt != "messages":
+    if getattr(args, "assistant_only_loss", False) and splits.fmt not in CHAT_FORMATS:
         raise ConfigError(
             f"--assistant_only_loss needs chat 'messages' rows; {splits.source} has {splits.fmt!r} rows."
         )
