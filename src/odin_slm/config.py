@@ -234,26 +234,23 @@ def read_yaml(path: str) -> dict[str, Any]:
     return data
 
 
-class _Parser:
-    """TRL's TrlParser whose errors raise ConfigError (exit 2 with odin's message) instead of exiting."""
+def _build_parser(classes: tuple[type, ...]) -> Any:
+    """TRL's TrlParser, with --config listed in --help and errors raised as ConfigError (exit 2)."""
+    from trl import TrlParser
 
-    @staticmethod
-    def build(classes: tuple[type, ...]) -> Any:
-        from trl import TrlParser
+    class Parser(TrlParser):
+        def error(self, message: str):  # argparse documents error() as the hook to override
+            raise ConfigError(f"{message}; see --help.")
 
-        class Parser(TrlParser):
-            def error(self, message: str):  # argparse documents error() as the hook to override
-                raise ConfigError(f"{message}; see --help.")
-
-        parser = Parser(classes, prog="odin-train", allow_abbrev=False)
-        parser.add_argument(
-            "--config",
-            metavar="FILE_OR_NAME",
-            help="YAML file of arguments (a trl sft config works as is), or a packaged config: "
-            + ", ".join(packaged_names())
-            + ". Flags override it. Default: cpu-default when no model and no dataset are named.",
-        )
-        return parser
+    parser = Parser(classes, prog="odin-train", allow_abbrev=False)
+    parser.add_argument(
+        "--config",
+        metavar="FILE_OR_NAME",
+        help="YAML file of arguments (a trl sft config works as is), or a packaged config: "
+        + ", ".join(packaged_names())
+        + ". Flags override it. Default: cpu-default when no model and no dataset are named.",
+    )
+    return parser
 
 
 class _QuietParser(argparse.ArgumentParser):
@@ -285,7 +282,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[Any, Any, Any, dict]:
     """Parse TRL defaults < odin defaults < YAML < flags into (script, model, SFTConfig, provenance)."""
     argv = list(argv) if argv is not None else []
     classes = argument_classes()
-    parser = _Parser.build(classes)
+    parser = _build_parser(classes)
     valid = {f.name for dc in classes for f in fields(dc) if f.init}
 
     named = _named(argv)
