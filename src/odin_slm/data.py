@@ -1,12 +1,15 @@
 """Datasets: reading files, validating rows (errors name file and line), tokenizing, the default task.
 
-Supported files: JSONL, JSON (a list of objects), CSV, and a folder written by
-``datasets.Dataset.save_to_disk``. Supported row shapes, as in TRL:
+Supported sources: JSONL, JSON (a list of objects), CSV and Parquet files, a folder written by
+``datasets.Dataset.save_to_disk``, and Hub dataset ids, read by ``datasets.load_dataset`` (with
+``--dataset_config``, ``--dataset_train_split``/``--dataset_test_split`` and a revision) through
+the Hugging Face cache. Supported row shapes, as in TRL:
 
 - ``{"text": ...}``: language modelling on the whole text;
-- ``{"prompt": ..., "completion": ...}``: loss on the completion only;
+- ``{"prompt": ..., "completion": ...}``: loss on the completion only; with lists of messages
+  for both (TRL's conversational prompt-completion), rendered by the chat template;
 - ``{"messages": [{"role": ..., "content": ...}, ...]}``: rendered by the tokenizer's chat
-  template, loss on the last assistant turn.
+  template, loss on every assistant turn (TRL's ``assistant_only_loss``).
 
 odin tokenizes rows itself (prompt tokens get label -100) and hands SFTTrainer a tokenized
 dataset with a padding collator: both engines and both stacks then see the very same tokens.
@@ -22,7 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-FORMATS = ("text", "prompt-completion", "messages")
+FORMATS = ("text", "prompt-completion", "messages", "chat-prompt-completion")
+CHAT_FORMATS = ("messages", "chat-prompt-completion")  # rendered by the chat template
 IGNORE_INDEX = -100
 
 # The default task: rewrite an ISO date as DD/MM/YYYY. Deterministic, with an exact answer;
@@ -83,10 +87,13 @@ def read_rows(path: str | Path) -> list[Row]:
     p = Path(path).expanduser()
     if not p.exists():
         raise DataError(
-            f"Dataset not found: {path}\n  Pass a .jsonl, .json or .csv file, or a datasets folder."
+            f"Dataset not found: {path}\n  Pass a .jsonl, .json, .csv or .parquet file, a datasets folder "
+            "or a Hub dataset id (org/name)."
         )
     if p.is_dir():
         rows = _read_disk(p)
+    elif p.suffix == ".parquet":
+        rows = _read_parquet(p)
     elif p.suffix == ".jsonl":
         rows = _read_jsonl(p)
     elif p.suffix == ".json":
@@ -95,7 +102,7 @@ def read_rows(path: str | Path) -> list[Row]:
         rows = _read_csv(p)
     else:
         raise DataError(
-            f"{p}: unknown dataset format {p.suffix!r}; use .jsonl, .json, .csv or a datasets folder."
+            f"{p}: unknown dataset format {p.suffix!r}; use .jsonl, .json, .csv, .parquet or a datasets folder."
         )
     if not rows:
         raise DataError(f"{p}: the dataset is empty; it needs at least one row.")
@@ -186,18 +193,112 @@ def _read_csv(p: Path) -> list[Row]:
     return rows
 
 
-def _read_disk(p: Path) -> list[Row]:
+def _read_parquet(p: Path) -> list[Row]:
+    import pyarrow.parquet as pq  # a dependency of datasets
+
+    try:
+        table = pq.read_table(p)
+    except Exception as exc:  # pyarrow raises its own types for a damaged file
+        raise DataError(f"{p}: not a readable Parquet file ({exc}).") from None
+    return [Row(r, f"{p}:row {i}") for i, r in enumerate(table.to_pylist())]
+
+
+def _load_disk(p: Path) -> Any:
     import datasets
 
     try:
-        ds = datasets.load_from_disk(str(p))
+        return datasets.load_from_disk(str(p))
     except Exception as exc:  # datasets raises several types for a non-dataset folder
         raise DataError(f"{p}: not a folder written by datasets' save_to_disk ({exc}).") from None
+
+
+def _read_disk(p: Path) -> list[Row]:
+    import datasets
+
+    ds = _load_disk(p)
     if isinstance(ds, datasets.DatasetDict):
         if "train" not in ds:
             raise DataError(f"{p}: a DatasetDict needs a 'train' split (has {list(ds)}).")
         ds = ds["train"]
     return [Row(dict(r), f"{p}:row {i}") for i, r in enumerate(ds)]
+
+
+def _split_rows(dd: Any, name: str, split: str) -> list[Row]:
+    if split not in dd:
+        raise DataError(f"{name}: no split {split!r} (it has {', '.join(dd)}); see --dataset_train_split.")
+    return [Row(dict(r), f"{name}[{split}]:row {i}") for i, r in enumerate(dd[split])]
+
+
+DATA_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet", ".txt", ".arrow")
+
+
+def is_hub_dataset(name: str) -> bool:
+    """A Hub dataset id ('org/name'): no local path of that name, and not a data file name."""
+    from odin_slm.model import is_hub_id
+
+    return not name.lower().endswith(DATA_SUFFIXES) and is_hub_id(name)
+
+
+def load_hub(repo_id: str, config: str | None, revision: str | None) -> Any:
+    """All splits of a Hub dataset, through ``datasets.load_dataset`` and the HF cache.
+
+    datasets in offline mode (or without a network) only finds datasets that it prepared before;
+    a dataset fetched with ``hf download --repo-type dataset`` sits in the hub cache instead, so
+    that snapshot is loaded as a local folder (its README's configs still apply).
+    """
+    import datasets
+
+    from odin_slm.model import hub_miss_message
+
+    try:
+        return datasets.load_dataset(repo_id, name=config, revision=revision)
+    except ConnectionError as exc:
+        error: BaseException = exc
+    except ValueError as exc:  # an unknown config name: the message lists the available ones
+        raise DataError(f"{repo_id}: {exc}") from None
+    except FileNotFoundError as exc:  # DatasetNotFoundError: no such repo, or no access
+        raise DataError(hub_miss_message(repo_id, revision, exc, repo_type="dataset")) from None
+    folder = _cached_snapshot(repo_id, revision)
+    if folder is None:
+        raise DataError(hub_miss_message(repo_id, revision, error, repo_type="dataset"))
+    try:
+        return datasets.load_dataset(folder, name=config)
+    except ValueError as exc:
+        raise DataError(f"{repo_id}: {exc}") from None
+
+
+def _cached_snapshot(repo_id: str, revision: str | None) -> str | None:
+    from huggingface_hub import snapshot_download
+
+    try:
+        return snapshot_download(repo_id, repo_type="dataset", revision=revision, local_files_only=True)
+    except Exception:  # LocalEntryNotFoundError and kin (their module moved between releases)
+        return None
+
+
+def read_source(
+    name: str,
+    *,
+    config: str | None = None,
+    split: str = "train",
+    test_split: str | None = None,
+    revision: str | None = None,
+) -> tuple[list[Row], list[Row] | None]:
+    """The train rows of a file, folder or Hub dataset, and its ``test_split`` rows when it has them."""
+    p = Path(name).expanduser()
+    if p.is_dir() and (p / "dataset_dict.json").is_file():  # save_to_disk of a DatasetDict
+        dd = _load_disk(p)
+    elif p.exists():
+        return read_rows(p), None
+    elif is_hub_dataset(name):
+        dd = load_hub(name, config, revision)
+    else:
+        return read_rows(p), None  # "not found", naming the formats
+    rows = _split_rows(dd, name, split)
+    test = _split_rows(dd, name, test_split) if test_split and test_split in dd else None
+    if not rows:
+        raise DataError(f"{name}[{split}]: the dataset is empty; it needs at least one row.")
+    return rows, test
 
 
 # ----------------------------------------------------------------------------- validation
@@ -227,6 +328,12 @@ def row_format(row: Row) -> str:
         if msgs[-1]["role"] != "assistant":
             raise DataError(f"{row.where}: the last message must be the assistant's answer to learn.")
         return "messages"
+    if isinstance(d.get("prompt"), list) or isinstance(d.get("completion"), list):
+        for key in ("prompt", "completion"):
+            _check_chat(d.get(key), f"{row.where}: '{key}'")
+        if d["completion"][-1]["role"] != "assistant":
+            raise DataError(f"{row.where}: the completion must end with the assistant's answer to learn.")
+        return "chat-prompt-completion"
     if "prompt" in d or "completion" in d:
         for key in ("prompt", "completion"):
             if not isinstance(d.get(key), str) or not d[key]:
@@ -240,6 +347,18 @@ def row_format(row: Row) -> str:
         f"{row.where}: the row has none of the fields 'text', 'prompt'+'completion' or 'messages' "
         f"(it has {sorted(d)})."
     )
+
+
+def _check_chat(msgs: Any, what: str) -> None:
+    if not isinstance(msgs, list) or not msgs:
+        raise DataError(f"{what} must be a non-empty list of {{role, content}} messages.")
+    for i, m in enumerate(msgs):
+        if (
+            not isinstance(m, dict)
+            or not isinstance(m.get("role"), str)
+            or not isinstance(m.get("content"), str)
+        ):
+            raise DataError(f"{what}[{i}] must have string 'role' and 'content'.")
 
 
 def validate(rows: list[Row]) -> str:
@@ -262,11 +381,12 @@ def validate(rows: list[Row]) -> str:
 
 def split_prompt(row: dict, fmt: str, tokenizer: Any) -> tuple[str, str]:
     """(prompt text, target text) as strings; the model sees prompt+target, learns target."""
-    if fmt == "messages":
-        msgs = row["messages"]
+    if fmt in CHAT_FORMATS:
+        msgs = row["messages"] if fmt == "messages" else row["prompt"] + row["completion"]
+        cut = len(msgs) - 1 if fmt == "messages" else len(row["prompt"])
         if not getattr(tokenizer, "chat_template", None):
-            raise DataError("'messages' rows need a tokenizer with a chat template; this model has none.")
-        prompt = tokenizer.apply_chat_template(msgs[:-1], tokenize=False, add_generation_prompt=True)
+            raise DataError("Chat rows need a tokenizer with a chat template; this model has none.")
+        prompt = tokenizer.apply_chat_template(msgs[:cut], tokenize=False, add_generation_prompt=True)
         full = tokenizer.apply_chat_template(msgs, tokenize=False)
         if not full.startswith(prompt):
             raise DataError("The chat template renders the prompt differently inside the full chat.")
@@ -276,10 +396,39 @@ def split_prompt(row: dict, fmt: str, tokenizer: Any) -> tuple[str, str]:
     return "", row["text"]
 
 
+def chat_segments(msgs: list[dict], tokenizer: Any) -> list[tuple[str, bool]]:
+    """The rendered chat cut into (text, trained) pieces: every assistant turn is trained.
+
+    Each turn's span is found by rendering the chat up to it, so the template must render a chat's
+    beginning the same way inside the whole chat (true of ChatML and most templates).
+    """
+    if not getattr(tokenizer, "chat_template", None):
+        raise DataError("'messages' rows need a tokenizer with a chat template; this model has none.")
+    full = tokenizer.apply_chat_template(msgs, tokenize=False)
+    pieces, pos = [], 0
+    for i, m in enumerate(msgs):
+        if m["role"] != "assistant":
+            continue
+        prompt = (
+            tokenizer.apply_chat_template(msgs[:i], tokenize=False, add_generation_prompt=True) if i else ""
+        )
+        upto = tokenizer.apply_chat_template(msgs[: i + 1], tokenize=False)
+        start = len(prompt)
+        if not (full.startswith(upto) and upto.startswith(prompt)) or start < pos:
+            raise DataError("The chat template renders the prompt differently inside the full chat.")
+        pieces += [(full[pos:start], False), (full[start : len(upto)], True)]
+        pos = len(upto)
+    if pos < len(full):
+        pieces.append((full[pos:], False))
+    return pieces
+
+
 def reference(row: dict, fmt: str) -> str | None:
     """The exact answer a generation is scored against (None for plain text rows)."""
     if fmt == "messages":
         return row["messages"][-1]["content"]
+    if fmt == "chat-prompt-completion":
+        return row["completion"][-1]["content"]
     if fmt == "prompt-completion":
         return row["completion"]
     return None
@@ -290,16 +439,27 @@ def tokenize(rows: list[Row], fmt: str, tokenizer: Any, max_length: int | None) 
     out = []
     eos = tokenizer.eos_token_id
     for row in rows:
-        prompt, target = split_prompt(row.data, fmt, tokenizer)
-        templated = fmt == "messages"  # the template already holds the special tokens
-        p_ids = tokenizer(prompt, add_special_tokens=not templated)["input_ids"] if prompt else []
-        if not prompt and not templated and tokenizer.bos_token_id is not None:
-            p_ids = tokenizer("", add_special_tokens=True)["input_ids"]
-        t_ids = tokenizer(target, add_special_tokens=False)["input_ids"]
-        if not templated and eos is not None:
-            t_ids = t_ids + [eos]
-        ids = (p_ids + t_ids)[:max_length] if max_length else p_ids + t_ids
-        labels = ([IGNORE_INDEX] * len(p_ids) + t_ids)[: len(ids)]
+        if fmt in CHAT_FORMATS:  # the template already holds the special tokens
+            ids, labels = [], []
+            if fmt == "messages":
+                pieces = chat_segments(row.data["messages"], tokenizer)
+            else:  # TRL's conversational prompt-completion: the loss is on the completion only
+                pieces = list(zip(split_prompt(row.data, fmt, tokenizer), (False, True), strict=True))
+            for text, trained in pieces:
+                piece = tokenizer(text, add_special_tokens=False)["input_ids"] if text else []
+                ids += piece
+                labels += piece if trained else [IGNORE_INDEX] * len(piece)
+        else:
+            prompt, target = split_prompt(row.data, fmt, tokenizer)
+            p_ids = tokenizer(prompt, add_special_tokens=True)["input_ids"] if prompt else []
+            if not prompt and tokenizer.bos_token_id is not None:
+                p_ids = tokenizer("", add_special_tokens=True)["input_ids"]
+            t_ids = tokenizer(target, add_special_tokens=False)["input_ids"]
+            if eos is not None:
+                t_ids = t_ids + [eos]
+            ids, labels = p_ids + t_ids, [IGNORE_INDEX] * len(p_ids) + t_ids
+        ids = ids[:max_length] if max_length else ids
+        labels = labels[: len(ids)]
         if all(x == IGNORE_INDEX for x in labels):
             raise DataError(
                 f"{row.where}: after truncation to max_length={max_length} no answer token is left; "
@@ -341,18 +501,37 @@ class Splits:
     source: str
 
 
-def load_splits(train_path: str | None, eval_path: str | None, eval_samples: int, seed: int) -> Splits:
-    """Train and eval rows. Without an eval file, the last ``eval_samples`` rows of a seeded shuffle are held out."""
+def load_splits(
+    train_path: str | None,
+    eval_path: str | None,
+    eval_samples: int,
+    seed: int,
+    *,
+    config: str | None = None,
+    train_split: str = "train",
+    test_split: str | None = "test",
+    revision: str | None = None,
+) -> Splits:
+    """Train and eval rows. Eval: the eval file, else the dataset's ``test_split``, else the last
+    ``eval_samples`` rows of a seeded shuffle are held out."""
     if not train_path:
         folder = default_data_dir()
         train_path = str(folder / DEFAULT_TRAIN_FILE)
         eval_path = eval_path or str(folder / DEFAULT_EVAL_FILE)
-    train = read_rows(train_path)
+    train, test = read_source(
+        train_path, config=config, split=train_split, test_split=test_split, revision=revision
+    )
     fmt = validate(train)
     if eval_path:
         ev = read_rows(eval_path)
         if validate(ev) != fmt:
             raise DataError(f"{eval_path}: its rows are not in the train file's format ({fmt}).")
+    elif test:
+        ev = test
+        if validate(ev) != fmt:
+            raise DataError(
+                f"{train_path}[{test_split}]: its rows are not in the train split's format ({fmt})."
+            )
     elif eval_samples > 0 and fmt != "text":
         if len(train) < 2:
             raise DataError(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from odin_slm.data import Row, reference, split_prompt
+from odin_slm.data import CHAT_FORMATS, Row, reference, split_prompt
 
 
 def exact_match(
@@ -40,7 +40,9 @@ def exact_match(
         for i in range(0, len(rows), batch_size):
             chunk = rows[i : i + batch_size]
             prompts = [split_prompt(r.data, fmt, tokenizer)[0] for r in chunk]
-            enc = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=fmt != "messages")
+            enc = tokenizer(
+                prompts, return_tensors="pt", padding=True, add_special_tokens=fmt not in CHAT_FORMATS
+            )
             enc = {k: v.to(device) for k, v in enc.items()}
             with torch.no_grad():
                 out = model.generate(

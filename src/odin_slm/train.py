@@ -4,7 +4,8 @@ Read top to bottom, :func:`run` is the whole recipe:
 
 1. parse defaults < YAML (``--config``) < flags, with HF/TRL names;
 2. read and validate the data (errors name file:line);
-3. load the model (a local HF folder or GGUF; default: SmolLM2-135M-Instruct, offline);
+3. load the model (a Hub id through the HF cache, a local HF folder or GGUF; default:
+   SmolLM2-135M-Instruct, offline);
 4. score exact match on the eval split before training;
 5. add LoRA (or train all weights) and train with the chosen engine;
 6. score exact match again, save the model/adapter + tokenizer, metrics.json, the loss plot
@@ -27,7 +28,7 @@ from odin_slm import preflight, report
 from odin_slm.checkpoints import CheckpointError, resolve_resume, staged_dir
 from odin_slm.config import ConfigError, parse_args
 from odin_slm.distributed import launcher_rank, new_digest, sum_over_ranks, weights_digest, world_size
-from odin_slm.data import DataError, PadCollator, load_splits, tokenize
+from odin_slm.data import CHAT_FORMATS, DataError, PadCollator, load_splits, tokenize
 from odin_slm.model import ModelError
 
 log = logging.getLogger("odin_slm")
@@ -96,6 +97,7 @@ def train_with_trl(
     *,
     fast_levers: bool = False,
     lora: bool = False,
+    eval_ds: list[dict] | None = None,
 ) -> dict:
     """The standard path: TRL's SFTTrainer on the tokenized dataset.
 
@@ -131,18 +133,22 @@ def train_with_trl(
         model=model,
         args=args,
         train_dataset=Dataset.from_list(train_ds),
+        eval_dataset=Dataset.from_list(eval_ds) if eval_ds else None,
         processing_class=tokenizer,
         data_collator=collator,
         callbacks=[StopOnSignal()],
     )
     trainer.train(resume_from_checkpoint=resume)
-    losses = [{"step": e["step"], "loss": e["loss"]} for e in trainer.state.log_history if "loss" in e]
+    history = trainer.state.log_history
+    losses = [{"step": e["step"], "loss": e["loss"]} for e in history if "loss" in e]
+    eval_losses = [{"step": e["step"], "eval_loss": e["eval_loss"]} for e in history if "eval_loss" in e]
     fast_plan = plan.as_dict() if hasattr(plan, "as_dict") else plan
     # FSDP leaves each rank a shard of the weights: every rank takes part in gathering a full
     # copy onto rank 0 (an empty dict elsewhere), from which rank 0 rebuilds a plain model.
     fsdp = bool(getattr(trainer, "is_fsdp_enabled", False))
     return {
         "losses": losses,
+        "eval_losses": eval_losses,
         "global_step": trainer.state.global_step,
         "model": trainer.model,
         "full_state_dict": trainer.accelerator.get_state_dict(trainer.model) if fsdp else None,
@@ -176,6 +182,31 @@ def _import_unsloth_early(argv: list[str]) -> None:
         return  # run() reports it with the other argument errors
 
 
+def _value(option: Any) -> Any:
+    return getattr(option, "value", option)  # enum options print as their value
+
+
+def check_options(script: Any, model_args: Any, args: Any, engine: str) -> bool:
+    """Refuse option combinations that would be ignored, before anything loads; True when evaluating."""
+    reports = args.report_to if isinstance(args.report_to, list) else [args.report_to]
+    reports = [_value(r) for r in reports if r and _value(r) != "none"]
+    evaluating = _value(args.eval_strategy) != "no"  # SFTTrainer then computes eval_loss on the eval rows
+    if engine == "loop" and (reports or evaluating):
+        what = (
+            f"--report_to {' '.join(reports)}" if reports else f"--eval_strategy {_value(args.eval_strategy)}"
+        )
+        raise ConfigError(f"{what}: the loop engine does not report or evaluate; use --engine trl.")
+    template = getattr(args, "chat_template_path", None)
+    if template and not (template.endswith((".jinja", ".j2")) and Path(template).is_file()):
+        # A tokenizer path would make SFTTrainer add tokens and resize the model after odin tokenized.
+        raise ConfigError(
+            f"--chat_template_path {template}: odin-train takes an existing .jinja or .j2 file."
+        )
+    if script.merge_lora and not model_args.use_peft:
+        raise ConfigError("--merge_lora merges a LoRA adapter: it needs --use_peft.")
+    return evaluating
+
+
 def run(argv: list[str]) -> int:
     started = time.perf_counter()
     _import_unsloth_early(argv)
@@ -184,6 +215,7 @@ def run(argv: list[str]) -> int:
     engine = choose_engine(script.engine)
     preflight.check_numbers(script, args)
     preflight.check_writable(args.output_dir)
+    evaluating = check_options(script, model_args, args, engine)
     resume = resolve_resume(args.resume_from_checkpoint, args.output_dir)
     stale = preflight.check_reuse(args.output_dir, resume, args.overwrite_output_dir)
     out = Path(args.output_dir)
@@ -194,7 +226,25 @@ def run(argv: list[str]) -> int:
     set_seed(args.seed)
 
     # 2. Data: read and validate everything before the (slow) model load.
-    splits = load_splits(script.dataset_name, script.eval_dataset_name, script.eval_samples, args.seed)
+    splits = load_splits(
+        script.dataset_name,
+        script.eval_dataset_name,
+        script.eval_samples,
+        args.seed,
+        config=script.dataset_config,
+        train_split=script.dataset_train_split,
+        test_split=script.dataset_test_split,
+        revision=script.dataset_revision,
+    )
+    if getattr(args, "assistant_only_loss", False) and splits.fmt not in CHAT_FORMATS:
+        raise ConfigError(
+            f"--assistant_only_loss needs chat 'messages' rows; {splits.source} has {splits.fmt!r} rows."
+        )
+    if evaluating and not splits.eval:
+        raise ConfigError(
+            "--eval_strategy needs eval rows: pass --eval_dataset_name, or a dataset "
+            "with a test split, and keep --eval_samples above 0."
+        )
     log.info(
         "Data: %d train / %d eval rows (%s) from %s",
         len(splits.train),
@@ -209,19 +259,28 @@ def run(argv: list[str]) -> int:
 
         model, tokenizer, model_path = load_unsloth(model_args, args)
     else:
-        from odin_slm.model import load_model_and_tokenizer
+        from odin_slm.model import load_args, load_model_and_tokenizer
 
-        # fp32 weights; --bf16 trains under autocast with fp32 master weights, as Trainer does.
+        # fp32 weights (unless --dtype); --bf16 trains under autocast with fp32 master weights, as Trainer does.
         model, tokenizer, model_path = load_model_and_tokenizer(
-            model_args.model_name_or_path, trust_remote_code=args.trust_remote_code
+            model_args.model_name_or_path, **load_args(model_args, args)
         )
         if torch.cuda.is_available():
             model.to(args.device)  # this rank's GPU under torchrun / accelerate launch
+    if getattr(args, "chat_template_path", None):  # before tokenizing; SFTTrainer sets the same text again
+        tokenizer.chat_template = Path(args.chat_template_path).read_text(encoding="utf-8")
     train_ds = tokenize(splits.train, splits.fmt, tokenizer, args.max_length)
+    # Marked so that the counting collator leaves eval batches out of the training tokens.
+    eval_ds = (
+        [{**r, "odin_eval": 1} for r in tokenize(splits.eval, splits.fmt, tokenizer, args.max_length)]
+        if evaluating
+        else None
+    )
     if engine == "unsloth":
         # unsloth's patched SFTTrainer._prepare_dataset reads dataset[0]["text"] (a BOS check) even
         # for tokenized rows; an empty text field satisfies it, and the collator never reads it.
         train_ds = [{**row, "text": ""} for row in train_ds]
+        eval_ds = [{**row, "text": ""} for row in eval_ds] if eval_ds else None
     collator = CountingCollator(PadCollator(tokenizer.pad_token_id))
 
     # Under torchrun / accelerate launch every rank trains; only rank 0 scores and writes outputs.
@@ -284,6 +343,7 @@ def run(argv: list[str]) -> int:
                 resume,
                 fast_levers=script.odin_fast and torch.cuda.is_available(),
                 lora=model_args.use_peft,
+                eval_ds=eval_ds,
             )
     finally:
         stop.restore()
@@ -335,6 +395,13 @@ def run(argv: list[str]) -> int:
     with staged_dir(final) as staging:  # a kill mid-save leaves the previous final/ (or none)
         model.save_pretrained(staging, safe_serialization=True)
         tokenizer.save_pretrained(staging)
+    merged = None
+    if script.merge_lora:  # after the adapter is saved: merging folds it into the base weights
+        from odin_slm.model import save_merged
+
+        with staged_dir(out / "merged") as staging:
+            save_merged(model, tokenizer, staging)
+        merged = out / "merged"
     env = report.environment()
     env["world_size"] = args.world_size
     report.write_json(out / "environment.json", env)
@@ -351,6 +418,7 @@ def run(argv: list[str]) -> int:
         "global_step": result["global_step"],
         "resumed_from": resume,
         "loss_curve": result["losses"],
+        "eval_loss_curve": result.get("eval_losses", []),
         "eval_before": before,
         "eval_after": after,
         "train_seconds": round(train_seconds, 2),
@@ -361,6 +429,7 @@ def run(argv: list[str]) -> int:
         **report.peak_memory(),
         "outputs": {
             "model": str(final),
+            "merged_model": str(merged) if merged else None,
             "loss_plot": str(out / "loss.png") if plotted else None,
             "environment": str(out / "environment.json"),
         },
@@ -390,6 +459,8 @@ class CountingCollator:
 
     def __call__(self, features: list[dict]) -> dict:
         batch = self.inner(features)
+        if features and features[0].get("odin_eval"):
+            return batch
         self.tokens += int(batch["attention_mask"].sum())
         self.digest.update(batch["input_ids"].numpy().tobytes())
         return batch
