@@ -35,11 +35,16 @@ train)
         [ $rc = 0 ] || tail -25 /tmp/r-$name.log
     }
     # The first run also fills the tokenization cache, so each pair starts with the plain run.
-    run lora_plain --config src/odin_slm/configs/gpu-lora.yaml --odin_fast false
-    run lora_fast --config src/odin_slm/configs/gpu-lora.yaml --odin_fast true
-    run full_plain --config src/odin_slm/configs/gpu-full.yaml --odin_fast false
-    run full_fast --config src/odin_slm/configs/gpu-full.yaml --odin_fast true
-    cat /tmp/r-*_fast.log | grep -ai "liger\|triton\|compile\|fast" | sort | uniq -c | head -20 > $OUT/fast_notes.txt
+    # RUNS picks a subset (default: all four), e.g. RUNS="lora_plain full_plain" for the defaults only.
+    for r in ${RUNS:-lora_plain lora_fast full_plain full_fast}; do
+        case $r in
+            lora_plain) run lora_plain --config src/odin_slm/configs/gpu-lora.yaml --odin_fast false ;;
+            lora_fast) run lora_fast --config src/odin_slm/configs/gpu-lora.yaml --odin_fast true ;;
+            full_plain) run full_plain --config src/odin_slm/configs/gpu-full.yaml --odin_fast false ;;
+            full_fast) run full_fast --config src/odin_slm/configs/gpu-full.yaml --odin_fast true ;;
+        esac
+    done
+    cat /tmp/r-*.log | grep -ai "liger\|triton\|compile\|fast" | sort | uniq -c | head -20 > $OUT/fast_notes.txt
     python3 -c "
 import json, glob
 for f in sorted(glob.glob('$OUT/*.json')):
