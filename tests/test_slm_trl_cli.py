@@ -185,3 +185,21 @@ def test_assistant_only_loss_is_accepted_for_chat_rows_only(capsys, tmp_path):
     ]
     code, err = _main(capsys, *argv, "--output_dir", str(tmp_path / "o"))
     assert code == train.EXIT_BAD_INPUT and "messages" in err
+
+
+def test_only_options_the_user_set_are_refused():
+    # unsloth's SFTConfig fills dataset_num_proc itself: a value the user never asked for is not refused.
+    from dataclasses import dataclass
+
+    from odin_slm.config import ConfigError, check_supported
+
+    @dataclass
+    class Options:
+        dataset_num_proc: int | None = None
+        packing: bool = False
+
+    check_supported(Options(dataset_num_proc=16), given=set())
+    with pytest.raises(ConfigError, match="--packing True: not supported"):
+        check_supported(Options(packing=True), given={"packing"})
+    with pytest.raises(ConfigError, match="--packing True"):
+        check_supported(Options(packing=True), given={"pack"})  # argparse's prefix of the flag

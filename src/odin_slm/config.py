@@ -342,8 +342,9 @@ def parse_args(argv: list[str] | None = None) -> tuple[Any, Any, Any, dict]:
     if fallback is not None:  # FallbackArguments: read as args.<name> on every stack
         for f in fields(fallback):
             setattr(training, f.name, getattr(parsed[len(classes) - 1], f.name))
+    given = set(yaml_values) | _flags_in(argv)
     for obj in parsed[: len(classes)]:
-        check_supported(obj)
+        check_supported(obj, given)
     if script.engine not in ENGINES:
         raise ConfigError(f"--engine must be one of {', '.join(ENGINES)}, not {script.engine!r}.")
     provenance = {"config_file": config_file, "yaml": yaml_values, "argv": argv}
@@ -356,10 +357,20 @@ def _default(f: Any) -> Any:
     return f.default_factory() if f.default_factory is not MISSING else MISSING
 
 
-def check_supported(obj: Any) -> None:
-    """Refuse options that odin would otherwise ignore: each must keep its TRL default."""
+def _flags_in(argv: list[str]) -> set[str]:
+    """The option names a command line sets (`--name value`, `--name=value`)."""
+    return {a[2:].split("=", 1)[0] for a in argv if a.startswith("--")}
+
+
+def check_supported(obj: Any, given: set[str]) -> None:
+    """Refuse options that odin would otherwise ignore, where the user set them (in the config file
+    or on the command line) to anything but their TRL default. A value that another library put
+    there (unsloth's SFTConfig sets dataset_num_proc itself) is not the user's request."""
     for f in fields(obj):
         if f.name not in UNSUPPORTED:
+            continue
+        # argparse also takes an unambiguous prefix of a flag (`--pack` for `--packing`)
+        if not any(f.name == g or (len(g) >= 3 and f.name.startswith(g)) for g in given):
             continue
         value, default = getattr(obj, f.name), _default(f)
         if value == default or value in SAME_AS_ODIN.get(f.name, ()):
