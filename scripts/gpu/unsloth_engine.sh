@@ -19,7 +19,7 @@ with open('/tmp/text.jsonl', 'w') as f:
 for odin in 1 0; do
   rm -rf /tmp/w/unsloth_compiled_cache
   ODIN_COMPAT_DISABLE=$([ $odin = 1 ] && echo 0 || echo 1) timeout 400 python3 -m odin_slm.train --engine unsloth \
-    --model_name_or_path /tmp/tiny --dataset_name /tmp/text.jsonl --max_steps 5 --max_length 128 \
+    --model_name_or_path /tmp/tiny --dataset_name /tmp/text.jsonl --use_peft true --max_steps 5 --max_length 128 \
     --per_device_train_batch_size 4 --eval_samples 0 --output_dir /tmp/out$odin --disable_tqdm true \
     > $OUT/unsloth_engine_odin$odin.log 2>&1
   echo "odin=$odin rc=$?"; grep -aE "Done in|Error|error:" $OUT/unsloth_engine_odin$odin.log | tail -4
