@@ -104,3 +104,33 @@ def test_outcomes_are_checked_against_the_modules_loaded_now(monkeypatch: pytest
     monkeypatch.setitem(sys.modules, "fake_target", fresh)
     assert [o.status for o in _records.current_outcomes()] == ["applied"]
     assert hasattr(fresh, "thing")
+
+
+def test_keyword_adapters_reach_subclasses_with_their_own_init() -> None:
+    import dataclasses
+
+    @dataclasses.dataclass
+    class Base:
+        new: int = 0
+
+    @dataclasses.dataclass
+    class Child(Base):  # a generated __init__ that never calls Base.__init__
+        extra: int = 1
+
+    class Caller(Base):
+        def __init__(self, new: int = 0, **kwargs: object) -> None:  # checks its own keywords first
+            super().__init__(new=new)
+
+    Base.__init__ = _records.rename_kwarg(Base.__init__, "old", "new", "test-rename")
+    assert _records.carry_to_subclasses(Base)
+    assert Child(old=5).new == 5 and Child(new=6, extra=2).new == 6
+    assert Caller(old=7).new == 7
+    assert dataclasses.replace(Child(old=5), extra=3).new == 5
+
+
+def test_carrying_never_replaces_an_upstream_new() -> None:
+    class Base:
+        def __new__(cls, *args: object, **kwargs: object) -> object:
+            return super().__new__(cls)
+
+    assert not _records.carry_to_subclasses(Base)

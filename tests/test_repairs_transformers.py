@@ -556,3 +556,30 @@ def test_from_pretrained_untouched_on_4_51() -> None:
         FROM_PRETRAINED + '\nRECORD = "transformers-from-pretrained-removed-kwargs"\n', *stack(*T451)
     )
     assert out.split() == ["LlamaForCausalLM", "True"]
+
+
+# --- keyword adapters reach subclasses with an __init__ of their own ----------------------------
+# trl's SFTConfig and Seq2SeqTrainingArguments are dataclass subclasses whose generated __init__
+# never calls TrainingArguments.__init__; Seq2SeqTrainer checks its keywords before calling up.
+
+SUBCLASSES = """
+import json, warnings
+warnings.simplefilter("ignore")
+from transformers import GPT2Config, GPT2LMHeadModel, Seq2SeqTrainer, Seq2SeqTrainingArguments
+from trl import SFTConfig
+a = SFTConfig(output_dir="a", evaluation_strategy="no", use_cpu=True, report_to=[])
+b = Seq2SeqTrainingArguments(output_dir="b", no_cuda=True, report_to=[])
+model = GPT2LMHeadModel(GPT2Config(n_layer=1, n_head=2, n_embd=8, vocab_size=32, n_positions=16))
+Seq2SeqTrainer(model=model, args=Seq2SeqTrainingArguments(output_dir="c", use_cpu=True, report_to=[]), tokenizer=None)
+print(json.dumps([getattr(a.eval_strategy, "value", a.eval_strategy), b.use_cpu]))
+"""
+
+
+def test_keyword_adapters_reach_trainer_and_config_subclasses() -> None:
+    folders = (*stack(*T5), target("trl==1.16.0"))
+    breaks(
+        SUBCLASSES,
+        *folders,
+        error="SFTConfig.__init__() got an unexpected keyword argument 'evaluation_strategy'",
+    )
+    assert works(SUBCLASSES, *folders).strip() == '["no", true]'

@@ -171,6 +171,13 @@ def why_applies(record: Record, module: ModuleType) -> str | None:
     return f"{reason} ({gate})" if gate else reason
 
 
+def _owner(module: ModuleType, dotted: str) -> object:
+    owner: object = module
+    for part in dotted.split(".")[:-1]:
+        owner = getattr(owner, part)
+    return owner
+
+
 def _install(module: ModuleType, dotted: str, value: object) -> None:
     *owner_path, last = dotted.split(".")
     owner: object = module
@@ -192,6 +199,10 @@ def apply(record: Record, module: ModuleType) -> Outcome:
             if record.kind != "lazy":  # a lazy record's provider registers the name itself
                 _install(module, record.name, value)
             REGISTRY.installed[record.id] = (module, value)
+            if record.kind == "kwarg" and record.name.endswith(".__init__"):
+                owner = _owner(module, record.name)
+                if isinstance(owner, type):
+                    carry_to_subclasses(owner)
             outcome = Outcome(record.id, record.module, record.name, "applied", reason)
     except Exception as exc:  # containment: a broken repair must not break the import
         outcome = Outcome(record.id, record.module, record.name, "failed", f"{type(exc).__name__}: {exc}")
@@ -344,7 +355,61 @@ def kwarg_adapter(func: Callable, adapt: Callable[[tuple, dict], tuple], record_
         return func(*args, **kwargs)
 
     wrapper.__odin_record__ = record_id  # type: ignore[attr-defined]
+    wrapper.__odin_adapt__ = adapt  # type: ignore[attr-defined]  # carry_to_subclasses reuses it
     return wrapper
+
+
+def carry_to_subclasses(base: type) -> bool:
+    """Make the keyword adapters on `base.__init__` reach subclasses with an `__init__` of their own.
+
+    A dataclass subclass (trl's `SFTConfig`, `Seq2SeqTrainingArguments`) gets a generated
+    `__init__` that never calls `base.__init__`, and a trainer subclass checks its own keywords
+    before calling up. So `base` gets a `__new__` which, the first time a subclass is instantiated
+    (before its `__init__` runs), wraps that subclass's own `__init__` with the same adapters:
+    a rename only where the subclass takes the new name and not the old one, any other adapter only
+    on a dataclass subclass of a dataclass base. Returns False (and does nothing) where a class of
+    the hierarchy defines `__new__` itself: upstream's is never replaced.
+    """
+    if base.__new__ is not object.__new__:
+        return getattr(vars(base).get("__new__"), "__odin_carry__", False)
+
+    def __new__(cls: type, *args: object, **kwargs: object) -> object:
+        if cls is not base:
+            _carry(base, cls)
+        return object.__new__(cls)
+
+    __new__.__odin_carry__ = True  # type: ignore[attr-defined]
+    base.__new__ = staticmethod(__new__)  # type: ignore[assignment]
+    return True
+
+
+def _carry(base: type, cls: type) -> None:
+    for owner in reversed(cls.__mro__[: cls.__mro__.index(base)]):  # each class between, base-most first
+        init = vars(owner).get("__init__")
+        if init is None or getattr(init, "__odin_carried__", False):
+            continue
+        wrapped = init
+        chain, func = [], vars(base).get("__init__")
+        for _ in range(20):  # base's adapters, outermost first
+            if func is None:
+                break
+            if getattr(func, "__odin_adapt__", None) is not None:
+                chain.append(func)
+            func = getattr(func, "__wrapped__", None)
+        dataclasses = "__dataclass_fields__" in vars(owner) and "__dataclass_fields__" in vars(base)
+        for adapter in reversed(chain):  # innermost first, as on base
+            old, new = getattr(adapter, "__odin_rename__", None), getattr(adapter, "__odin_rename_to__", None)
+            fits = (accepts(init, new) and not accepts(init, old)) if old and new else dataclasses
+            if fits and not adapted(wrapped, adapter.__odin_record__):
+                wrapped = kwarg_adapter(wrapped, adapter.__odin_adapt__, adapter.__odin_record__)
+        wrapped.__odin_carried__ = True  # type: ignore[attr-defined]
+        if wrapped is not init:
+            owner.__init__ = wrapped  # type: ignore[misc]
+        else:
+            try:
+                init.__odin_carried__ = True
+            except AttributeError:
+                pass
 
 
 def lazy_names(module: ModuleType) -> set[str]:
@@ -396,6 +461,7 @@ def rename_kwarg(func: Callable, old: str, new: str, record_id: str, *, warn: st
 
     wrapper = kwarg_adapter(func, adapt, record_id)
     wrapper.__odin_rename__ = old  # type: ignore[attr-defined]
+    wrapper.__odin_rename_to__ = new  # type: ignore[attr-defined]
     return wrapper
 
 
