@@ -1,4 +1,4 @@
-"""Interpreter start-up cost of `odin-compat install` (issue 5's goal: at most 5 ms).
+"""Interpreter start-up cost of `odin-compat install` (goal: at most 5 ms).
 
 Two throwaway venvs that differ only in the start-up file: both see odin's source through a
 ``.pth`` path line; one also has ``odin_compat.pth`` (and the PEP 829 ``.start`` file) written by
