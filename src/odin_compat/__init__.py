@@ -48,8 +48,9 @@ def heal() -> list[str]:
     return _heal.sweep()
 
 
-def _heal_now(modules: list[str]) -> None:
-    """Heal rebuilder modules that have imported, then sweep the origin libraries' classes."""
+def _heal_now(modules: list[str], sweep: bool = True) -> None:
+    """Heal rebuilder modules that have imported (generated files included: before anything can
+    patch their functions onto a class or call them), then sweep the origin libraries' classes."""
     from odin_compat import _heal
 
     try:
@@ -57,7 +58,8 @@ def _heal_now(modules: list[str]) -> None:
             module = sys.modules.get(name)
             if module is not None:
                 _heal.heal_module(module)
-        _heal.sweep()
+        if sweep:
+            heal()
     except Exception as exc:  # containment
         from odin_compat._hook import warn
 
@@ -65,31 +67,14 @@ def _heal_now(modules: list[str]) -> None:
 
 
 def _sweep_after(name: str) -> None:
-    # A rebuilder module (generated files included) is healed as soon as it has imported, before
-    # anything can patch its functions onto a class or call them.
-    from odin_compat import _heal
-
-    module = sys.modules.get(name)
-    try:
-        if module is not None:
-            _heal.heal_module(module)
-    except Exception as exc:  # containment
-        from odin_compat._hook import warn
-
-        warn(f"odin_compat: healing {name} failed: {exc!r}")
     # One sweep of the origin classes per import burst: while a parent package is still
     # executing, its own completion will sweep.
     parts = name.split(".")
-    for i in range(1, len(parts)):
-        spec = getattr(sys.modules.get(".".join(parts[:i])), "__spec__", None)
-        if getattr(spec, "_initializing", False):
-            return
-    try:
-        heal()
-    except Exception as exc:  # containment
-        from odin_compat._hook import warn
-
-        warn(f"odin_compat: heal sweep failed: {exc!r}")
+    in_burst = any(
+        getattr(getattr(sys.modules.get(".".join(parts[:i])), "__spec__", None), "_initializing", False)
+        for i in range(1, len(parts))
+    )
+    _heal_now([name], sweep=not in_burst)
 
 
 def _watch_target(target: str) -> None:
