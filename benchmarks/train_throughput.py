@@ -14,8 +14,10 @@ Variants (``run --variant``): trl_full, trl_full_nogc, trl_lora, unsloth_lora (n
 on PYTHONPATH: see scripts/gpu/bench_train.sh), odin_full, odin_lora, and the one-lever-at-a-time steps
 odin_full_flce (no GC + fused linear CE), odin_full_liger (+ Liger layer kernels, no compile),
 odin_full_b16 (odin_full at twice the micro-batch), odin_lora_gc (odin_lora with gradient checkpointing
-on), odin_lora_cast32 (odin_lora with PEFT's fp32 input cast kept; since lora_bf16_compute failed under
-compile and is now off by default, odin_lora and odin_lora_cast32 run the same levers).
+on), odin_lora_cast32 (odin_lora with PEFT's fp32 input cast kept: ``lora_bf16_compute=False``).
+Any odin variant takes lever overrides after ``@``, e.g. ``odin_lora@checkpoint_layers=0.5,memory_budget=0.6``
+(``fast.DEFAULTS`` names; numbers, ``true``/``false``); ``all --only`` runs such ``variant:shape`` items
+in the order given.
 
 Every run trains on the same token rows (text from the local Python install, tokenized by a BPE
 tokenizer trained here) from the same seed, so the loss curves of all modern-stack runs compare step by
@@ -291,9 +293,23 @@ def _sft_args(SFTConfig: Any, out_dir: str, batch: int, steps: int, **kw: Any) -
     )
 
 
+def parse_levers(spec: str) -> dict[str, Any]:
+    """``a=0.5,b=true`` -> {"a": 0.5, "b": True}: the lever overrides after a variant's ``@``."""
+    levers: dict[str, Any] = {}
+    for item in filter(None, spec.split(",")):
+        key, _, raw = item.partition("=")
+        levers[key] = {"true": True, "false": False}.get(raw.lower(), None)
+        if levers[key] is None:
+            levers[key] = float(raw)
+    return levers
+
+
 def run_one(
-    variant: str, shape_name: str, data: Path, steps: int, warmup: int, rows: int, work: Path
+    name: str, shape_name: str, data: Path, steps: int, warmup: int, rows: int, work: Path
 ) -> dict[str, Any]:
+    variant, _, spec = name.partition("@")
+    if variant not in VARIANTS:
+        raise SystemExit(f"unknown variant {variant!r}: one of {', '.join(VARIANTS)}")
     if variant == "unsloth_lora":
         return run_unsloth(shape_name, data, steps, warmup, rows, work)
     if variant.startswith("odin"):
@@ -339,6 +355,7 @@ def run_one(
             levers = {"lora_bf16_compute": False}
         elif variant == "odin_lora_gc":
             levers = {"lora_gradient_checkpointing": True}
+        levers.update(parse_levers(spec))
         plan = fast.tune(model, args, lora=lora, **levers)
         print(f"PLAN {plan}", flush=True)
         trainer_cls = fast.trainer_class(SFTTrainer)
@@ -354,7 +371,7 @@ def run_one(
         torch.cuda.reset_peak_memory_stats()
     rec["t0"] = time.perf_counter()
     trainer.train()
-    res = _summarise(variant, shape_name, shape, steps, warmup, rec, lora)
+    res = _summarise(name, shape_name, shape, steps, warmup, rec, lora)
     res["plan"] = plan.as_dict() if plan else None
     res["trainable_params"] = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
     res["gradient_checkpointing"] = bool(args.gradient_checkpointing)
@@ -623,7 +640,10 @@ def orchestrate(
     print(p.stdout + p.stderr[-2000:], flush=True)
     results["peak"] = json.loads((work / "peak.json").read_text()) if p.returncode == 0 else None
     save()
-    plan = [(v, shape_map.get(s, s)) for v, s in PLAN if not only or f"{v}:{s}" in only or v in only]
+    if only and all(":" in item for item in only):  # explicit variant:shape items, in the order given
+        plan = [(v, shape_map.get(s, s)) for v, _, s in (item.rpartition(":") for item in only)]
+    else:
+        plan = [(v, shape_map.get(s, s)) for v, s in PLAN if not only or f"{v}:{s}" in only or v in only]
     for variant, shape in plan:
         left = budget - (time.monotonic() - t_start)
         est = EST_S["unsloth_lora"] if variant == "unsloth_lora" else 45
@@ -634,7 +654,7 @@ def orchestrate(
             print(f"SKIP {variant} {shape}: {left:.0f}s left", flush=True)
             save()
             continue
-        name = f"{variant}-{shape}"
+        name = f"{variant}-{shape}".replace("@", "_").replace(",", "_").replace("=", "")
         rdir = work / name
         rdir.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ)
@@ -758,7 +778,7 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--warmup", type=int, default=5)
         p.add_argument("--rows", type=int, default=ROWS)
         if name == "run":
-            p.add_argument("--variant", choices=VARIANTS, required=True)
+            p.add_argument("--variant", required=True, help="a variant, optionally with @lever=value,...")
             p.add_argument("--shape", choices=sorted(SHAPES), required=True)
             p.add_argument("--json", type=Path, required=True)
             p.add_argument("--work", type=Path, default=Path("."))

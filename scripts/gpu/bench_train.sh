@@ -20,8 +20,10 @@ export PYTHONUNBUFFERED=1 UNSLOTH_DISABLE_STATISTICS=1 HF_HUB_OFFLINE=1 HF_DATAS
 
 PIP=(python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade)
 "${PIP[@]}" --target /tmp/site-new .whl-new/*.whl || exit 1
-"${PIP[@]}" --target /tmp/site-unsloth $(ls .whl/*.whl | grep -v nvidia_cuda_runtime) || exit 1
-"${PIP[@]}" --target /tmp/cudart12 .whl/nvidia_cuda_runtime_cu12-*.whl || exit 1
+if ls .whl/*.whl > /dev/null 2>&1; then  # the unsloth anchor only; a call without .whl runs the modern stack
+    "${PIP[@]}" --target /tmp/site-unsloth $(ls .whl/*.whl | grep -v nvidia_cuda_runtime) || exit 1
+    "${PIP[@]}" --target /tmp/cudart12 .whl/nvidia_cuda_runtime_cu12-*.whl || exit 1
+fi
 
 export PYTHONPATH=/tmp/site-new:$ODIN_SRC
 export UNSLOTH_PYTHONPATH=/tmp/site-unsloth:$ODIN_SRC

@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 from odin_slm.data import CHAT_FORMATS, Row, reference, split_prompt
+from odin_slm.fast import eager
 
 
 def exact_match(
@@ -44,7 +45,8 @@ def exact_match(
                 prompts, return_tensors="pt", padding=True, add_special_tokens=fmt not in CHAT_FORMATS
             )
             enc = {k: v.to(device) for k, v in enc.items()}
-            with torch.no_grad():
+            # Compiled decoder layers (odin_slm.fast) run eager here: generation must not recompile them.
+            with torch.no_grad(), eager():
                 out = model.generate(
                     **enc,
                     max_new_tokens=max_new_tokens,

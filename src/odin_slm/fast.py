@@ -21,10 +21,15 @@ unavailable (no CUDA, no Triton, no ``liger-kernel``, an architecture Liger does
 - ``compile_layers``: ``torch.compile`` of each decoder layer (regional compilation: the layers share
   one compiled graph, so it compiles in seconds, not minutes); it fuses RMSNorm, RoPE and SwiGLU itself.
 - ``liger_layers``: Liger's RMSNorm, RoPE and SwiGLU kernels, used only when ``compile_layers`` is off.
-- ``lora_bf16_compute`` (off by default): PEFT casts each LoRA input to the adapter's dtype (fp32);
-  this stops the cast, so the adapters compute in bf16 under autocast and keep fp32 master weights.
-  With ``compile_layers`` it failed on the card (a bf16/fp32 matmul inside the compiled graph), so
-  ``tune`` only applies it to eager layers; it is not measured there yet.
+- ``lora_bf16_compute``: PEFT casts each LoRA input to the adapter's dtype (fp32) and keeps that fp32 copy
+  for the backward pass; under bf16 autocast the matmul casts it straight back to bf16, so the copy
+  costs memory and time and changes no number. This stops the cast (fp32 master weights stay). The
+  fused loss runs the decoder under the same autocast as the Trainer's own forward.
+- ``checkpoint_layers``: the fraction of decoder layers that recompute their activations in the
+  backward pass (the first ones). 0 keeps every activation (fastest), 1 is full gradient
+  checkpointing (smallest); in between trades speed for memory layer by layer.
+- ``memory_budget``: ``torch.compile``'s activation memory budget for the compiled layers (1.0 saves
+  what the compiler would; lower makes its partitioner recompute the cheapest activations first).
 - ``bf16`` and ``optim="adamw_torch_fused"``: TRL's defaults already; set explicitly.
 
 Importing this module is cheap: torch, transformers and liger are imported inside the functions.
@@ -32,8 +37,10 @@ Importing this module is cheap: torch, transformers and liger are imported insid
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,9 +53,10 @@ DEFAULTS: dict[str, Any] = {
     "fused_linear_cross_entropy": True,
     "compile_layers": True,
     "liger_layers": False,  # only used when compile_layers is off or unavailable
-    # LoRA inputs stay bf16, adapters fp32: failed under compile_layers on the card (dtype mismatch in the
-    # compiled graph), so off by default and never combined with compile_layers.
-    "lora_bf16_compute": False,
+    # LoRA inputs stay bf16 under autocast (numerically the same matmuls, no fp32 copy kept).
+    "lora_bf16_compute": True,
+    "checkpoint_layers": 0.0,
+    "memory_budget": 1.0,
 }
 
 
@@ -100,6 +108,31 @@ def _compile_layers(model: Any) -> None:
         )
     for layer in _decoder_layers(model):
         layer.compile()
+
+
+def _checkpoint_layers(model: Any, fraction: float) -> int:
+    """Recompute the first ``fraction`` of decoder layers in backward; returns how many.
+
+    Set per layer (what ``gradient_checkpointing_enable`` does for all of them), with the Trainer's own
+    ``gradient_checkpointing`` left off so that it does not switch every layer back on.
+    """
+    import functools
+
+    from torch.utils.checkpoint import checkpoint
+
+    layers = [m for m in _decoder_layers(model) if hasattr(m, "gradient_checkpointing")]
+    count = round(max(0.0, min(1.0, fraction)) * len(layers))
+    func = functools.partial(checkpoint, use_reentrant=False)
+    for layer in layers[:count]:
+        layer._gradient_checkpointing_func = func
+        layer.gradient_checkpointing = True
+    return count
+
+
+def _set_memory_budget(budget: float) -> None:
+    import torch._functorch.config as functorch_config
+
+    functorch_config.activation_memory_budget = budget
 
 
 def _liger_layers(model: Any) -> None:
@@ -168,13 +201,27 @@ def tune(model: Any, args: Any, *, lora: bool, **levers: Any) -> FastPlan:
     if lora:
         if not opts["lora_bf16_compute"]:
             plan.off["lora_bf16_compute"] = "disabled"
-        elif compiled:
-            plan.off["lora_bf16_compute"] = (
-                "fails under compile_layers (bf16 != fp32 matmul in the compiled graph)"
-            )
+        elif not args.bf16:
+            plan.off["lora_bf16_compute"] = "needs bf16 autocast"
         else:
             model._odin_lora_bf16 = True
             plan.on.append("lora_bf16_compute")
+
+    fraction = float(opts["checkpoint_layers"])
+    if gc or fraction <= 0:
+        plan.off["checkpoint_layers"] = "gradient_checkpointing covers all layers" if gc else "disabled"
+    else:
+        count = _checkpoint_layers(model, fraction)
+        plan.on.append(f"checkpoint_layers={count}/{len(_decoder_layers(model))}")
+
+    budget = float(opts["memory_budget"])
+    if budget >= 1.0:
+        plan.off["memory_budget"] = "disabled"
+    elif not compiled:
+        plan.off["memory_budget"] = "needs compile_layers"
+    else:
+        _set_memory_budget(budget)
+        plan.on.append(f"memory_budget={budget:g}")
 
     if not opts["liger_layers"]:
         plan.off["liger_layers"] = "disabled" if not compiled else "compile_layers fuses them"
@@ -192,6 +239,23 @@ def tune(model: Any, args: Any, *, lora: bool, **levers: Any) -> FastPlan:
     return plan
 
 
+@contextlib.contextmanager
+def eager() -> Iterator[None]:
+    """Run compiled layers as plain eager code inside: generation and evaluation never compile.
+
+    Generation calls each layer with a KV cache and a new length at every token, which would make
+    dynamo recompile per layer and step; evaluation would compile a second (no-grad) graph.
+    """
+    import torch
+
+    set_stance = getattr(getattr(torch, "compiler", None), "set_stance", None)
+    if set_stance is None:  # torch < 2.6: nothing was compiled with a stance to change
+        yield
+        return
+    with set_stance("force_eager"):
+        yield
+
+
 def _flce_loss(trainer: Any, model: Any, inputs: dict[str, Any], num_items_in_batch: Any) -> Any:
     import torch
     from liger_kernel.transformers.functional import liger_fused_linear_cross_entropy
@@ -206,7 +270,10 @@ def _flce_loss(trainer: Any, model: Any, inputs: dict[str, Any], num_items_in_ba
         for k, v in inputs.items()
         if k in ("input_ids", "attention_mask", "position_ids", "inputs_embeds")
     }
-    hidden = backbone(**fwd, use_cache=False).last_hidden_state[:, :-1]
+    # The Trainer's own forward runs under accelerate's autocast; this call bypasses that wrapper.
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=bool(trainer.args.bf16))
+    with autocast:
+        hidden = backbone(**fwd, use_cache=False).last_hidden_state[:, :-1]
     target = labels[:, 1:].reshape(-1)
     weight = core.get_output_embeddings().weight
     # Like TRL's own loss: a sum over the label tokens divided by the batch's label-token count.
@@ -240,6 +307,10 @@ def trainer_class(base: type) -> type:
                 for module in self.model.modules():
                     if hasattr(module, "cast_input_dtype_enabled"):
                         module.cast_input_dtype_enabled = False
+
+        def evaluate(self, *args: Any, **kwargs: Any) -> dict[str, float]:
+            with eager():
+                return super().evaluate(*args, **kwargs)
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # noqa: ANN001
             core = self.accelerator.unwrap_model(model)
