@@ -54,7 +54,7 @@ DEFAULTS: dict[str, Any] = {
     "compile_layers": True,
     "liger_layers": False,  # only used when compile_layers is off or unavailable
     # LoRA inputs stay bf16 under autocast (numerically the same matmuls, no fp32 copy kept).
-    "lora_bf16_compute": True,
+    "lora_bf16_compute": False,
     "checkpoint_layers": 0.0,
     "memory_budget": 1.0,
 }
