@@ -332,7 +332,7 @@ class SFTRecipe:
                 provenance=self.provenance,
                 eval_before=self.before,
                 eval_after=self._exact_match(result.model, "after"),
-                extra={"packing": bool(getattr(args, "packing", False))},
+                extra={"packing": bool(getattr(args, "packing", False)), "fast_levers": result.fast},
             )
             metrics = report.write_outputs(record, result, self.tokenizer, self.script.merge_lora)
         if getattr(args, "push_to_hub", False):  # last: the outputs above are safe whatever the Hub says
