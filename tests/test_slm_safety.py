@@ -17,7 +17,8 @@ import pytest
 pytest.importorskip("trl")
 
 # Only modules that existed before these checks, so that each test fails on its own on older code.
-from odin_slm import loop, model, report, train  # noqa: E402
+from odin_slm import model, report, train  # noqa: E402
+from odin_slm.engines import loop  # noqa: E402
 
 TINY_RUN = [
     "--engine", "trl",

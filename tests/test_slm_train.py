@@ -51,15 +51,42 @@ needs_model = pytest.mark.skipif(
 )
 
 
+# The trainer's own main(), with a TrainerCallback that sends the process a real SIGTERM at a step:
+# the signal handler, the checkpoint and the exit status are the ones a user's `kill` would meet.
+SIGTERM_AT_STEP = """
+import sys
+from odin_slm import train  # first: odin_compat loads before the HF stack, as in the trainer
+import os, signal
+from transformers import TrainerCallback
+
+
+class SigtermAtStep(TrainerCallback):
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == {step}:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return control
+
+
+sys.exit(train.main(sys.argv[1:], callbacks=[SigtermAtStep()]))
+"""
+
+
 def train(
-    out: Path, *argv: str, env: dict | None = None, pythonpath: str | None = None
+    out: Path,
+    *argv: str,
+    env: dict | None = None,
+    pythonpath: str | None = None,
+    sigterm_at_step: int | None = None,
 ) -> subprocess.CompletedProcess:
-    """Run the trainer as a user would, in a fresh process."""
+    """Run the trainer as a user would, in a fresh process (optionally sent SIGTERM at a step)."""
     full_env = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"}
     if pythonpath:
         full_env["PYTHONPATH"] = pythonpath + os.pathsep + full_env.get("PYTHONPATH", "")
+    entry = ["-m", "odin_slm.train"]
+    if sigterm_at_step is not None:
+        entry = ["-c", SIGTERM_AT_STEP.replace("{step}", str(sigterm_at_step))]
     return subprocess.run(
-        [sys.executable, "-m", "odin_slm.train", "--output_dir", str(out), *argv],
+        [sys.executable, *entry, "--output_dir", str(out), *argv],
         capture_output=True,
         text=True,
         env=full_env,
@@ -115,8 +142,8 @@ def test_loop_engine_matches_sfttrainer(trl_run, tmp_path):
 @pytest.mark.parametrize("engine", ["trl", "loop"])
 def test_sigterm_checkpoint_and_resume_reproduce_the_run(engine, trl_run, tmp_path):
     out = tmp_path / "run"
-    # A real SIGTERM, delivered to the trainer by itself right after step 2.
-    stopped = train(out, *SHORT, "--engine", engine, env={"ODIN_SLM_SIGNAL_AT_STEP": "2"})
+    # A real SIGTERM, delivered to the trainer by a callback of the run right after step 2.
+    stopped = train(out, *SHORT, "--engine", engine, sigterm_at_step=2)
     assert stopped.returncode == 143, stopped.stderr[-4000:]
     assert "resume_from_checkpoint" in stopped.stderr
     assert (out / "checkpoint-2").is_dir() and not (out / "metrics.json").exists()

@@ -118,8 +118,6 @@ UNSUPPORTED: dict[str, str] = {
     "streaming": "odin reads the whole dataset",
     "test_split_size": "use --eval_dataset_name or --dataset_test_split",
     "load_in_8bit": "",
-    "load_in_4bit": "",
-    "use_bnb_nested_quant": "",
     "lora_target_parameters": "",
     "model_init_kwargs": "use --model_revision, --dtype or --attn_implementation",
     "dataset_text_field": "odin reads the 'text', 'prompt'/'completion' or 'messages' column",
@@ -128,8 +126,6 @@ UNSUPPORTED: dict[str, str] = {
     "dataset_batch_size": "odin tokenizes the rows itself",
     "eos_token": "",
     "pad_token": "",
-    "packing": "",
-    "eval_packing": "",
     "padding_free": "",
     "num_of_sequences": "",
     "chars_per_token": "",
@@ -142,12 +138,6 @@ UNSUPPORTED: dict[str, str] = {
     "use_liger_kernel": "use --odin_fast true (CUDA)",
     "neftune_noise_alpha": "",
     "max_seq_length": "use --max_length",
-    "push_to_hub": "upload output_dir/final with `hf upload`",
-    "hub_model_id": "upload output_dir/final with `hf upload`",
-    "hub_strategy": "",
-    "hub_always_push": "",
-    "hub_revision": "",
-    "hub_private_repo": "",
 }
 # Values besides the default that mean what odin does anyway.
 SAME_AS_ODIN: dict[str, tuple] = {

@@ -546,3 +546,27 @@ def load_splits(
     else:
         ev = []
     return Splits(train, ev[:eval_samples] if eval_samples else [], fmt, train_path)
+
+
+class CountingCollator:
+    """Counts the real (non-padding) tokens that go through training, for tokens/s, and digests
+    them, so that ranks can show they trained on different shards.
+
+    ``inner`` pads the batch: odin's :class:`PadCollator`, or TRL's own collator when TRL packs the
+    rows (a padding-free batch has no attention mask: every token is real).
+    """
+
+    def __init__(self, inner: Any) -> None:
+        from odin_slm.distributed import new_digest
+
+        self.inner, self.tokens = inner, 0
+        self.digest = new_digest()
+
+    def __call__(self, features: list[dict]) -> dict:
+        batch = self.inner(features)
+        if features and features[0].get("odin_eval"):
+            return batch
+        mask = batch.get("attention_mask")
+        self.tokens += int(mask.sum()) if mask is not None else int(batch["input_ids"].numel())
+        self.digest.update(batch["input_ids"].numpy().tobytes())
+        return batch

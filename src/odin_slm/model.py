@@ -246,10 +246,13 @@ def load_model_and_tokenizer(
     revision: str | None = None,
     trust_remote_code: bool = False,
     attn_implementation: str | None = None,
+    quantization_config: Any = None,
 ) -> tuple[Any, Any, Path]:
     """Load (model, tokenizer, path). ``dtype`` is a torch dtype, "auto", or None for float32.
 
     A Hub id is read through the HF cache at ``revision``; the path returned is then the id itself.
+    ``quantization_config`` (a ``BitsAndBytesConfig``, see :func:`quantization`) loads the weights
+    quantized, placed on this process's GPU.
     """
     import torch
     from safetensors import SafetensorError
@@ -263,7 +266,11 @@ def load_model_and_tokenizer(
         source, where = convert_gguf(path) if path.suffix == ".gguf" else path, {"local_files_only": True}
     # Code shipped with a model runs only when the user asks for it (never through a prompt).
     common = {"trust_remote_code": bool(trust_remote_code), **where}
-    extra = {"attn_implementation": attn_implementation} if attn_implementation else {}
+    extra: dict[str, Any] = {"attn_implementation": attn_implementation} if attn_implementation else {}
+    if quantization_config is not None:
+        from trl import get_kbit_device_map
+
+        extra.update(quantization_config=quantization_config, device_map=get_kbit_device_map())
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, **common)
         model = AutoModelForCausalLM.from_pretrained(
@@ -326,14 +333,55 @@ def lora_target_modules(model: Any, requested: list[str] | None) -> list[str] | 
     return "all-linear"
 
 
-def apply_lora(model: Any, model_args: Any) -> Any:
+def check_quantization(model_args: Any) -> None:
+    """--load_in_4bit needs --use_peft, a CUDA GPU and bitsandbytes: say so before the model load."""
+    if not getattr(model_args, "load_in_4bit", False):
+        if getattr(model_args, "use_bnb_nested_quant", False):
+            raise ModelError("--use_bnb_nested_quant applies to 4-bit weights: it needs --load_in_4bit true.")
+        return
+    import importlib.util
+
+    import torch
+
+    if not model_args.use_peft:
+        raise ModelError(
+            "--load_in_4bit trains a LoRA adapter on 4-bit weights (QLoRA): add --use_peft true."
+        )
+    if not torch.cuda.is_available():
+        raise ModelError(
+            "--load_in_4bit needs a CUDA GPU (bitsandbytes' 4-bit weights); on this machine leave it off."
+        )
+    if importlib.util.find_spec("bitsandbytes") is None:
+        raise ModelError("--load_in_4bit needs the bitsandbytes package: pip install bitsandbytes")
+
+
+def quantization(model_args: Any) -> Any:
+    """The BitsAndBytesConfig of --load_in_4bit (TRL's get_quantization_config), or None."""
+    if not getattr(model_args, "load_in_4bit", False):
+        return None
+    check_quantization(model_args)
+    from trl import get_quantization_config
+
+    config = get_quantization_config(model_args)
+    if getattr(config, "bnb_4bit_compute_dtype", None) is None or model_dtype(model_args) == "auto":
+        import torch
+
+        # odin's default weights are fp32; the 4-bit layers compute in bf16 where the GPU has it.
+        config.bnb_4bit_compute_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return config
+
+
+def apply_lora(model: Any, model_args: Any, gradient_checkpointing: bool = False) -> Any:
     """Wrap ``model`` with a LoRA adapter through peft, configured by TRL's get_peft_config.
 
     As with trl sft, unset ``lora_target_modules`` means peft's default for the architecture.
+    A model loaded in 4 bit is first prepared for k-bit training (peft's prepare_model_for_kbit_training).
     """
-    from peft import get_peft_model
+    from peft import get_peft_model, prepare_model_for_kbit_training
     from trl import get_peft_config
 
+    if getattr(model, "is_loaded_in_4bit", False) or getattr(model, "is_loaded_in_8bit", False):
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=gradient_checkpointing)
     config = get_peft_config(model_args)
     if isinstance(config.target_modules, (list, set)) and list(config.target_modules) == ["all-linear"]:
         config.target_modules = "all-linear"  # a one-item list from the command line
@@ -382,7 +430,7 @@ def load_unsloth(model_args: Any, args: Any) -> tuple[Any, Any, Path]:
         model_name=str(folder),
         max_seq_length=args.max_length or 2048,
         dtype=None,
-        load_in_4bit=False,
+        load_in_4bit=bool(getattr(model_args, "load_in_4bit", False)),
         **where,
         trust_remote_code=load_args(model_args, args)["trust_remote_code"],
         **placement,

@@ -102,3 +102,17 @@ def clear_previous_run(found: list[Path]) -> None:
     )
     for path in found:
         remove_path(path)
+
+
+def check_hub(args: Any) -> None:
+    """--push_to_hub needs the Hub: refuse it at once when HF_HUB_OFFLINE is set, before anything trains."""
+    if not getattr(args, "push_to_hub", False):
+        return
+    from odin_slm.model import hub_offline
+
+    if hub_offline():
+        raise ConfigError(
+            "--push_to_hub true needs the Hugging Face Hub, but HF_HUB_OFFLINE is set.\n"
+            "  Unset HF_HUB_OFFLINE (and log in: hf auth login, or pass --hub_token), "
+            "or train without --push_to_hub and upload output_dir/final later with: hf upload <repo> <folder>"
+        )

@@ -1,4 +1,6 @@
-"""What a run leaves behind: metrics.json, the loss-curve PNG and the environment manifest.
+"""What a run leaves behind: final/ (and merged/), metrics.json, the loss-curve PNG and the environment manifest.
+
+:func:`write_outputs` writes them in that order, ``metrics.json`` last: it marks a finished run.
 
 Each file is written atomically: to a fresh temporary file beside it (``tempfile.mkstemp``, a name
 nobody can plant a link at in advance), then renamed over the target, so a reader never sees
@@ -14,6 +16,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import IO, Any
@@ -147,3 +150,113 @@ def write_json(path: Path, data: Any) -> None:
     """Write JSON atomically, under a unique temporary name: a reader never sees half a file."""
     with atomic_file(path) as fh:
         fh.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+VERSIONS = ("torch", "transformers", "trl", "accelerate", "peft")
+
+
+@dataclass
+class RunRecord:
+    """The facts of a finished run that metrics.json reports, gathered by the recipe."""
+
+    out: Path
+    engine: str
+    model_path: Path
+    lora: bool
+    trainable: int
+    dataset: str
+    fmt: str
+    train_rows: int
+    eval_rows: int
+    resumed_from: str | None
+    world_size: int
+    train_tokens: int  # summed over ranks
+    train_seconds: float
+    started: float  # time.perf_counter() when the run started
+    provenance: dict
+    eval_before: dict | None = None
+    eval_after: dict | None = None
+    extra: dict = field(default_factory=dict)  # e.g. packing, hub
+
+
+def save_model(model: Any, tokenizer: Any, out: Path, merge_lora: bool) -> tuple[Path, Path | None]:
+    """Save the model or adapter (safetensors) and tokenizer in out/final, and the merged model in out/merged."""
+    from odin_slm.checkpoints import staged_dir
+
+    final = out / "final"
+    with staged_dir(final) as staging:  # a kill mid-save leaves the previous final/ (or none)
+        model.save_pretrained(staging, safe_serialization=True)
+        tokenizer.save_pretrained(staging)
+    if not merge_lora:
+        return final, None
+    from odin_slm.model import save_merged
+
+    with staged_dir(out / "merged") as staging:  # after the adapter: merging folds it into the base weights
+        save_merged(model, tokenizer, staging)
+    return final, out / "merged"
+
+
+def build_metrics(run: RunRecord, result: Any, outputs: dict, env: dict) -> dict[str, Any]:
+    """metrics.json's content, from the run's facts and the engine's result."""
+    import time
+
+    seconds = run.train_seconds
+    return {
+        "engine": run.engine,
+        "model": str(run.model_path),
+        "method": "lora" if run.lora else "full",
+        "trainable_parameters": run.trainable,
+        "dataset": run.dataset,
+        "format": run.fmt,
+        "train_rows": run.train_rows,
+        "train_sequences": result.train_sequences,  # fewer than train_rows when packed
+        "eval_rows": run.eval_rows,
+        "global_step": result.global_step,
+        "resumed_from": run.resumed_from,
+        "loss_curve": result.losses,
+        "eval_loss_curve": result.eval_losses,
+        "eval_before": run.eval_before,
+        "eval_after": run.eval_after,
+        "train_seconds": round(seconds, 2),
+        "total_seconds": round(time.perf_counter() - run.started, 2),
+        "world_size": run.world_size,
+        "train_tokens": run.train_tokens,
+        "tokens_per_second": round(run.train_tokens / seconds, 1) if seconds > 0 else None,
+        **peak_memory(),
+        **run.extra,
+        "outputs": outputs,
+        "config": {"file": run.provenance["config_file"], "argv": run.provenance["argv"]},
+        "versions": {k: env["packages"].get(k) for k in VERSIONS},
+    }
+
+
+def write_outputs(run: RunRecord, result: Any, tokenizer: Any, merge_lora: bool) -> dict[str, Any]:
+    """Write final/ (merged/), environment.json, loss.png, then metrics.json; return the metrics."""
+    out = run.out
+    final, merged = save_model(result.model, tokenizer, out, merge_lora)
+    env = environment()
+    env["world_size"] = run.world_size
+    write_json(out / "environment.json", env)
+    plotted = plot_losses(result.losses, out / "loss.png", f"{run.engine} · {run.model_path.name}")
+    outputs = {
+        "model": str(final),
+        "merged_model": str(merged) if merged else None,
+        "loss_plot": str(out / "loss.png") if plotted else None,
+        "environment": str(out / "environment.json"),
+    }
+    metrics = build_metrics(run, result, outputs, env)
+    write_json(out / "metrics.json", metrics)
+    return metrics
+
+
+def summary(metrics: dict[str, Any], out: Path) -> str:
+    """The lines printed at the end of a run."""
+    curve = metrics["loss_curve"]
+    text = (
+        f"Done in {metrics['total_seconds']:.0f} s: {metrics['global_step']} steps, "
+        f"{metrics['tokens_per_second']} tokens/s, final loss {curve[-1]['loss'] if curve else float('nan'):.4f}"
+    )
+    before, after = metrics["eval_before"], metrics["eval_after"]
+    if before and after:
+        text += f", exact match {before['exact_match']:.3f} -> {after['exact_match']:.3f}"
+    return text + f"\nOutputs in {out}/ (final/, metrics.json, loss.png, environment.json)"

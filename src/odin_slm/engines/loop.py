@@ -13,6 +13,10 @@ matches the ``trl`` engine's:
 Checkpoints are ``accelerator.save_state`` folders named ``checkpoint-<step>`` (weights,
 optimizer, scheduler, RNG states) plus ``odin_loop_state.json`` with the step and losses,
 written under a temporary name and renamed into place when complete.
+
+The run's ``TrainerCallback``s get ``on_step_end`` after each optimizer step, as under Trainer;
+``control.should_save`` / ``control.should_training_stop`` save a checkpoint / stop the loop.
+The loop engine does not pack, evaluate, report or push to the Hub: those options are refused.
 """
 
 from __future__ import annotations
@@ -26,6 +30,9 @@ from pathlib import Path
 from typing import Any
 
 from odin_slm.checkpoints import LOOP_STATE, checkpoint_dirs, staged_dir
+from odin_slm.config import ConfigError
+from odin_slm.data import IGNORE_INDEX
+from odin_slm.engines import Engine, TrainJob, TrainResult
 
 log = logging.getLogger("odin_slm")
 STATE_FILE = LOOP_STATE
@@ -69,15 +76,15 @@ def train_loop(
     args: Any,
     stop: Any,
     resume: str | None,
-    on_step: Callable[[int], None] | None = None,
-) -> dict:
-    """Train ``model`` on tokenized rows; returns {"losses", "global_step", "model"}."""
+    callbacks: list[Any] | None = None,
+) -> TrainResult:
+    """Train ``model`` on tokenized rows."""
     import torch
     from accelerate import Accelerator
     from accelerate.utils import DataLoaderConfiguration, set_seed
     from torch.utils.data import DataLoader, RandomSampler
     from tqdm.auto import tqdm
-    from transformers import get_scheduler
+    from transformers import TrainerControl, TrainerState, get_scheduler
 
     set_seed(args.seed)
     ga = args.gradient_accumulation_steps
@@ -115,6 +122,7 @@ def train_loop(
         step, losses = state["global_step"], state["losses"]
         log.info("Resumed the loop engine from %s at step %d", resume, step)
 
+    trainer_state, control = TrainerState(global_step=step, max_steps=max_steps), TrainerControl()
     model.train()
     bar = tqdm(total=max_steps, initial=step, desc="train (loop)", disable=args.disable_tqdm)
     epoch = step // steps_per_epoch
@@ -127,14 +135,14 @@ def train_loop(
             window = [b for _, b in zip(range(ga), batches, strict=False)]
             if not window:
                 break
-            n_items = sum(int((b["labels"][:, 1:] != -100).sum()) for b in window)
+            n_items = sum(int((b["labels"][:, 1:] != IGNORE_INDEX).sum()) for b in window)
             total = 0.0
             for b in window:
                 logits = model(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits
                 loss = torch.nn.functional.cross_entropy(
                     logits[:, :-1].flatten(0, 1).float(),
                     b["labels"][:, 1:].flatten(),
-                    ignore_index=-100,
+                    ignore_index=IGNORE_INDEX,
                     reduction="sum",
                 ) / max(n_items, 1)
                 accelerator.backward(loss)
@@ -149,15 +157,60 @@ def train_loop(
                 losses.append({"step": step, "loss": total})
                 bar.set_postfix(loss=f"{total:.4f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
             bar.update(1)
-            if on_step:
-                on_step(step)
+            control = _step_end(callbacks or [], args, trainer_state, step)
             save_now = args.save_strategy == "steps" and args.save_steps and step % int(args.save_steps) == 0
-            if stop or save_now:
+            if stop or save_now or control.should_save:
                 _save(accelerator, out, step, losses, args.save_total_limit)
-            if stop or step >= max_steps:
+            if stop or control.should_training_stop or step >= max_steps:
                 break
-        if stop:
+        if stop or control.should_training_stop:
             break
         epoch += 1
     bar.close()
-    return {"losses": losses, "global_step": step, "model": accelerator.unwrap_model(model)}
+    return TrainResult(
+        model=accelerator.unwrap_model(model),
+        global_step=step,
+        losses=losses,
+        log_history=list(losses),
+        train_sequences=len(train_ds),
+    )
+
+
+def _step_end(callbacks: list[Any], args: Any, state: Any, step: int) -> Any:
+    """Call each callback's ``on_step_end`` as Trainer does; returns the resulting TrainerControl."""
+    from transformers import TrainerControl
+
+    state.global_step = step
+    control = TrainerControl()
+    for callback in callbacks:
+        control = callback.on_step_end(args, state, control) or control
+    return control
+
+
+_USE_TRL = "use --engine trl."
+_REFUSED = "the loop engine does not report or evaluate; " + _USE_TRL
+
+
+def _value(option: Any) -> Any:
+    return getattr(option, "value", option)  # enum options print as their value
+
+
+class LoopEngine(Engine):
+    name = "loop"
+
+    def check(self, script: Any, model_args: Any, args: Any) -> None:
+        reports = args.report_to if isinstance(args.report_to, list) else [args.report_to]
+        reports = [_value(r) for r in reports if r and _value(r) != "none"]
+        if reports:
+            raise ConfigError(f"--report_to {' '.join(reports)}: {_REFUSED}")
+        if _value(args.eval_strategy) != "no":
+            raise ConfigError(f"--eval_strategy {_value(args.eval_strategy)}: {_REFUSED}")
+        if getattr(args, "packing", False):
+            raise ConfigError(f"--packing true: the loop engine trains on unpacked rows; {_USE_TRL}")
+        if getattr(args, "push_to_hub", False):
+            raise ConfigError(f"--push_to_hub true: the loop engine does not push to the Hub; {_USE_TRL}")
+
+    def train(self, job: TrainJob) -> TrainResult:
+        return train_loop(
+            job.model, job.train_rows, job.collator, job.args, job.stop, job.resume, callbacks=job.callbacks
+        )

@@ -1,0 +1,120 @@
+"""The ``trl`` engine: TRL's ``SFTTrainer`` on odin's tokenized rows.
+
+With ``--packing`` TRL packs the rows itself (``packing_strategy``, default best-fit decreasing,
+padding-free): the trainer then uses TRL's own collator, which odin wraps to count the tokens.
+With ``--push_to_hub`` the Trainer creates the repository when it starts and pushes as it saves;
+the final push (:func:`push`) runs after odin has written its outputs.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from odin_slm.config import ConfigError
+from odin_slm.engines import Engine, TrainJob, TrainResult
+
+log = logging.getLogger("odin_slm")
+
+
+def _stop_on_signal(stop: Any) -> Any:
+    """A callback that saves a checkpoint and stops once SIGINT/SIGTERM arrived."""
+    from transformers import TrainerCallback
+
+    class StopOnSignal(TrainerCallback):
+        def on_step_end(self, _args: Any, _state: Any, control: Any, **_kw: Any) -> Any:
+            if stop:
+                control.should_save = True
+                control.should_training_stop = True
+            return control
+
+    return StopOnSignal()
+
+
+def _counting_train_loader(trainer_cls: type, counter: Any) -> type:
+    """A subclass whose training batches (only those) go through ``counter``, wrapping TRL's own collator."""
+
+    class CountingTrainer(trainer_cls):  # type: ignore[misc,valid-type]
+        def get_train_dataloader(self) -> Any:
+            inner = self.data_collator
+            counter.inner, self.data_collator = inner, counter
+            try:
+                return super().get_train_dataloader()
+            finally:
+                self.data_collator = inner
+
+    CountingTrainer.__name__ = CountingTrainer.__qualname__ = trainer_cls.__name__
+    return CountingTrainer
+
+
+class TrlEngine(Engine):
+    name = "trl"
+
+    def trainer_class(self) -> type:
+        from trl import SFTTrainer
+
+        return SFTTrainer
+
+    def train(self, job: TrainJob) -> TrainResult:
+        from datasets import Dataset
+
+        args = job.args
+        trainer_cls = self.trainer_class()
+        plan = None
+        if job.fast_levers:  # CUDA only (the recipe checks); a lever that breaks falls back to the plain path
+            try:
+                from odin_slm import fast
+
+                plan = fast.tune(job.model, args, lora=job.lora)  # the model already carries its adapters
+                trainer_cls = fast.trainer_class(trainer_cls)
+                log.info("fast levers: %s", plan)
+            except Exception as exc:  # a lever that breaks must not stop training
+                log.warning("fast levers unavailable, plain SFTTrainer: %s: %s", type(exc).__name__, exc)
+                plan = {"error": f"{type(exc).__name__}: {exc}"}
+        packing = bool(getattr(args, "packing", False))
+        if packing:
+            # TRL packs the rows and pads them with its own (padding-free) collator, which refuses another.
+            trainer_cls = _counting_train_loader(trainer_cls, job.collator)
+        trainer = trainer_cls(
+            model=job.model,
+            args=args,
+            train_dataset=Dataset.from_list(job.train_rows),
+            eval_dataset=Dataset.from_list(job.eval_rows) if job.eval_rows else None,
+            processing_class=job.tokenizer,
+            data_collator=None if packing else job.collator,
+            # The run's own callbacks see each step first: one that asks to stop is honoured at once.
+            callbacks=[*job.callbacks, _stop_on_signal(job.stop)],
+        )
+        if packing and "labels" not in trainer.train_dataset.column_names:
+            raise ConfigError(
+                "--packing: this trl packs input_ids only and would train on the prompts too; "
+                "upgrade trl (pip install -U trl) or leave --packing off."
+            )
+        trainer.train(resume_from_checkpoint=job.resume)
+        history = trainer.state.log_history
+        fsdp = bool(getattr(trainer, "is_fsdp_enabled", False))
+        return TrainResult(
+            model=trainer.model,
+            global_step=trainer.state.global_step,
+            losses=[{"step": e["step"], "loss": e["loss"]} for e in history if "loss" in e],
+            eval_losses=[
+                {"step": e["step"], "eval_loss": e["eval_loss"]} for e in history if "eval_loss" in e
+            ],
+            log_history=list(history),
+            train_sequences=len(trainer.train_dataset),
+            # FSDP leaves each rank a shard of the weights: every rank takes part in gathering a full
+            # copy onto rank 0 (an empty dict elsewhere), from which rank 0 rebuilds a plain model.
+            full_state_dict=trainer.accelerator.get_state_dict(trainer.model) if fsdp else None,
+            fast=plan.as_dict() if hasattr(plan, "as_dict") else plan,
+            trainer=trainer,
+        )
+
+
+def push(result: TrainResult, commit_message: str = "End of training") -> str:
+    """Push the trained model, tokenizer, model card and the run's outputs with ``Trainer.push_to_hub``.
+
+    Every rank calls it (the Trainer saves on the main process and uploads from there).
+    """
+    trainer = result.trainer
+    info = trainer.push_to_hub(commit_message=commit_message, blocking=True)
+    return str(getattr(info, "commit_url", None) or getattr(info, "oid", "") or trainer.hub_model_id)
