@@ -75,13 +75,13 @@ def argument_classes() -> tuple[type, ...]:
             },
         )
         engine: str = field(default="auto", metadata={"help": "auto | trl | unsloth | loop"})
-        odin_fast: bool = field(
-            # Off by default: on the shipped 200-step GPU configs the compile time is not earned back
-            # (docs/train-gpu.md); on long runs of 2048-token rows it wins (docs/benchmarks.md).
-            default=False,
+        odin_fast: bool | None = field(
+            # Unset: odin_slm.fast decides (fast.wanted): on where it was measured to pay (docs/train-gpu.md).
+            default=None,
             metadata={
                 "help": "On CUDA with the trl engine, apply odin_slm.fast's speed levers (docs/train-gpu.md, "
-                "docs/benchmarks.md): worth it for long runs; ignored on CPU."
+                "docs/benchmarks.md). Default: on where they pay, i.e. micro-batches of at least 16384 tokens "
+                "(batch x max_length x accumulation) for at least 100 steps; true/false forces it. Ignored on CPU."
             },
         )
 

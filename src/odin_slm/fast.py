@@ -28,8 +28,9 @@ unavailable (no CUDA, no Triton, no ``liger-kernel``, an architecture Liger does
 - ``checkpoint_layers``: the fraction of decoder layers that recompute their activations in the
   backward pass (the first ones). 0 keeps every activation (fastest), 1 is full gradient
   checkpointing (smallest); in between trades speed for memory layer by layer.
-- ``memory_budget``: ``torch.compile``'s activation memory budget for the compiled layers (1.0 saves
-  what the compiler would; lower makes its partitioner recompute the cheapest activations first).
+- ``memory_budget`` / ``lora_memory_budget``: ``torch.compile``'s activation memory budget for the compiled
+  layers (1.0 saves what the compiler would; lower makes its partitioner recompute the cheapest
+  activations first). LoRA runs at 0.5: its small-memory mode without recomputing whole layers.
 - ``bf16`` and ``optim="adamw_torch_fused"``: TRL's defaults already; set explicitly.
 
 Importing this module is cheap: torch, transformers and liger are imported inside the functions.
@@ -54,10 +55,34 @@ DEFAULTS: dict[str, Any] = {
     "compile_layers": True,
     "liger_layers": False,  # only used when compile_layers is off or unavailable
     # LoRA inputs stay bf16 under autocast (numerically the same matmuls, no fp32 copy kept).
-    "lora_bf16_compute": False,
+    "lora_bf16_compute": True,
     "checkpoint_layers": 0.0,
-    "memory_budget": 1.0,
+    "memory_budget": 1.0,  # full fine-tuning: keep what the compiler keeps
+    # LoRA: recompute the cheapest activations; with lora_bf16_compute this ran at 2.0x (S) and 1.27x (L)
+    # unsloth's tokens/s below unsloth's peak memory, in one call (docs/benchmarks.md).
+    "lora_memory_budget": 0.5,
 }
+
+
+# Where the levers were measured to pay on one H200 (docs/train-gpu.md, docs/benchmarks.md): steps of
+# 8 x 2048 tokens ran 1.3-2.4x faster once compiled, and a cold compile (about 15 s) is earned back in under
+# 100 such steps. Steps of 32 x 128 tokens (the shipped configs) are bound by host work: the levers saved
+# 2-7% of the training time there, about what the compile costs in 200 steps, so they stay off.
+PAYS_TOKENS_PER_STEP = 16384
+PAYS_STEPS = 100
+
+
+def wanted(requested: bool | None, *, engine: str, cuda: bool, tokens_per_step: int, steps: int) -> bool:
+    """Whether a run gets the levers: ``requested`` (``--odin_fast``) if given, else where they pay.
+
+    Only CUDA and the ``trl`` engine have them. ``tokens_per_step`` is the padded micro-batch
+    (batch x max_length x gradient accumulation); ``steps`` the optimizer steps the run will take.
+    """
+    if not cuda or engine != "trl":
+        return False
+    if requested is not None:
+        return bool(requested)
+    return tokens_per_step >= PAYS_TOKENS_PER_STEP and steps >= PAYS_STEPS
 
 
 @dataclass
@@ -214,7 +239,7 @@ def tune(model: Any, args: Any, *, lora: bool, **levers: Any) -> FastPlan:
         count = _checkpoint_layers(model, fraction)
         plan.on.append(f"checkpoint_layers={count}/{len(_decoder_layers(model))}")
 
-    budget = float(opts["memory_budget"])
+    budget = float(opts["lora_memory_budget"] if lora else opts["memory_budget"])
     if budget >= 1.0:
         plan.off["memory_budget"] = "disabled"
     elif not compiled:

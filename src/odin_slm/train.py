@@ -18,11 +18,12 @@ import odin_compat  # noqa: F401,I001  (first: its repairs apply as the HF stack
 import logging
 import signal
 import sys
+import math
 import time
 from pathlib import Path
 from typing import Any
 
-from odin_slm import preflight, report
+from odin_slm import fast, preflight, report
 from odin_slm.checkpoints import CheckpointError, resolve_resume
 from odin_slm.config import ConfigError, parse_args
 from odin_slm.data import CHAT_FORMATS, CountingCollator, DataError, PadCollator, load_splits, tokenize
@@ -247,6 +248,16 @@ class SFTRecipe:
 
     # ------------------------------------------------------------------ train
 
+    def _planned_steps(self) -> int:
+        """The optimizer steps this run will take (``max_steps``, else the epochs over the train rows)."""
+        args = self.args
+        if args.max_steps and args.max_steps > 0:
+            return int(args.max_steps)
+        per_step = (
+            args.per_device_train_batch_size * args.gradient_accumulation_steps * max(args.world_size, 1)
+        )
+        return int(math.ceil(len(self.train_rows) / per_step) * args.num_train_epochs)
+
     def train(self) -> TrainResult:
         """Train with the engine; SIGINT/SIGTERM save a checkpoint and stop after the current step."""
         import torch
@@ -265,7 +276,15 @@ class SFTRecipe:
             resume=self.resume,
             callbacks=self.callbacks,
             lora=self.model_args.use_peft,
-            fast_levers=self.script.odin_fast and torch.cuda.is_available(),
+            fast_levers=fast.wanted(
+                self.script.odin_fast,
+                engine=self.engine.name,
+                cuda=torch.cuda.is_available(),
+                tokens_per_step=self.args.per_device_train_batch_size
+                * self.args.gradient_accumulation_steps
+                * (self.args.max_length or 1024),
+                steps=self._planned_steps(),
+            ),
         )
         self.stop.install()
         t0 = time.perf_counter()
