@@ -101,7 +101,7 @@ def plot(results: dict[str, Any], out: Path) -> None:
             run = results["runs"].get(name)
             if run:
                 steps, losses = zip(*_curve(run), strict=True)
-                label = "plain TRL (--odin_fast false)" if name == plain else "odin default"
+                label = "plain TRL (--odin_fast false)" if name == plain else "odin levers (--odin_fast true)"
                 ax.plot(steps, losses, style, label=label)
         ax.set_title("full fine-tuning" if plain.startswith("full") else "LoRA (r16, all linear)")
         ax.set_xlabel("step")
