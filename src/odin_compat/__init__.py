@@ -12,7 +12,8 @@ from __future__ import annotations
 import sys
 from _thread import allocate_lock
 
-from odin_compat._env import TRUE_VALUES, disabled as _disabled  # noqa: F401  (TRUE_VALUES: older name)
+from odin_compat._env import TRUE_VALUES  # noqa: F401  (TRUE_VALUES: older name)
+from odin_compat._env import disabled as _disabled
 from odin_compat._stack import REBUILDERS
 from odin_compat._version import __version__
 

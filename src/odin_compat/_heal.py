@@ -31,6 +31,7 @@ import builtins
 import os
 import sys
 from _thread import RLock
+
 from odin_compat._stack import ORIGINS as ORIGIN_PACKAGES
 
 TYPE_CHECKING = False

@@ -323,7 +323,7 @@ def main(as_json: bool = False, check: bool = False, entries: tuple[str, ...] = 
 
 def catalogue() -> str:
     """docs/catalogue.md: every record as a Markdown table, generated from the records."""
-    from odin_compat import _records
+    from odin_compat._registry import REGISTRY
 
     def cell(text: str) -> str:
         return text.replace("|", "\\|").replace("\n", " ")
@@ -334,14 +334,14 @@ def catalogue() -> str:
         "Generated from the records by `python -m odin_compat catalogue -o docs/catalogue.md`; do not edit by hand.",
         "Each record is proved against real releases in `docs/matrix.md`.",
         "",
-        "| id | kind | where | fixes (error a user sees) | works | breaks | source |",
-        "|---|---|---|---|---|---|---|",
+        "| id | kind | where | fixes (error a user sees) | works | breaks | source | remove when |",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    records = sorted(_records.REGISTRY.all(), key=lambda r: (r.module.partition(".")[0], r.id))
+    records = sorted(REGISTRY.all(), key=lambda r: (r.module.partition(".")[0], r.id))
     for r in records:
         lines.append(
             f"| `{r.id}` | {r.kind} | `{r.module}.{r.name}` | `{cell(r.fixes)}` | {cell(r.works)} | "
-            f"{cell(r.breaks)} | {cell(r.upstream)} |"
+            f"{cell(r.breaks)} | {cell(r.upstream)} | {cell(r.remove_when)} |"
         )
     lines.append("")
     lines.append(f"{len(records)} records.")

@@ -116,7 +116,7 @@ _FLIP = {"<": ">=", "<=": ">", ">": "<=", ">=": "<", "==": "!=", "!=": "=="}
 
 
 def _complement(requirement: str) -> str:
-    """"accelerate<1.3.0" -> "accelerate>=1.3.0"; a bare name -> "none"; a two-sided range -> "outside"."""
+    """ "accelerate<1.3.0" -> "accelerate>=1.3.0"; a bare name -> "none"; a two-sided range -> "outside"."""
     if not requirement:
         return ""
     cut = min((i for i, c in enumerate(requirement) if c in "<>=!~ "), default=len(requirement))

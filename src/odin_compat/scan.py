@@ -18,6 +18,7 @@ import json
 import re
 import sys
 from pathlib import Path
+
 from odin_compat._stack import SCANNED as TARGETS
 
 _IMPORT_RE = re.compile(
@@ -391,9 +392,7 @@ def _repairs() -> dict[tuple[str, str], str]:
     """(module, name) -> id of the record that provides it (only names a record adds)."""
     from odin_compat._registry import REGISTRY
 
-    return {
-        (r.module, r.name): r.id for r in REGISTRY.all() if r.kind in ("backport", "alias", "lazy")
-    }
+    return {(r.module, r.name): r.id for r in REGISTRY.all() if r.kind in ("backport", "alias", "lazy")}
 
 
 def render(result: dict) -> str:

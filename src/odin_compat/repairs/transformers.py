@@ -79,7 +79,9 @@ _TOKENIZER_UPSTREAM = (
 )
 
 
-def _renamer(path: str, old: str, new: str, warn: str | None = None) -> abc.Callable[[ModuleType, Record], object]:
+def _renamer(
+    path: str, old: str, new: str, warn: str | None = None
+) -> abc.Callable[[ModuleType, Record], object]:
     """A provider that lets the callable at `path` take `old` as `new`."""
 
     def provide(module: ModuleType, record: Record) -> object:

@@ -15,6 +15,7 @@ def tokenizer(self):
     )
     return self.processing_class
 
+
 def set_tokenizer(self, processing_class) -> None:
     logger.warning_once(
         "Trainer.tokenizer is now deprecated. You should use `Trainer.processing_class = processing_class` instead."

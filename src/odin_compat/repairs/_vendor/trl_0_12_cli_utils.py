@@ -25,6 +25,7 @@ class SFTScriptArguments(ScriptArguments):
             "`ScriptArguments` instead."
         )
 
+
 @dataclass
 class RewardScriptArguments(ScriptArguments):
     def __post_init__(self):
@@ -32,6 +33,7 @@ class RewardScriptArguments(ScriptArguments):
             "`RewardScriptArguments` is deprecated, and will be removed in v0.13. Please use "
             "`ScriptArguments` instead."
         )
+
 
 # trl 0.10.1's DPOScriptArguments also had `sanity_check` (dropped in 0.11): kept, with its default,
 # so scripts of both releases parse.
@@ -76,6 +78,7 @@ class YamlConfigParser:
 
             final_string += f"--{key} {value} "
         return final_string
+
 
 class TrlParser(HfArgumentParser):
     def __init__(self, parsers, ignore_extra_args=False):
@@ -132,9 +135,7 @@ class TrlParser(HfArgumentParser):
             # outputs[-1] is remaining command line strings
             # outputs[-2] is remaining yaml config as Namespace
             # combine them into remaining strings object
-            remaining_strings = outputs[-1] + [
-                f"{key}: {value}" for key, value in vars(outputs[-2]).items()
-            ]
+            remaining_strings = outputs[-1] + [f"{key}: {value}" for key, value in vars(outputs[-2]).items()]
             return outputs[:-2], remaining_strings
         else:
             # outputs[-1] is either remaining yaml config as Namespace or parsed config as Dataclass

@@ -62,9 +62,7 @@ class DataCollatorForCompletionOnlyLM(DataCollatorForLanguageModeling):
         self.response_template = response_template
         if isinstance(response_template, str):
             # The user provides a string, must tokenize
-            self.response_token_ids = self.tokenizer.encode(
-                self.response_template, add_special_tokens=False
-            )
+            self.response_token_ids = self.tokenizer.encode(self.response_template, add_special_tokens=False)
         else:
             # The user already provides the token ids
             self.response_token_ids = response_template
@@ -109,9 +107,7 @@ class DataCollatorForCompletionOnlyLM(DataCollatorForLanguageModeling):
                     )
                     batch["labels"][i, :] = self.ignore_index
                 else:
-                    response_token_ids_end_idx = response_token_ids_start_idx + len(
-                        self.response_token_ids
-                    )
+                    response_token_ids_end_idx = response_token_ids_start_idx + len(self.response_token_ids)
 
                     # Make pytorch loss function ignore all tokens up through the end of the response key
                     batch["labels"][i, :response_token_ids_end_idx] = self.ignore_index

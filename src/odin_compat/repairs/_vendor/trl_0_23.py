@@ -44,7 +44,9 @@ class ChatMlSpecialTokens:
             "{% endif %}"
         )
 
+
 FORMAT_MAPPING = {"chatml": ChatMlSpecialTokens}
+
 
 def setup_chat_format(
     model,

@@ -18,9 +18,7 @@ class SftScriptArguments:
     dataset_test_name: str = field(
         default="test", metadata={"help": "the name of the training set of the dataset"}
     )
-    max_seq_length: int = field(
-        default=512, metadata={"help": "The maximum sequence length for SFT Trainer"}
-    )
+    max_seq_length: int = field(default=512, metadata={"help": "The maximum sequence length for SFT Trainer"})
     packing: bool = field(
         default=False, metadata={"help": "Whether to apply data packing or not during training"}
     )
@@ -28,6 +26,7 @@ class SftScriptArguments:
     gradient_checkpointing_use_reentrant: bool = field(
         default=False, metadata={"help": "Whether to apply `use_reentrant` for gradient_checkpointing"}
     )
+
 
 @dataclass
 class DpoScriptArguments:
