@@ -130,99 +130,18 @@ def untouched(code: str, *folders: Path) -> str:
 
 # --- docs/matrix.md from a junit XML of `pytest -m matrix` ------------------------------------
 
-# Which tests prove which record (a test id prefix per record: file::function).
-PROVES: dict[str, tuple[str, ...]] = {
-    "accelerate-unwrap-model-keep-torch-compile": ("test_repairs_accelerate::test_unwrap_model",),
-    "accelerate-clear-device-cache": ("test_repairs_accelerate::test_clear_device_cache",),
-    "accelerate-dataloader-args": ("test_repairs_accelerate::test_dataloader_args",),
-    "accelerate-is-tpu-available": (
-        "test_repairs_accelerate::test_is_tpu_available_breaks",
-        "test_repairs_accelerate::test_is_tpu_available_backport_untouched",
-    ),
-    "accelerate-utils-is-tpu-available": (
-        "test_repairs_accelerate::test_is_tpu_available_breaks",
-        "test_repairs_accelerate::test_is_tpu_available_untouched_on_0_27",
-    ),
-    "accelerate-fp8backendtype": ("test_fp8_releases::",),
-    "accelerate-utils-fp8backendtype": ("test_fp8_releases::test_identity",),
-    "transformers-adamw": ("test_repairs_transformers::test_adamw",),
-    "transformers-adamw-export": ("test_repairs_transformers::test_adamw",),
-    "transformers-evaluation-strategy": ("test_repairs_transformers::test_evaluation_strategy",),
-    "transformers-eval-strategy-old": ("test_repairs_transformers::test_eval_strategy",),
-    "transformers-trainer-tokenizer": (
-        "test_repairs_transformers::test_trainer_tokenizer_breaks",
-        "test_repairs_transformers::test_trainer_tokenizer_untouched",
-    ),
-    "transformers-trainer-processing-class": (
-        "test_repairs_transformers::test_trainer_processing_class",
-        "test_repairs_transformers::test_trainer_tokenizer_untouched",
-    ),
-    "transformers-override-compute-loss": (
-        "test_repairs_transformers::test_compute_loss",
-        "test_repairs_transformers::test_overrides_untouched",
-    ),
-    "transformers-override-training-step": (
-        "test_repairs_transformers::test_training_step",
-        "test_repairs_transformers::test_overrides_untouched",
-    ),
-    "transformers-override-get-batch-samples": (
-        "test_repairs_transformers::test_get_batch_samples",
-        "test_repairs_transformers::test_overrides_untouched",
-    ),
-    "transformers-is-torch-tpu-available": ("test_repairs_transformers::test_is_torch_tpu_available",),
-    "transformers-utils-is-torch-tpu-available": ("test_repairs_transformers::test_is_torch_tpu_available",),
-    "transformers-is-torch-tpu-available-export": ("test_repairs_transformers::test_is_torch_tpu_available",),
-    "transformers-rng-state-weights-only": ("test_repairs_transformers::test_rng_state",),
-    "transformers-warmup-ratio": ("test_repairs_transformers::test_warmup_ratio",),
-    "transformers-overwrite-output-dir": (
-        "test_repairs_transformers::test_overwrite_output_dir",
-        "test_repairs_transformers::test_warmup_ratio",
-    ),
-    "transformers-group-by-length": ("test_repairs_transformers::test_group_by_length",),
-    "transformers-include-inputs-for-metrics": ("test_repairs_transformers::test_group_by_length",),
-    "transformers-no-cuda": ("test_repairs_transformers::test_no_cuda",),
-    "transformers-trainer-tokenizer-attribute": (
-        "test_repairs_transformers::test_trainer_tokenizer_attribute",
-    ),
-    "trl-sfttrainer-tokenizer": ("test_repairs_trl::test_sfttrainer_tokenizer",),
-    "trl-sfttrainer-processing-class": (
-        "test_repairs_trl::test_sfttrainer_processing_class",
-        "test_repairs_trl::test_sfttrainer_tokenizer_untouched",
-    ),
-    "trl-sfttrainer-config-args": ("test_repairs_trl::test_sfttrainer_config_args",),
-    "trl-sftconfig-max-seq-length": ("test_repairs_trl::test_sftconfig_max_seq_length",),
-    "trl-completion-only-collator": ("test_repairs_trl::test_completion_only_collator",),
-    "trl-trainer-completion-only-collator-export": ("test_repairs_trl::test_completion_only_collator",),
-    "trl-completion-only-collator-export": ("test_repairs_trl::test_completion_only_collator",),
-    "peft-prepare-model-for-int8-training": ("test_repairs_peft::test_int8_training",),
-    "peft-utils-prepare-model-for-int8-training-export": ("test_repairs_peft::test_int8_training",),
-    "peft-prepare-model-for-int8-training-export": ("test_repairs_peft::test_int8_training",),
-    "huggingface-hub-hffolder": ("test_repairs_huggingface_hub::test_hffolder",),
-    "trl-get-kbit-device-map": ("test_repairs_trl::test_get_kbit_device_map",),
-    "trl-trainer-get-kbit-device-map-export": ("test_repairs_trl::test_get_kbit_device_map",),
-    "trl-get-kbit-device-map-export": ("test_repairs_trl::test_get_kbit_device_map",),
-    "trl-setup-chat-format": ("test_repairs_trl::test_setup_chat_format",),
-    "trl-models-setup-chat-format-export": ("test_repairs_trl::test_setup_chat_format",),
-    "trl-setup-chat-format-export": ("test_repairs_trl::test_setup_chat_format",),
-    "trl-orpoconfig-export": ("test_repairs_trl::test_orpo_cpo_exports",),
-    "trl-orpotrainer-export": ("test_repairs_trl::test_orpo_cpo_exports",),
-    "trl-cpoconfig-export": ("test_repairs_trl::test_orpo_cpo_exports",),
-    "trl-cpotrainer-export": ("test_repairs_trl::test_orpo_cpo_exports",),
-    "trl-simple-chat-template": ("test_repairs_trl::test_simple_chat_template",),
-    "trl-commands-cli-utils": ("test_repairs_trl::test_cli_utils_module",),
-    "trl-modelconfig-torch-dtype": ("test_repairs_trl::test_model_config",),
-    "trl-modelconfig-torch-dtype-kwarg": ("test_repairs_trl::test_model_config",),
-    "trl-modelconfig-trust-remote-code": ("test_repairs_trl::test_model_config",),
-    "trl-dpo-trainer-tokenizer": ("test_repairs_trl::test_dpo_trainer_old_arguments",),
-    "trl-dpotrainer-config-args": ("test_repairs_trl::test_dpo_trainer_old_arguments",),
-    "trl-apply-chat-template-tokenizer": ("test_repairs_trl::test_apply_chat_template",),
-    "trl-maybe-apply-chat-template-tokenizer": ("test_repairs_trl::test_apply_chat_template",),
-    "transformers-hfargparser-removed-flags": ("test_repairs_transformers::test_removed_flags",),
-    "transformers-from-pretrained-removed-kwargs": ("test_repairs_transformers::test_from_pretrained",),
-    "trl-env-utils": ("test_repairs_trl::test_env_utils_module",),
-    "trl-hfargparser-removed-flags": ("test_repairs_trl::test_trl_parser_removed_flags",),
-    "huggingface-hub-utils-hffolder": ("test_repairs_huggingface_hub::test_hffolder",),
-}
+# Which tests prove which record: each record names them (`proof`, test id prefixes file::function).
+
+
+def known_tests(tests: Path = Path(__file__).parent) -> set[str]:
+    """Every test function of the test files, as "file::function" (read, not imported)."""
+    import ast
+
+    ids = set()
+    for path in tests.glob("test_*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        ids.update(f"{path.stem}::{n.name}" for n in tree.body if isinstance(n, ast.FunctionDef))
+    return ids
 
 
 def _junit_results(path: str) -> dict[str, tuple[str, float]]:
@@ -250,8 +169,7 @@ def report(junits: list[str], out: str) -> None:
     import platform
 
     sys.path.insert(0, str(SRC))
-    import odin_compat  # noqa: F401  (registers the records)
-    from odin_compat import _records
+    from odin_compat._registry import REGISTRY
 
     results: dict[str, tuple[str, float]] = {}
     for junit in junits:  # later files (re-runs) override earlier ones
@@ -277,8 +195,8 @@ def report(junits: list[str], out: str) -> None:
         "|---|---|---|---|---|",
     ]
     proven = 0
-    for record in sorted(_records.REGISTRY.all(), key=lambda r: r.id):
-        prefixes = PROVES.get(record.id, ())
+    for record in sorted(REGISTRY.all(), key=lambda r: r.id):
+        prefixes = record.proof
         tests = {n: r for n, r in results.items() if any(n.startswith(p) for p in prefixes)}
         if not tests:
             verdict = "not in matrix"
@@ -290,7 +208,7 @@ def report(junits: list[str], out: str) -> None:
             verdict = "skipped"
         names = ", ".join(f"`{n.partition('::')[2]}` {s}" for n, (s, _) in sorted(tests.items()))
         lines.append(f"| `{record.id}` | {record.works} | {record.breaks} | {verdict} | {names or '-'} |")
-    lines += ["", f"{proven} of {len(_records.REGISTRY.all())} records proven in this run.", ""]
+    lines += ["", f"{proven} of {len(REGISTRY.all())} records proven in this run.", ""]
     lines += [
         "## Rows of research/breakages.md without a record",
         "",

@@ -7,14 +7,15 @@ import types
 
 import pytest
 
-from odin_compat import _records
-from odin_compat._records import Record, apply, why_applies
+from odin_compat import _adapters, _registry, records
+from odin_compat._registry import apply, why_applies
+from odin_compat.records import Record
 
 
 def make(**overrides) -> Record:
     fields = dict(
         id="test-record", module="fake_target", name="thing", kind="backport", fixes="ImportError: thing",
-        works="fake>=2", breaks="fake<2", upstream="https://example.invalid/pr/1", remove_when="never",
+        affects="fake<2", upstream="https://example.invalid/pr/1", remove_when="never",
         provide=lambda module: "backported",
     )  # fmt: skip
     fields.update(overrides)
@@ -55,14 +56,6 @@ def test_a_failing_record_warns_and_is_contained() -> None:
     assert "thing" not in vars(module)
 
 
-def test_version_range_gates_the_record() -> None:
-    module = types.ModuleType("fake_target")
-    pytest_version = __import__("importlib.metadata").metadata.version("pytest")
-    assert why_applies(make(dist="pytest", versions=f"=={pytest_version}"), module)
-    assert why_applies(make(dist="pytest", versions="<1"), module) is None
-    assert why_applies(make(dist="no-such-dist-xyz", versions=">=0"), module) is None
-
-
 def test_kwarg_records_ask_their_predicate() -> None:
     module = types.ModuleType("fake_target")
     module.thing = lambda a: a
@@ -75,34 +68,82 @@ def test_record_validation() -> None:
     with pytest.raises(ValueError):
         make(kind="nonsense")
     with pytest.raises(ValueError):
-        make(versions="<2")  # a range needs its distribution
+        records.record("x", "no_colon", kind="alias", fixes="", upstream="", remove_when="", affects="")
+
+
+def test_the_working_side_is_derived_from_the_one_range() -> None:
+    assert (make().works, make().breaks) == ("fake>=2", "fake<2")
+    assert make(affects="fake>=1.0", note="(with bar)").breaks == "fake>=1.0 (with bar)"
+    assert make(affects="fake").works == "no fake release"
+    # records written in the older form keep their texts
+    assert make(works="fake>=2 (old text)", breaks="fake<2 (old)").works == "fake>=2 (old text)"
+
+
+def test_the_decorator_registers_one_record_per_declaration(monkeypatch: pytest.MonkeyPatch) -> None:
+    registry = _registry.Registry()
+    monkeypatch.setattr(records, "REGISTRY", registry)
+    seen = []
+
+    @records.record("a", "fake_target:thing", kind="backport", fixes="E", upstream="u", remove_when="r",
+                    affects="fake<2", proof="test_x::test_y")  # fmt: skip
+    @records.record("b", "fake_target.sub:thing", kind="alias", fixes="E", upstream="u", remove_when="r",
+                    affects="fake<2")  # fmt: skip
+    def provide(module: types.ModuleType, record: Record) -> str:
+        seen.append(record.id)  # a provider knows its record: no retyped id
+        return record.id
+
+    (a,), (b,) = registry.for_module("fake_target"), registry.for_module("fake_target.sub")
+    assert (a.id, a.proof, b.id, b.proof) == ("a", ("test_x::test_y",), "b", ())
+    assert a.provide(types.ModuleType("fake_target")) == "a" and seen == ["a"]
+
+
+def test_shared_predicates() -> None:
+    module = types.ModuleType("fake_target")
+    module.f = lambda new=None: new
+    rec = make(id="r", kind="kwarg")
+    assert records.lacks_kwarg("f", "old")(module, rec)
+    assert not records.lacks_kwarg("f", "old", given="missing")(module, rec)
+    assert not records.lacks_kwarg("f", "new")(module, rec)
+    assert records.renaming("f", "old", "new")(module, rec)
+    module.f = records.rename_kwarg(module.f, "old", "new", "r")
+    assert module.f(old=3) == 3
+    assert not records.lacks_kwarg("f", "old")(module, rec)  # accepts old now, through the adapter
+    assert not records.not_adapted("f")(module, rec) and records.not_adapted("f")(module, make(id="other"))
+
+
+def test_old_module_names_still_work() -> None:
+    from odin_compat import _records, _startup, startup
+
+    assert _startup is startup
+    assert _records.Record is Record and _records.REGISTRY is _registry.REGISTRY
+    assert _records.kwarg_adapter is _adapters.kwarg_adapter
 
 
 def test_apply_for_runs_the_registered_records(monkeypatch: pytest.MonkeyPatch) -> None:
-    registry = _records.Registry()
-    monkeypatch.setattr(_records, "REGISTRY", registry)
+    registry = _registry.Registry()
+    monkeypatch.setattr(_registry, "REGISTRY", registry)
     registry.add(make())
     module = types.ModuleType("fake_target")
     monkeypatch.setitem(sys.modules, "fake_target", module)
-    assert [o.status for o in _records.apply_for("fake_target")] == ["applied"]
+    assert [o.status for o in _registry.apply_for("fake_target")] == ["applied"]
     assert registry.outcomes[0].as_dict()["status"] == "applied"
 
 
 def test_outcomes_are_checked_against_the_modules_loaded_now(monkeypatch: pytest.MonkeyPatch) -> None:
-    registry = _records.Registry()
-    monkeypatch.setattr(_records, "REGISTRY", registry)
+    registry = _registry.Registry()
+    monkeypatch.setattr(_registry, "REGISTRY", registry)
     registry.add(make())
     module = types.ModuleType("fake_target")
     monkeypatch.setitem(sys.modules, "fake_target", module)
-    _records.apply_for("fake_target")
-    assert [o.status for o in _records.current_outcomes()] == ["applied"]
+    _registry.apply_for("fake_target")
+    assert [o.status for o in _registry.current_outcomes()] == ["applied"]
     module.thing = object()  # another library replaced what odin installed
-    (lost,) = _records.current_outcomes()
+    (lost,) = _registry.current_outcomes()
     assert lost.status == "lost" and "replaced since it was applied" in lost.reason
     # a new module object under the same name (a re-executed package) is repaired again
     fresh = types.ModuleType("fake_target")
     monkeypatch.setitem(sys.modules, "fake_target", fresh)
-    assert [o.status for o in _records.current_outcomes()] == ["applied"]
+    assert [o.status for o in _registry.current_outcomes()] == ["applied"]
     assert hasattr(fresh, "thing")
 
 
@@ -121,8 +162,8 @@ def test_keyword_adapters_reach_subclasses_with_their_own_init() -> None:
         def __init__(self, new: int = 0, **kwargs: object) -> None:  # checks its own keywords first
             super().__init__(new=new)
 
-    Base.__init__ = _records.rename_kwarg(Base.__init__, "old", "new", "test-rename")
-    assert _records.carry_to_subclasses(Base)
+    Base.__init__ = records.rename_kwarg(Base.__init__, "old", "new", "test-rename")
+    assert records.carry_to_subclasses(Base)
     assert Child(old=5).new == 5 and Child(new=6, extra=2).new == 6
     assert Caller(old=7).new == 7
     assert dataclasses.replace(Child(old=5), extra=3).new == 5
@@ -133,4 +174,4 @@ def test_carrying_never_replaces_an_upstream_new() -> None:
         def __new__(cls, *args: object, **kwargs: object) -> object:
             return super().__new__(cls)
 
-    assert not _records.carry_to_subclasses(Base)
+    assert not records.carry_to_subclasses(Base)

@@ -416,7 +416,7 @@ def test_warmup_ratio_untouched_on_4_57() -> None:
         WARMUP
         + """
 RECORD = "transformers-warmup-ratio"
-from odin_compat._records import adapted
+from odin_compat.records import adapted
 assert not adapted(TrainingArguments.__init__, RECORD)  # (4.57 does get the evaluation_strategy adapter)
 _o = [o for o in odin_compat.report()["outcomes"] if o["id"] == "transformers-overwrite-output-dir"]
 assert _o and _o[0]["status"] == "skipped", _o

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from odin_compat import _startup
+from odin_compat import startup as _startup
 
 ROOT = Path(__file__).resolve().parent.parent
 PROBE = (
@@ -80,7 +80,7 @@ def test_a_broken_odin_never_breaks_start_up(tmp_path: Path, capsys: pytest.Capt
         sys.meta_path.pop(0)
         sys.modules.update(hidden)
     assert "odin_compat: start-up activation skipped" in capsys.readouterr().err
-    assert (tmp_path / "odin_compat.start").read_text().strip() == "odin_compat._startup:activate"
+    assert (tmp_path / "odin_compat.start").read_text().strip() == "odin_compat.startup:activate"
 
 
 class _Refuse:

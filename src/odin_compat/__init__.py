@@ -9,29 +9,18 @@ no heavy library (no torch, transformers, accelerate, trl, peft or unsloth).
 
 from __future__ import annotations
 
-import os
 import sys
 from _thread import allocate_lock
 
+from odin_compat._env import TRUE_VALUES  # noqa: F401  (TRUE_VALUES: older name)
+from odin_compat._env import disabled as _disabled
+from odin_compat._stack import REBUILDERS
 from odin_compat._version import __version__
 
 __all__ = ["active", "heal", "report", "__version__"]
 
-# Packages that rebuild other libraries' functions from source; after each of
-# their imports the healer sweeps.
-REBUILDERS = ("unsloth", "unsloth_zoo", "unsloth_compiled_cache")
-
 _lock = allocate_lock()
 _state = {"active": False, "preloaded": []}
-
-
-# The values that switch a flag on, as in transformers' and huggingface_hub's env flags; any other
-# value ("0", "off", "false", "no", a typo) leaves odin on.
-TRUE_VALUES = ("1", "true", "yes", "on", "y", "t")
-
-
-def _disabled() -> bool:
-    return os.environ.get("ODIN_COMPAT_DISABLE", "").strip().lower() in TRUE_VALUES
 
 
 def active() -> bool:
@@ -79,11 +68,11 @@ def _sweep_after(name: str) -> None:
 
 def _watch_target(target: str) -> None:
     """Import one target library's records and watch the modules they repair."""
-    from odin_compat import _hook, _records, repairs
+    from odin_compat import _hook, _registry, repairs
 
     repairs.load(target)
-    for module_name in _records.REGISTRY.modules_of(target):
-        _hook.watch(module_name, _records.apply_for)
+    for module_name in _registry.REGISTRY.modules_of(target):
+        _hook.watch(module_name, _registry.apply_for)
 
 
 def _explain_uncaught() -> None:
@@ -118,7 +107,7 @@ def _activate() -> None:
             _state["active"] = True
             return
         _state["active"] = True
-    from odin_compat import _heal, _records, repairs
+    from odin_compat import _heal, _registry, repairs
 
     # A target's records are imported when the target starts to import (or now, if it has).
     for target in repairs.TARGETS:
@@ -129,18 +118,18 @@ def _activate() -> None:
     for package in REBUILDERS:
         _hook.watch(package, _sweep_after, package=True)
     _heal.install_audit_hook()
-    _hook.on_find(_records.repair_replaced)
+    _hook.on_find(_registry.repair_replaced)
     _explain_uncaught()
 
     # Modules loaded before us: repair them now, submodules before their parents (the order in
     # which they finished loading, so an alias on a package finds its submodule's backport), and
     # say so.
     preloaded = sorted(
-        (m for m in {r.module for r in _records.REGISTRY.loaded()} if m in sys.modules),
+        (m for m in {r.module for r in _registry.REGISTRY.loaded()} if m in sys.modules),
         key=lambda m: (-m.count("."), m),
     )
     for module_name in preloaded:
-        _records.apply_for(module_name)
+        _registry.apply_for(module_name)
     rebuilders = [m for m in sys.modules if m.partition(".")[0] in REBUILDERS]
     if rebuilders or preloaded:  # whatever rebuilt functions before we came: heal it now
         _heal_now(rebuilders)
@@ -158,13 +147,13 @@ def _activate() -> None:
 def report() -> dict:
     """What holds in this process now: each record's outcome (applied, skipped, failed, or lost
     when an applied repair no longer holds), and the globals healed."""
-    from odin_compat import _heal, _records
+    from odin_compat import _heal, _registry
 
     return {
         "active": active(),
         "disabled": _disabled(),
         "preloaded": list(_state["preloaded"]),
-        "outcomes": [o.as_dict() for o in _records.current_outcomes()],
+        "outcomes": [o.as_dict() for o in _registry.current_outcomes()],
         "healed": [{"where": w, "name": n, "origin": o} for w, n, o in _heal.healed()],
     }
 

@@ -77,17 +77,17 @@ def main(argv: list[str] | None = None) -> int:
 
         return doctor.main(as_json=args.json, check=args.check, entries=tuple(args.entry))
     if args.command in ("install", "uninstall", "status"):
-        from odin_compat import _startup
+        from odin_compat import startup
 
         if args.command == "install":
-            for path in _startup.install():
+            for path in startup.install():
                 print(f"wrote {path}")
         elif args.command == "uninstall":
-            removed = _startup.uninstall()
+            removed = startup.uninstall()
             print("\n".join(f"removed {p}" for p in removed) or "nothing to remove")
         else:
-            state = "installed" if _startup.installed() else "not installed"
-            print(f"start-up activation {state} in {_startup.site_dir()}")
+            state = "installed" if startup.installed() else "not installed"
+            print(f"start-up activation {state} in {startup.site_dir()}")
         return 0
     if args.command == "scan":
         from odin_compat import scan

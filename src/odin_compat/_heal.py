@@ -32,6 +32,8 @@ import os
 import sys
 from _thread import RLock
 
+from odin_compat._stack import ORIGINS as ORIGIN_PACKAGES
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -40,9 +42,6 @@ if TYPE_CHECKING:
 CodeType = type((lambda: 0).__code__)
 FunctionType = type(lambda: 0)
 ModuleType = type(sys)
-
-# Libraries whose functions get rebuilt by others: where originals come from.
-ORIGIN_PACKAGES = ("accelerate", "transformers", "trl", "peft")
 
 _LOAD_OPS = {"LOAD_GLOBAL", "LOAD_NAME", "LOAD_FROM_DICT_OR_GLOBALS"}
 _CACHE_MAX = 4096  # every cache below is cleared past this size: exec-heavy programs stay bounded

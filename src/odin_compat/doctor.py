@@ -11,20 +11,12 @@ import json
 import platform
 import sys
 
+from odin_compat._stack import STACK
+from odin_compat._stack import version as _version
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from odin_compat._records import Record
-
-STACK = (
-    "torch", "transformers", "accelerate", "trl", "peft", "huggingface_hub", "datasets", "tokenizers",
-    "safetensors", "unsloth", "unsloth_zoo", "bitsandbytes", "xformers", "triton", "numpy", "packaging", "odin",
-)  # fmt: skip
-
-# Records without `affects`: the breaking side, for reports only.
-_AFFECTS_FALLBACK = {
-    "accelerate-fp8backendtype": "accelerate<0.34.0",
-    "accelerate-utils-fp8backendtype": "accelerate",
-}
+    from odin_compat.records import Record
 
 _HEALER = "healed: odin's healer fills the missing globals of the rebuilt function"
 
@@ -109,12 +101,6 @@ KNOWN_GOOD: tuple[tuple[str, str, tuple[str, ...]], ...] = (
 )
 
 
-def _version(dist: str) -> str | None:
-    from odin_compat._records import dist_version
-
-    return dist_version(dist)
-
-
 def _matches(
     requirement: str, versions: dict[str, str | None], installed_fallback: bool = True
 ) -> tuple[bool, str]:
@@ -138,7 +124,7 @@ def _matches(
 
 def affects(record: Record) -> str:
     """The requirement marking the record's breaking side ("" when it has none)."""
-    return getattr(record, "affects", "") or _AFFECTS_FALLBACK.get(record.id, "")
+    return record.affects
 
 
 def known_bad(versions: dict[str, str | None], installed_fallback: bool = True) -> list[dict]:
@@ -215,12 +201,12 @@ def _system() -> dict:
 def collect() -> dict:
     """The whole report as one JSON-ready dict."""
     import odin_compat
-    from odin_compat import _records
+    from odin_compat._registry import REGISTRY
 
     versions = {dist: _version(dist) for dist in STACK}
     state = odin_compat.report()
     outcomes = {o["id"]: o for o in state["outcomes"]}
-    records = [_record_row(r, versions, outcomes) for r in _records.REGISTRY.all()]
+    records = [_record_row(r, versions, outcomes) for r in REGISTRY.all()]
     bad = known_bad(versions)
     return {
         "odin_compat": odin_compat.__version__,
@@ -239,9 +225,9 @@ def collect() -> dict:
 
 
 def _startup_installed() -> bool:
-    from odin_compat import _startup
+    from odin_compat import startup
 
-    return _startup.installed()
+    return startup.installed()
 
 
 def _under_run() -> bool:
@@ -337,7 +323,7 @@ def main(as_json: bool = False, check: bool = False, entries: tuple[str, ...] = 
 
 def catalogue() -> str:
     """docs/catalogue.md: every record as a Markdown table, generated from the records."""
-    from odin_compat import _records
+    from odin_compat._registry import REGISTRY
 
     def cell(text: str) -> str:
         return text.replace("|", "\\|").replace("\n", " ")
@@ -348,14 +334,14 @@ def catalogue() -> str:
         "Generated from the records by `python -m odin_compat catalogue -o docs/catalogue.md`; do not edit by hand.",
         "Each record is proved against real releases in `docs/matrix.md`.",
         "",
-        "| id | kind | where | fixes (error a user sees) | works | breaks | source |",
-        "|---|---|---|---|---|---|---|",
+        "| id | kind | where | fixes (error a user sees) | works | breaks | source | remove when |",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    records = sorted(_records.REGISTRY.all(), key=lambda r: (r.module.partition(".")[0], r.id))
+    records = sorted(REGISTRY.all(), key=lambda r: (r.module.partition(".")[0], r.id))
     for r in records:
         lines.append(
             f"| `{r.id}` | {r.kind} | `{r.module}.{r.name}` | `{cell(r.fixes)}` | {cell(r.works)} | "
-            f"{cell(r.breaks)} | {cell(r.upstream)} |"
+            f"{cell(r.breaks)} | {cell(r.upstream)} | {cell(r.remove_when)} |"
         )
     lines.append("")
     lines.append(f"{len(records)} records.")

@@ -23,9 +23,9 @@ def _variants(lock: locks.Lock) -> list[dict[str, str]]:
 
 def forecast(lock: locks.Lock) -> dict:
     """The JSON-ready forecast for one lock."""
-    from odin_compat import _records
+    from odin_compat._registry import REGISTRY
 
-    records = _records.REGISTRY.all()
+    records = REGISTRY.all()
     by_id = {r.id: r for r in records}
     by_target = {(r.module, r.name): r for r in records}
     crashes: dict[str, dict] = {}

@@ -19,7 +19,8 @@ import re
 import sys
 from pathlib import Path
 
-TARGETS = ("accelerate", "transformers", "trl", "peft", "huggingface_hub", "torch")
+from odin_compat._stack import SCANNED as TARGETS
+
 _IMPORT_RE = re.compile(
     rb"^[ \t]*(?:from|import)[ \t]+(" + b"|".join(t.encode() for t in TARGETS) + rb")\b", re.M
 )
@@ -389,11 +390,9 @@ def scan(path: list[str] | None = None, include_guarded: bool = False) -> dict:
 
 def _repairs() -> dict[tuple[str, str], str]:
     """(module, name) -> id of the record that provides it (only names a record adds)."""
-    from odin_compat import _records
+    from odin_compat._registry import REGISTRY
 
-    return {
-        (r.module, r.name): r.id for r in _records.REGISTRY.all() if r.kind in ("backport", "alias", "lazy")
-    }
+    return {(r.module, r.name): r.id for r in REGISTRY.all() if r.kind in ("backport", "alias", "lazy")}
 
 
 def render(result: dict) -> str:

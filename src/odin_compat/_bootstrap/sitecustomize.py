@@ -8,8 +8,21 @@ import os
 import sys
 
 
+def _disabled() -> bool:
+    """odin_compat's own reading of ODIN_COMPAT_DISABLE (its `_env.py`, next to this folder), run
+    without importing odin_compat: importing it would activate it."""
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "_env.py")
+    namespace: dict = {}
+    try:
+        with open(path, encoding="utf-8") as f:
+            exec(compile(f.read(), path, "exec"), namespace)
+        return namespace["disabled"]()
+    except Exception:  # another environment's odin, or none: activation decides for itself
+        return False
+
+
 def _activate() -> None:
-    if os.environ.get("ODIN_COMPAT_DISABLE", "").strip().lower() not in ("", "0", "false", "no"):
+    if _disabled():
         return
     try:
         import odin_compat  # noqa: F401

@@ -5,7 +5,7 @@ Activation imports a record module only when its target library starts to import
 `import odin_compat` and interpreter start-up cheap); `load_all()` imports every one.
 """
 
-TARGETS = ("accelerate", "huggingface_hub", "peft", "transformers", "trl")
+from odin_compat._stack import REPAIRED as TARGETS
 
 
 def load(target: str) -> None:

@@ -8,322 +8,159 @@ record puts it back so `from transformers import X` resolves through the submodu
 
 from __future__ import annotations
 
-from odin_compat._records import REGISTRY, Record, accepts, adapted, lazy_export, rename_kwarg, renaming
+from odin_compat.records import (
+    accepts,
+    adapted,
+    kwarg_adapter,
+    lacks_kwarg,
+    lazy_export,
+    record,
+    relocate,
+    rename_kwarg,
+    renaming,
+    warn_once,
+)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections import abc  # annotations only (AdamW below imports Callable itself)
+    from collections import abc
     from types import ModuleType
+
+    from odin_compat.records import Record
 
 
 # --- transformers.AdamW ------------------------------------------------------------------------
-
-
-def _adamw(module: ModuleType) -> type:
-    import math
-    import warnings
-    from collections.abc import Callable, Iterable
-
-    import torch
-    from torch import nn
-    from torch.optim import Optimizer
-    from transformers.utils.versions import require_version
-
-    # Faithful copy of transformers 4.49.0's class (src/transformers/optimization.py), with its
-    # own defaults (eps=1e-6, weight_decay=0.0, correct_bias=True): not torch.optim.AdamW's.
-    class AdamW(Optimizer):
-        """
-        Implements Adam algorithm with weight decay fix as introduced in [Decoupled Weight Decay
-        Regularization](https://arxiv.org/abs/1711.05101).
-
-        Parameters:
-            params (`Iterable[nn.parameter.Parameter]`):
-                Iterable of parameters to optimize or dictionaries defining parameter groups.
-            lr (`float`, *optional*, defaults to 0.001):
-                The learning rate to use.
-            betas (`Tuple[float,float]`, *optional*, defaults to `(0.9, 0.999)`):
-                Adam's betas parameters (b1, b2).
-            eps (`float`, *optional*, defaults to 1e-06):
-                Adam's epsilon for numerical stability.
-            weight_decay (`float`, *optional*, defaults to 0.0):
-                Decoupled weight decay to apply.
-            correct_bias (`bool`, *optional*, defaults to `True`):
-                Whether or not to correct bias in Adam (for instance, in Bert TF repository they use `False`).
-            no_deprecation_warning (`bool`, *optional*, defaults to `False`):
-                A flag used to disable the deprecation warning (set to `True` to disable the warning).
-        """
-
-        def __init__(
-            self,
-            params: Iterable[nn.parameter.Parameter],
-            lr: float = 1e-3,
-            betas: tuple[float, float] = (0.9, 0.999),
-            eps: float = 1e-6,
-            weight_decay: float = 0.0,
-            correct_bias: bool = True,
-            no_deprecation_warning: bool = False,
-        ):
-            if not no_deprecation_warning:
-                warnings.warn(
-                    "This implementation of AdamW is deprecated and will be removed in a future version. Use the PyTorch"
-                    " implementation torch.optim.AdamW instead, or set `no_deprecation_warning=True` to disable this"
-                    " warning",
-                    FutureWarning,
-                    stacklevel=2,
-                )
-            require_version("torch>=1.5.0")  # add_ with alpha
-            if lr < 0.0:
-                raise ValueError(f"Invalid learning rate: {lr} - should be >= 0.0")
-            if not 0.0 <= betas[0] < 1.0:
-                raise ValueError(f"Invalid beta parameter: {betas[0]} - should be in [0.0, 1.0)")
-            if not 0.0 <= betas[1] < 1.0:
-                raise ValueError(f"Invalid beta parameter: {betas[1]} - should be in [0.0, 1.0)")
-            if not 0.0 <= eps:
-                raise ValueError(f"Invalid epsilon value: {eps} - should be >= 0.0")
-            defaults = {
-                "lr": lr,
-                "betas": betas,
-                "eps": eps,
-                "weight_decay": weight_decay,
-                "correct_bias": correct_bias,
-            }
-            super().__init__(params, defaults)
-
-        @torch.no_grad()
-        def step(self, closure: Callable = None):
-            """
-            Performs a single optimization step.
-
-            Arguments:
-                closure (`Callable`, *optional*): A closure that reevaluates the model and returns the loss.
-            """
-            loss = None
-            if closure is not None:
-                loss = closure()
-
-            for group in self.param_groups:
-                for p in group["params"]:
-                    if p.grad is None:
-                        continue
-                    grad = p.grad
-                    if grad.is_sparse:
-                        raise RuntimeError(
-                            "Adam does not support sparse gradients, please consider SparseAdam instead"
-                        )
-
-                    state = self.state[p]
-
-                    # State initialization
-                    if len(state) == 0:
-                        state["step"] = 0
-                        # Exponential moving average of gradient values
-                        state["exp_avg"] = torch.zeros_like(p)
-                        # Exponential moving average of squared gradient values
-                        state["exp_avg_sq"] = torch.zeros_like(p)
-
-                    exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
-                    beta1, beta2 = group["betas"]
-
-                    state["step"] += 1
-
-                    # Decay the first and second moment running average coefficient
-                    # In-place operations to update the averages at the same time
-                    exp_avg.mul_(beta1).add_(grad, alpha=(1.0 - beta1))
-                    exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1.0 - beta2)
-                    denom = exp_avg_sq.sqrt().add_(group["eps"])
-
-                    step_size = group["lr"]
-                    if group["correct_bias"]:  # No bias correction for Bert
-                        bias_correction1 = 1.0 - beta1 ** state["step"]
-                        bias_correction2 = 1.0 - beta2 ** state["step"]
-                        step_size = step_size * math.sqrt(bias_correction2) / bias_correction1
-
-                    p.addcdiv_(exp_avg, denom, value=-step_size)
-
-                    # Just adding the square of the weights to the loss function is *not*
-                    # the correct way of using L2 regularization/weight decay with Adam,
-                    # since that will interact with the m and v parameters in strange ways.
-                    #
-                    # Instead we want to decay the weights in a manner that doesn't interact
-                    # with the m/v parameters. This is equivalent to adding the square
-                    # of the weights to the loss with plain (non-momentum) SGD.
-                    # Add weight decay at the end (fixed version)
-                    if group["weight_decay"] > 0.0:
-                        p.add_(p, alpha=(-group["lr"] * group["weight_decay"]))
-
-            return loss
-
-    AdamW.__module__ = module.__name__
-    AdamW.__qualname__ = "AdamW"
-    return AdamW
-
 
 _ADAMW_UPSTREAM = (
     "https://github.com/huggingface/transformers/blob/v4.49.0/src/transformers/optimization.py "
     "(removed by PR #36177); https://github.com/stanford-futuredata/ColBERT/issues/390"
 )
 
-REGISTRY.add(
-    Record(
-        id="transformers-adamw",
-        affects="transformers>=4.50.0",
-        module="transformers.optimization",
-        name="AdamW",
-        kind="backport",
-        fixes="ImportError: cannot import name 'AdamW' from 'transformers.optimization'",
-        works="transformers<4.50.0",
-        breaks="transformers>=4.50.0",
-        upstream=_ADAMW_UPSTREAM,
-        remove_when="no supported caller imports transformers.AdamW",
-        provide=_adamw,
-    )
+
+@record(
+    "transformers-adamw",
+    "transformers.optimization:AdamW",
+    kind="backport",
+    fixes="ImportError: cannot import name 'AdamW' from 'transformers.optimization'",
+    affects="transformers>=4.50.0",
+    upstream=_ADAMW_UPSTREAM,
+    remove_when="no supported caller imports transformers.AdamW",
+    proof="test_repairs_transformers::test_adamw",
 )
+def _adamw(module: ModuleType, record: Record) -> type:
+    from odin_compat.repairs._vendor import transformers_4_49
+
+    return relocate(transformers_4_49.AdamW, module.__name__)  # type: ignore[return-value]
 
 
-def _export_adamw(module: ModuleType) -> None:
+@record(
+    "transformers-adamw-export",
+    "transformers:AdamW",
+    kind="lazy",
+    fixes="ImportError: cannot import name 'AdamW' from 'transformers'",
+    affects="transformers>=4.50.0",
+    upstream=_ADAMW_UPSTREAM,
+    remove_when="no supported caller imports transformers.AdamW",
+    proof="test_repairs_transformers::test_adamw",
+)
+def _export_adamw(module: ModuleType, record: Record) -> None:
     lazy_export(module, "AdamW", "optimization")
 
 
-REGISTRY.add(
-    Record(
-        id="transformers-adamw-export",
-        affects="transformers>=4.50.0",
-        module="transformers",
-        name="AdamW",
-        kind="lazy",
-        fixes="ImportError: cannot import name 'AdamW' from 'transformers'",
-        works="transformers<4.50.0",
-        breaks="transformers>=4.50.0",
-        upstream=_ADAMW_UPSTREAM,
-        remove_when="no supported caller imports transformers.AdamW",
-        provide=_export_adamw,
-    )
-)
-
-
-# --- TrainingArguments(evaluation_strategy=...) <-> eval_strategy -------------------------------
+# --- renamed keywords: TrainingArguments(evaluation_strategy=) and Trainer(tokenizer=), both ways ----
 
 _EVAL_UPSTREAM = (
     "https://github.com/huggingface/transformers/pull/30190 (eval_strategy, 4.41.0); "
     "transformers v4.50.3 src/transformers/training_args.py (last with evaluation_strategy)"
 )
-
-
-def _eval_strategy(module: ModuleType) -> object:
-    return rename_kwarg(
-        module.TrainingArguments.__init__,
-        "evaluation_strategy",
-        "eval_strategy",
-        "transformers-evaluation-strategy",
-        warn="`evaluation_strategy` is deprecated and was removed in version 4.51 of 🤗 Transformers. "
-        "Use `eval_strategy` instead (odin_compat renamed it).",
-    )
-
-
-REGISTRY.add(
-    Record(
-        id="transformers-evaluation-strategy",
-        affects="transformers>=4.51.0",
-        module="transformers.training_args",
-        name="TrainingArguments.__init__",
-        kind="kwarg",
-        fixes="TypeError: TrainingArguments.__init__() got an unexpected keyword argument 'evaluation_strategy'",
-        works="transformers<4.51.0 (deprecated since 4.41.0)",
-        breaks="transformers>=4.51.0",
-        upstream=_EVAL_UPSTREAM,
-        remove_when="callers use eval_strategy",
-        provide=_eval_strategy,
-        needed=renaming("TrainingArguments.__init__", "evaluation_strategy", "eval_strategy"),
-    )
-)
-
-
-def _eval_strategy_new(module: ModuleType) -> object:
-    return rename_kwarg(
-        module.TrainingArguments.__init__,
-        "eval_strategy",
-        "evaluation_strategy",
-        "transformers-eval-strategy-old",
-    )
-
-
-REGISTRY.add(
-    Record(
-        id="transformers-eval-strategy-old",
-        affects="transformers<4.41.0",
-        module="transformers.training_args",
-        name="TrainingArguments.__init__",
-        kind="kwarg",
-        fixes="TypeError: TrainingArguments.__init__() got an unexpected keyword argument 'eval_strategy'",
-        works="transformers>=4.41.0",
-        breaks="transformers<4.41.0 with code written for newer releases",
-        upstream=_EVAL_UPSTREAM,
-        remove_when="odin supports only transformers>=4.41",
-        provide=_eval_strategy_new,
-        needed=renaming("TrainingArguments.__init__", "eval_strategy", "evaluation_strategy"),
-    )
-)
-
-
-# --- Trainer(tokenizer=...) <-> processing_class -----------------------------------------------
-
 _TOKENIZER_UPSTREAM = (
     "https://github.com/huggingface/transformers/pull/32385 (processing_class, 4.46.0); "
     "https://github.com/huggingface/transformers/pull/43733 (tokenizer removed, 5.0.0)"
 )
 
 
-def _trainer_tokenizer(module: ModuleType) -> object:
-    return rename_kwarg(
-        module.Trainer.__init__,
+def _renamer(
+    path: str, old: str, new: str, warn: str | None = None
+) -> abc.Callable[[ModuleType, Record], object]:
+    """A provider that lets the callable at `path` take `old` as `new`."""
+
+    def provide(module: ModuleType, record: Record) -> object:
+        owner, _, attr = path.partition(".")
+        return rename_kwarg(getattr(getattr(module, owner), attr), old, new, record.id, warn=warn)
+
+    return provide
+
+
+record(
+    "transformers-evaluation-strategy",
+    "transformers.training_args:TrainingArguments.__init__",
+    kind="kwarg",
+    fixes="TypeError: TrainingArguments.__init__() got an unexpected keyword argument 'evaluation_strategy'",
+    affects="transformers>=4.51.0",
+    note="(deprecated since 4.41.0)",
+    upstream=_EVAL_UPSTREAM,
+    remove_when="callers use eval_strategy",
+    needed=renaming("TrainingArguments.__init__", "evaluation_strategy", "eval_strategy"),
+    proof="test_repairs_transformers::test_evaluation_strategy",
+)(
+    _renamer(
+        "TrainingArguments.__init__",
+        "evaluation_strategy",
+        "eval_strategy",
+        warn="`evaluation_strategy` is deprecated and was removed in version 4.51 of 🤗 Transformers. "
+        "Use `eval_strategy` instead (odin_compat renamed it).",
+    )
+)
+record(
+    "transformers-eval-strategy-old",
+    "transformers.training_args:TrainingArguments.__init__",
+    kind="kwarg",
+    fixes="TypeError: TrainingArguments.__init__() got an unexpected keyword argument 'eval_strategy'",
+    affects="transformers<4.41.0",
+    note="with code written for newer releases",
+    upstream=_EVAL_UPSTREAM,
+    remove_when="odin supports only transformers>=4.41",
+    needed=renaming("TrainingArguments.__init__", "eval_strategy", "evaluation_strategy"),
+    proof="test_repairs_transformers::test_eval_strategy",
+)(_renamer("TrainingArguments.__init__", "eval_strategy", "evaluation_strategy"))
+record(
+    "transformers-trainer-tokenizer",
+    "transformers.trainer:Trainer.__init__",
+    kind="kwarg",
+    fixes="TypeError: Trainer.__init__() got an unexpected keyword argument 'tokenizer'",
+    affects="transformers>=5.0.0",
+    note="(deprecated since 4.46.0)",
+    upstream=_TOKENIZER_UPSTREAM,
+    remove_when="callers pass processing_class",
+    needed=renaming("Trainer.__init__", "tokenizer", "processing_class"),
+    proof=(
+        "test_repairs_transformers::test_trainer_tokenizer_breaks",
+        "test_repairs_transformers::test_trainer_tokenizer_untouched",
+    ),
+)(
+    _renamer(
+        "Trainer.__init__",
         "tokenizer",
         "processing_class",
-        "transformers-trainer-tokenizer",
         warn="`tokenizer` is deprecated and removed starting from version 5.0.0 for `Trainer.__init__`. "
         "Use `processing_class` instead (odin_compat renamed it).",
     )
-
-
-REGISTRY.add(
-    Record(
-        id="transformers-trainer-tokenizer",
-        affects="transformers>=5.0.0",
-        module="transformers.trainer",
-        name="Trainer.__init__",
-        kind="kwarg",
-        fixes="TypeError: Trainer.__init__() got an unexpected keyword argument 'tokenizer'",
-        works="transformers<5.0.0 (deprecated since 4.46.0)",
-        breaks="transformers>=5.0.0",
-        upstream=_TOKENIZER_UPSTREAM,
-        remove_when="callers pass processing_class",
-        provide=_trainer_tokenizer,
-        needed=renaming("Trainer.__init__", "tokenizer", "processing_class"),
-    )
 )
-
-
-def _trainer_processing_class(module: ModuleType) -> object:
-    return rename_kwarg(
-        module.Trainer.__init__, "processing_class", "tokenizer", "transformers-trainer-processing-class"
-    )
-
-
-REGISTRY.add(
-    Record(
-        id="transformers-trainer-processing-class",
-        affects="transformers<4.46.0",
-        module="transformers.trainer",
-        name="Trainer.__init__",
-        kind="kwarg",
-        fixes="TypeError: Trainer.__init__() got an unexpected keyword argument 'processing_class'",
-        works="transformers>=4.46.0",
-        breaks="transformers<4.46.0 with code written for newer releases",
-        upstream=_TOKENIZER_UPSTREAM,
-        remove_when="odin supports only transformers>=4.46",
-        provide=_trainer_processing_class,
-        needed=renaming("Trainer.__init__", "processing_class", "tokenizer"),
-    )
-)
+record(
+    "transformers-trainer-processing-class",
+    "transformers.trainer:Trainer.__init__",
+    kind="kwarg",
+    fixes="TypeError: Trainer.__init__() got an unexpected keyword argument 'processing_class'",
+    affects="transformers<4.46.0",
+    note="with code written for newer releases",
+    upstream=_TOKENIZER_UPSTREAM,
+    remove_when="odin supports only transformers>=4.46",
+    needed=renaming("Trainer.__init__", "processing_class", "tokenizer"),
+    proof=(
+        "test_repairs_transformers::test_trainer_processing_class",
+        "test_repairs_transformers::test_trainer_tokenizer_untouched",
+    ),
+)(_renamer("Trainer.__init__", "processing_class", "tokenizer"))
 
 
 # --- subclass overrides called with the arguments newer Trainers pass -------------------------
@@ -335,7 +172,8 @@ REGISTRY.add(
 # `Trainer.__init_subclass__`, which wraps such an override when the subclass is created, so the
 # new argument is dropped for that override only (upstream's own methods are never touched).
 
-_OVERRIDES: dict[str, tuple[str, int]] = {}  # method -> (new parameter, its positional index incl. self)
+# method -> (new parameter, its positional index incl. self, the record's id)
+_OVERRIDES: dict[str, tuple[str, int, str]] = {}
 
 
 def _drops(func: object, param: str, index: int) -> bool:
@@ -378,344 +216,166 @@ def _init_subclass(module: ModuleType) -> object:
 
     def __init_subclass__(cls, **kwargs):  # noqa: ANN001, ANN202, N807
         super(Trainer, cls).__init_subclass__(**kwargs)
-        for name, (param, index) in list(_OVERRIDES.items()):
+        for name, (param, index, record_id) in list(_OVERRIDES.items()):
             func = vars(cls).get(name)
             if func is None or adapted(func) or not callable(func) or not _drops(func, param, index):
                 continue
-            setattr(cls, name, _wrap_override(func, param, index, f"transformers-override-{name}"))
+            setattr(cls, name, _wrap_override(func, param, index, record_id))
 
     __init_subclass__.__odin_record__ = "transformers-override-arity"  # type: ignore[attr-defined]
     return classmethod(__init_subclass__)
 
 
-def _override_record(method: str, param: str, index: int, affects: str, **fields: str) -> None:
-    record_id = f"transformers-override-{method.replace('_', '-')}"
-
-    def provide(module: ModuleType) -> object:
+def _override(method: str, param: str, index: int) -> abc.Callable[[ModuleType, Record], object]:
+    def provide(module: ModuleType, record: Record) -> object:
         hook = _init_subclass(module)
-        _OVERRIDES[method] = (param, index)
+        _OVERRIDES[method] = (param, index, record.id)
         return hook
 
-    def needed(module: ModuleType) -> bool:
+    return provide
+
+
+def _passes(method: str, param: str) -> abc.Callable[[ModuleType, Record], bool]:
+    def needed(module: ModuleType, record: Record) -> bool:
         # Upstream passes the new argument only where its own method takes it.
         upstream = getattr(module.Trainer, method, None)  # get_batch_samples exists from 4.46
         return method not in _OVERRIDES and upstream is not None and accepts(upstream, param)
 
-    REGISTRY.add(
-        Record(
-            id=record_id,
-            affects=affects,
-            module="transformers.trainer",
-            name="Trainer.__init_subclass__",
-            kind="kwarg",
-            provide=provide,
-            needed=needed,
-            remove_when=f"subclasses accept {param}",
-            **fields,  # type: ignore[arg-type]
-        )
-    )
+    return needed
 
 
-_override_record(
-    "compute_loss",
-    "num_items_in_batch",
-    4,
-    "transformers>=4.46.0",
+record(
+    "transformers-override-compute-loss",
+    "transformers.trainer:Trainer.__init_subclass__",
+    kind="kwarg",
     fixes="TypeError: MyTrainer.compute_loss() got an unexpected keyword argument 'num_items_in_batch'",
-    works="transformers<4.46.0",
-    breaks="transformers>=4.46.0 with a Trainer subclass overriding compute_loss(model, inputs, return_outputs=False)",
+    affects="transformers>=4.46.0",
+    note="with a Trainer subclass overriding compute_loss(model, inputs, return_outputs=False)",
     upstream="https://github.com/huggingface/transformers/issues/36331, #35838 (4.46.0 training_step)",
-)
-_override_record(
-    "training_step",
-    "num_items_in_batch",
-    3,
-    "transformers>=4.46.0",
+    remove_when="subclasses accept num_items_in_batch",
+    needed=_passes("compute_loss", "num_items_in_batch"),
+    proof=(
+        "test_repairs_transformers::test_compute_loss",
+        "test_repairs_transformers::test_overrides_untouched",
+    ),
+)(_override("compute_loss", "num_items_in_batch", 4))
+record(
+    "transformers-override-training-step",
+    "transformers.trainer:Trainer.__init_subclass__",
+    kind="kwarg",
     fixes="TypeError: MyTrainer.training_step() takes 3 positional arguments but 4 were given",
-    works="transformers<4.46.0",
-    breaks="transformers>=4.46.0 with a Trainer subclass overriding training_step(model, inputs)",
+    affects="transformers>=4.46.0",
+    note="with a Trainer subclass overriding training_step(model, inputs)",
     upstream="https://github.com/huggingface/trl/issues/2247 (transformers 4.46.0 _inner_training_loop)",
-)
-_override_record(
-    "get_batch_samples",
-    "device",
-    3,
-    "transformers>=4.50.0",
+    remove_when="subclasses accept num_items_in_batch",
+    needed=_passes("training_step", "num_items_in_batch"),
+    proof=(
+        "test_repairs_transformers::test_training_step",
+        "test_repairs_transformers::test_overrides_untouched",
+    ),
+)(_override("training_step", "num_items_in_batch", 3))
+record(
+    "transformers-override-get-batch-samples",
+    "transformers.trainer:Trainer.__init_subclass__",
+    kind="kwarg",
     fixes="TypeError: MyTrainer.get_batch_samples() takes 3 positional arguments but 4 were given",
-    works="transformers<4.50.0",
-    breaks="transformers>=4.50.0 with a Trainer subclass overriding get_batch_samples(epoch_iterator, num_batches)",
+    affects="transformers>=4.50.0",
+    note="with a Trainer subclass overriding get_batch_samples(epoch_iterator, num_batches)",
     upstream="https://github.com/OpenBMB/AgentCPM-GUI/issues/51; https://github.com/hiyouga/LLaMA-Factory/issues/8491",
-)
+    remove_when="subclasses accept device",
+    needed=_passes("get_batch_samples", "device"),
+    proof=(
+        "test_repairs_transformers::test_get_batch_samples",
+        "test_repairs_transformers::test_overrides_untouched",
+    ),
+)(_override("get_batch_samples", "device", 3))
 
 
 # --- is_torch_tpu_available ---------------------------------------------------------------------
 
-
-def _is_torch_tpu_available(module: ModuleType) -> object:
-    import functools
-    import importlib.util
-
-    from odin_compat._records import warn_once
-
-    imports = module
-
-    # Faithful copy of transformers 4.50.3's function (src/transformers/utils/import_utils.py); it
-    # warned on every call, odin warns once.
-    @functools.lru_cache
-    def is_torch_tpu_available(check_device=True):  # noqa: ANN001, ANN202
-        "Checks if `torch_xla` is installed and potentially if a TPU is in the environment"
-        warn_once(
-            "transformers-is-torch-tpu-available",
-            "`is_torch_tpu_available` is deprecated and will be removed in 4.41.0. "
-            "Please use the `is_torch_xla_available` instead.",
-        )
-
-        if not imports._torch_available:
-            return False
-        if importlib.util.find_spec("torch_xla") is not None:
-            if check_device:
-                # We need to check if `xla_device` can be found, will raise a RuntimeError if not
-                try:
-                    import torch_xla.core.xla_model as xm
-
-                    _ = xm.xla_device()
-                    return True
-                except RuntimeError:
-                    return False
-            return True
-        return False
-
-    is_torch_tpu_available.__module__ = module.__name__
-    return is_torch_tpu_available
+_TPU_UPSTREAM = (
+    "https://github.com/huggingface/transformers/blob/v4.50.3/src/transformers/utils/import_utils.py "
+    "(deprecated for is_torch_xla_available in 4.39, removed in 4.51.0)"
+)
 
 
-def _tpu_from_import_utils(module: ModuleType) -> object:
+@record(
+    "transformers-is-torch-tpu-available",
+    "transformers.utils.import_utils:is_torch_tpu_available",
+    kind="backport",
+    fixes="ImportError: cannot import name 'is_torch_tpu_available' from 'transformers.utils.import_utils'",
+    affects="transformers>=4.51.0",
+    upstream=_TPU_UPSTREAM,
+    remove_when="callers use is_torch_xla_available",
+    proof="test_repairs_transformers::test_is_torch_tpu_available",
+)
+def _is_torch_tpu_available(module: ModuleType, record: Record) -> object:
+    from odin_compat.repairs._vendor import transformers_4_50
+
+    return relocate(transformers_4_50.is_torch_tpu_available, module.__name__)
+
+
+@record(
+    "transformers-utils-is-torch-tpu-available",
+    "transformers.utils:is_torch_tpu_available",
+    kind="alias",
+    fixes="ImportError: cannot import name 'is_torch_tpu_available' from 'transformers.utils'",
+    affects="transformers>=4.51.0",
+    upstream=_TPU_UPSTREAM,
+    remove_when="callers use is_torch_xla_available",
+    proof="test_repairs_transformers::test_is_torch_tpu_available",
+)
+def _tpu_from_import_utils(module: ModuleType, record: Record) -> object:
     from transformers.utils import import_utils
 
     return import_utils.is_torch_tpu_available
 
 
-def _export_tpu(module: ModuleType) -> None:
+@record(
+    "transformers-is-torch-tpu-available-export",
+    "transformers:is_torch_tpu_available",
+    kind="lazy",
+    fixes="ImportError: cannot import name 'is_torch_tpu_available' from 'transformers'",
+    affects="transformers>=4.51.0",
+    upstream=_TPU_UPSTREAM,
+    remove_when="callers use is_torch_xla_available",
+    proof="test_repairs_transformers::test_is_torch_tpu_available",
+)
+def _export_tpu(module: ModuleType, record: Record) -> None:
     lazy_export(module, "is_torch_tpu_available", "utils")
 
 
-_TPU = "is_torch_tpu_available"
-_TPU_UPSTREAM = (
-    "https://github.com/huggingface/transformers/blob/v4.50.3/src/transformers/utils/import_utils.py "
-    "(deprecated for is_torch_xla_available in 4.39, removed in 4.51.0)"
-)
-for _id, _module, _kind, _provide in (
-    (
-        "transformers-is-torch-tpu-available",
-        "transformers.utils.import_utils",
-        "backport",
-        _is_torch_tpu_available,
-    ),
-    ("transformers-utils-is-torch-tpu-available", "transformers.utils", "alias", _tpu_from_import_utils),
-    ("transformers-is-torch-tpu-available-export", "transformers", "lazy", _export_tpu),
-):
-    REGISTRY.add(
-        Record(
-            id=_id,
-            affects="transformers>=4.51.0",
-            module=_module,
-            name=_TPU,
-            kind=_kind,
-            fixes=f"ImportError: cannot import name 'is_torch_tpu_available' from '{_module}'",
-            works="transformers<4.51.0",
-            breaks="transformers>=4.51.0",
-            upstream=_TPU_UPSTREAM,
-            remove_when="callers use is_torch_xla_available",
-            provide=_provide,
-        )
-    )
+# --- TrainingArguments fields removed in 5.0: no_cuda, warmup_ratio, overwrite_output_dir, ... ------
 
 
-# --- TrainingArguments(no_cuda=...) -> use_cpu ----------------------------------------------------
+def _training_args(param: str, adapt_one: abc.Callable[[dict, object], None]) -> abc.Callable[..., object]:
+    """A provider that takes keyword `param` off TrainingArguments' call and hands its value to
+    `adapt_one(kwargs, value)`, which sets what the release that had it would have set."""
 
-
-def _no_cuda(module: ModuleType) -> object:
-    from odin_compat._records import kwarg_adapter, warn_once
-
-    def adapt(args: tuple, kwargs: dict) -> tuple:
-        if "no_cuda" in kwargs:
-            # As 4.57's __post_init__: a true no_cuda sets use_cpu; a false one does nothing.
-            if kwargs.pop("no_cuda"):
-                kwargs["use_cpu"] = True
-            warn_once(
-                "transformers-no-cuda",
-                "using `no_cuda` is deprecated and was removed in version 5.0 of 🤗 Transformers. "
-                "Use `use_cpu` instead (odin_compat translated it).",
-            )
-        return args, kwargs
-
-    return kwarg_adapter(module.TrainingArguments.__init__, adapt, "transformers-no-cuda")
-
-
-def _no_cuda_needed(module: ModuleType) -> bool:
-    func = module.TrainingArguments.__init__
-    return (
-        not adapted(func, "transformers-no-cuda")
-        and accepts(func, "use_cpu")
-        and not accepts(func, "no_cuda")
-    )
-
-
-REGISTRY.add(
-    Record(
-        id="transformers-no-cuda",
-        affects="transformers>=5.0.0",
-        module="transformers.training_args",
-        name="TrainingArguments.__init__",
-        kind="kwarg",
-        fixes="TypeError: TrainingArguments.__init__() got an unexpected keyword argument 'no_cuda'",
-        works="transformers<5.0.0 (deprecated for use_cpu since 4.34)",
-        breaks="transformers>=5.0.0",
-        upstream="transformers v4.57.1 src/transformers/training_args.py (no_cuda -> use_cpu in __post_init__); "
-        "removed in 5.0.0",
-        remove_when="callers pass use_cpu",
-        provide=_no_cuda,
-        needed=_no_cuda_needed,
-    )
-)
-
-
-# --- Trainer.tokenizer (the attribute) --------------------------------------------------------------
-
-
-def _tokenizer_property(module: ModuleType) -> object:
-    from transformers.utils import logging
-
-    logger = logging.get_logger(module.__name__)
-
-    # Faithful copy of transformers 4.57.1's property (src/transformers/trainer.py); its
-    # warnings are issued once (warning_once) rather than on every access.
-    def tokenizer(self):  # noqa: ANN001, ANN202
-        logger.warning_once(
-            "Trainer.tokenizer is now deprecated. You should use Trainer.processing_class instead."
-        )
-        return self.processing_class
-
-    def set_tokenizer(self, processing_class) -> None:  # noqa: ANN001
-        logger.warning_once(
-            "Trainer.tokenizer is now deprecated. You should use `Trainer.processing_class = processing_class` instead."
-        )
-        self.processing_class = processing_class
-
-    return property(tokenizer, set_tokenizer)
-
-
-REGISTRY.add(
-    Record(
-        id="transformers-trainer-tokenizer-attribute",
-        affects="transformers>=5.0.0",
-        module="transformers.trainer",
-        name="Trainer.tokenizer",
-        kind="backport",
-        fixes="AttributeError: 'Trainer' object has no attribute 'tokenizer'",
-        works="transformers<5.0.0 (deprecated property since 4.46)",
-        breaks="transformers>=5.0.0",
-        upstream="transformers v4.57.1 src/transformers/trainer.py (Trainer.tokenizer property); "
-        "https://github.com/huggingface/transformers/pull/43733",
-        remove_when="callers use trainer.processing_class",
-        provide=_tokenizer_property,
-    )
-)
-
-
-# --- resume_from_checkpoint with torch >= 2.6 (weights_only=True by default) -------------------------
-
-
-def _safe_globals() -> object:
-    import contextlib
-
-    import numpy as np
-    import torch
-    from packaging import version
-
-    # Faithful copy of transformers 4.47.1's helper (src/transformers/trainer.py::safe_globals):
-    # allow-list exactly the numpy objects an RNG-state checkpoint holds; never weights_only=False.
-    if version.parse(torch.__version__).release < version.parse("2.6").release:
-        return contextlib.nullcontext()
-
-    np_core = np._core if version.parse(np.__version__) >= version.parse("2.0.0") else np.core
-    allowlist = [np_core.multiarray._reconstruct, np.ndarray, np.dtype]
-    # numpy >1.25 defines numpy.dtypes.UInt32DType, but below works for
-    # all versions of numpy
-    allowlist += [type(np.dtype(np.uint32))]
-
-    return torch.serialization.safe_globals(allowlist)
-
-
-def _load_rng_state(module: ModuleType) -> object:
-    import functools
-
-    func = module.Trainer._load_rng_state
-
-    @functools.wraps(func)
-    def _load_rng_state(self, checkpoint):  # noqa: ANN001, ANN202
-        with _safe_globals():
-            return func(self, checkpoint)
-
-    _load_rng_state.__odin_record__ = "transformers-rng-state-weights-only"  # type: ignore[attr-defined]
-    return _load_rng_state
-
-
-def _load_rng_state_needed(module: ModuleType) -> bool:
-    import torch.serialization
-
-    return (
-        "safe_globals" not in vars(module)  # transformers >= 4.47 wraps the load itself
-        and hasattr(torch.serialization, "safe_globals")  # torch >= 2.6 (weights_only=True default)
-        and not adapted(module.Trainer._load_rng_state, "transformers-rng-state-weights-only")
-    )
-
-
-REGISTRY.add(
-    Record(
-        id="transformers-rng-state-weights-only",
-        affects="transformers<4.47.0",
-        module="transformers.trainer",
-        name="Trainer._load_rng_state",
-        kind="wrap",
-        fixes="_pickle.UnpicklingError: Weights only load failed. ... Unsupported global: GLOBAL "
-        "numpy._core.multiarray._reconstruct (Trainer.train(resume_from_checkpoint=...))",
-        works="transformers>=4.47.0, or torch<2.6",
-        breaks="transformers<4.47.0 with torch>=2.6",
-        upstream="transformers v4.47.1 src/transformers/trainer.py::safe_globals (accelerate PR #3036); "
-        "https://github.com/huggingface/transformers/issues/34631; https://github.com/huggingface/trl/issues/3247",
-        remove_when="odin supports only transformers>=4.47",
-        provide=_load_rng_state,
-        needed=_load_rng_state_needed,
-    )
-)
-
-
-# --- TrainingArguments(warmup_ratio=...) and (overwrite_output_dir=...): removed in 5.0 -----------
-
-
-def _training_args_adapter(record_id: str, param: str, adapt_one: object) -> tuple:
-    from odin_compat._records import kwarg_adapter
-
-    def provide(module: ModuleType) -> object:
+    def provide(module: ModuleType, record: Record) -> object:
         def adapt(args: tuple, kwargs: dict) -> tuple:
             if param in kwargs:
-                adapt_one(kwargs, kwargs.pop(param))  # type: ignore[operator]
+                adapt_one(kwargs, kwargs.pop(param))
             return args, kwargs
 
-        return kwarg_adapter(module.TrainingArguments.__init__, adapt, record_id)
+        return kwarg_adapter(module.TrainingArguments.__init__, adapt, record.id)
 
-    def needed(module: ModuleType) -> bool:
-        func = module.TrainingArguments.__init__
-        return not adapted(func, record_id) and not accepts(func, param)
+    return provide
 
-    return provide, needed
+
+def _no_cuda(kwargs: dict, value: bool) -> None:
+    # As 4.57's __post_init__: a true no_cuda sets use_cpu; a false one does nothing.
+    if value:
+        kwargs["use_cpu"] = True
+    warn_once(
+        "transformers-no-cuda",
+        "using `no_cuda` is deprecated and was removed in version 5.0 of 🤗 Transformers. "
+        "Use `use_cpu` instead (odin_compat translated it).",
+    )
 
 
 def _warmup_ratio(kwargs: dict, ratio: float) -> None:
     import math
-
-    from odin_compat._records import warn_once
 
     # transformers 4.57 (training_args.py lines 1904-1908, get_warmup_steps): ratio in [0, 1];
     # warmup_steps > 0 overrides it; steps = ceil(num_training_steps * ratio). transformers 5
@@ -732,8 +392,6 @@ def _warmup_ratio(kwargs: dict, ratio: float) -> None:
 
 
 def _overwrite_output_dir(kwargs: dict, value: bool) -> None:
-    from odin_compat._records import warn_once
-
     # Trainer never read it (transformers 4.57 trainer.py has no use): only example scripts did.
     warn_once(
         "transformers-overwrite-output-dir",
@@ -741,49 +399,7 @@ def _overwrite_output_dir(kwargs: dict, value: bool) -> None:
     )
 
 
-_provide, _needed = _training_args_adapter("transformers-warmup-ratio", "warmup_ratio", _warmup_ratio)
-REGISTRY.add(
-    Record(
-        id="transformers-warmup-ratio",
-        affects="transformers>=5.0.0",
-        module="transformers.training_args",
-        name="TrainingArguments.__init__",
-        kind="kwarg",
-        fixes="TypeError: TrainingArguments.__init__() got an unexpected keyword argument 'warmup_ratio'",
-        works="transformers<5.0.0",
-        breaks="transformers>=5.0.0 (warmup_steps takes a float ratio instead)",
-        upstream="transformers v4.57.1 src/transformers/training_args.py (warmup_ratio, get_warmup_steps); "
-        "v5.24.0 training_args.py::get_warmup_steps",
-        remove_when="callers pass warmup_steps=<ratio>",
-        provide=_provide,
-        needed=_needed,
-    )
-)
-
-_provide, _needed = _training_args_adapter(
-    "transformers-overwrite-output-dir", "overwrite_output_dir", _overwrite_output_dir
-)
-REGISTRY.add(
-    Record(
-        id="transformers-overwrite-output-dir",
-        affects="transformers>=5.0.0",
-        module="transformers.training_args",
-        name="TrainingArguments.__init__",
-        kind="kwarg",
-        fixes="TypeError: TrainingArguments.__init__() got an unexpected keyword argument 'overwrite_output_dir'",
-        works="transformers<5.0.0",
-        breaks="transformers>=5.0.0",
-        upstream="transformers v4.57.1 src/transformers/training_args.py (field, unused by Trainer); removed in 5.0.0",
-        remove_when="callers stop passing it",
-        provide=_provide,
-        needed=_needed,
-    )
-)
-
-
 def _group_by_length(kwargs: dict, value: bool) -> None:
-    from odin_compat._records import warn_once
-
     # transformers 5 replaced the flag by train_sampling_strategy="group_by_length" (same sampler).
     if value:
         if kwargs.get("train_sampling_strategy", "random") not in ("random", "group_by_length"):
@@ -797,8 +413,6 @@ def _group_by_length(kwargs: dict, value: bool) -> None:
 
 
 def _include_inputs_for_metrics(kwargs: dict, value: bool) -> None:
-    from odin_compat._records import warn_once
-
     # As 4.57's __post_init__: a true flag appends "inputs" to include_for_metrics.
     if value:
         include = list(kwargs.get("include_for_metrics") or [])
@@ -812,39 +426,132 @@ def _include_inputs_for_metrics(kwargs: dict, value: bool) -> None:
     )
 
 
-for _id, _param, _adapt_one, _fixes, _upstream in (
-    (
-        "transformers-group-by-length",
-        "group_by_length",
-        _group_by_length,
-        "TypeError: TrainingArguments.__init__() got an unexpected keyword argument 'group_by_length'",
-        "transformers v4.57.1 training_args.py (group_by_length); v5.24.0 training_args.py (train_sampling_strategy)",
+record(
+    "transformers-no-cuda",
+    "transformers.training_args:TrainingArguments.__init__",
+    kind="kwarg",
+    fixes="TypeError: TrainingArguments.__init__() got an unexpected keyword argument 'no_cuda'",
+    affects="transformers>=5.0.0",
+    note="(deprecated for use_cpu since 4.34)",
+    upstream="transformers v4.57.1 src/transformers/training_args.py (no_cuda -> use_cpu in __post_init__); "
+    "removed in 5.0.0",
+    remove_when="callers pass use_cpu",
+    needed=lacks_kwarg("TrainingArguments.__init__", "no_cuda", given="use_cpu"),
+    proof="test_repairs_transformers::test_no_cuda",
+)(_training_args("no_cuda", _no_cuda))
+record(
+    "transformers-warmup-ratio",
+    "transformers.training_args:TrainingArguments.__init__",
+    kind="kwarg",
+    fixes="TypeError: TrainingArguments.__init__() got an unexpected keyword argument 'warmup_ratio'",
+    affects="transformers>=5.0.0",
+    note="(warmup_steps takes a float ratio instead)",
+    upstream="transformers v4.57.1 src/transformers/training_args.py (warmup_ratio, get_warmup_steps); "
+    "v5.24.0 training_args.py::get_warmup_steps",
+    remove_when="callers pass warmup_steps=<ratio>",
+    needed=lacks_kwarg("TrainingArguments.__init__", "warmup_ratio"),
+    proof="test_repairs_transformers::test_warmup_ratio",
+)(_training_args("warmup_ratio", _warmup_ratio))
+record(
+    "transformers-overwrite-output-dir",
+    "transformers.training_args:TrainingArguments.__init__",
+    kind="kwarg",
+    fixes="TypeError: TrainingArguments.__init__() got an unexpected keyword argument 'overwrite_output_dir'",
+    affects="transformers>=5.0.0",
+    upstream="transformers v4.57.1 src/transformers/training_args.py (field, unused by Trainer); removed in 5.0.0",
+    remove_when="callers stop passing it",
+    needed=lacks_kwarg("TrainingArguments.__init__", "overwrite_output_dir"),
+    proof=(
+        "test_repairs_transformers::test_overwrite_output_dir",
+        "test_repairs_transformers::test_warmup_ratio",
     ),
-    (
-        "transformers-include-inputs-for-metrics",
-        "include_inputs_for_metrics",
-        _include_inputs_for_metrics,
-        "TypeError: TrainingArguments.__init__() got an unexpected keyword argument 'include_inputs_for_metrics'",
-        "transformers v4.57.1 training_args.py lines 2158-2162 (deprecated for include_for_metrics)",
-    ),
-):
-    _provide, _needed = _training_args_adapter(_id, _param, _adapt_one)
-    REGISTRY.add(
-        Record(
-            id=_id,
-            affects="transformers>=5.0.0",
-            module="transformers.training_args",
-            name="TrainingArguments.__init__",
-            kind="kwarg",
-            fixes=_fixes,
-            works="transformers<5.0.0",
-            breaks="transformers>=5.0.0",
-            upstream=_upstream,
-            remove_when=f"callers stop passing {_param}",
-            provide=_provide,
-            needed=_needed,
-        )
+)(_training_args("overwrite_output_dir", _overwrite_output_dir))
+record(
+    "transformers-group-by-length",
+    "transformers.training_args:TrainingArguments.__init__",
+    kind="kwarg",
+    fixes="TypeError: TrainingArguments.__init__() got an unexpected keyword argument 'group_by_length'",
+    affects="transformers>=5.0.0",
+    upstream="transformers v4.57.1 training_args.py (group_by_length); v5.24.0 training_args.py (train_sampling_strategy)",
+    remove_when="callers stop passing group_by_length",
+    needed=lacks_kwarg("TrainingArguments.__init__", "group_by_length"),
+    proof="test_repairs_transformers::test_group_by_length",
+)(_training_args("group_by_length", _group_by_length))
+record(
+    "transformers-include-inputs-for-metrics",
+    "transformers.training_args:TrainingArguments.__init__",
+    kind="kwarg",
+    fixes="TypeError: TrainingArguments.__init__() got an unexpected keyword argument 'include_inputs_for_metrics'",
+    affects="transformers>=5.0.0",
+    upstream="transformers v4.57.1 training_args.py lines 2158-2162 (deprecated for include_for_metrics)",
+    remove_when="callers stop passing include_inputs_for_metrics",
+    needed=lacks_kwarg("TrainingArguments.__init__", "include_inputs_for_metrics"),
+    proof="test_repairs_transformers::test_group_by_length",
+)(_training_args("include_inputs_for_metrics", _include_inputs_for_metrics))
+
+
+# --- Trainer.tokenizer (the attribute) --------------------------------------------------------------
+
+
+@record(
+    "transformers-trainer-tokenizer-attribute",
+    "transformers.trainer:Trainer.tokenizer",
+    kind="backport",
+    fixes="AttributeError: 'Trainer' object has no attribute 'tokenizer'",
+    affects="transformers>=5.0.0",
+    note="(a deprecated property since 4.46)",
+    upstream="transformers v4.57.1 src/transformers/trainer.py (Trainer.tokenizer property); "
+    "https://github.com/huggingface/transformers/pull/43733",
+    remove_when="callers use trainer.processing_class",
+    proof="test_repairs_transformers::test_trainer_tokenizer_attribute",
+)
+def _tokenizer_property(module: ModuleType, record: Record) -> object:
+    from odin_compat.repairs._vendor import transformers_4_57
+
+    return property(transformers_4_57.tokenizer, transformers_4_57.set_tokenizer)
+
+
+# --- resume_from_checkpoint with torch >= 2.6 (weights_only=True by default) -------------------------
+
+
+def _load_rng_state_needed(module: ModuleType, record: Record) -> bool:
+    import torch.serialization
+
+    return (
+        "safe_globals" not in vars(module)  # transformers >= 4.47 wraps the load itself
+        and hasattr(torch.serialization, "safe_globals")  # torch >= 2.6 (weights_only=True default)
+        and not adapted(module.Trainer._load_rng_state, record.id)
     )
+
+
+@record(
+    "transformers-rng-state-weights-only",
+    "transformers.trainer:Trainer._load_rng_state",
+    kind="wrap",
+    fixes="_pickle.UnpicklingError: Weights only load failed. ... Unsupported global: GLOBAL "
+    "numpy._core.multiarray._reconstruct (Trainer.train(resume_from_checkpoint=...))",
+    affects="transformers<4.47.0",
+    note="with torch>=2.6",
+    upstream="transformers v4.47.1 src/transformers/trainer.py::safe_globals (accelerate PR #3036); "
+    "https://github.com/huggingface/transformers/issues/34631; https://github.com/huggingface/trl/issues/3247",
+    remove_when="odin supports only transformers>=4.47",
+    needed=_load_rng_state_needed,
+    proof="test_repairs_transformers::test_rng_state",
+)
+def _load_rng_state(module: ModuleType, record: Record) -> object:
+    import functools
+
+    from odin_compat.repairs._vendor.transformers_4_47 import safe_globals
+
+    func = module.Trainer._load_rng_state
+
+    @functools.wraps(func)
+    def _load_rng_state(self, checkpoint):  # noqa: ANN001, ANN202
+        with safe_globals():
+            return func(self, checkpoint)
+
+    _load_rng_state.__odin_record__ = record.id  # type: ignore[attr-defined]
+    return _load_rng_state
 
 
 # --- removed TrainingArguments fields given as command-line flags (HfArgumentParser) ---------------------
@@ -929,11 +636,9 @@ def translate_flags(dataclass_types: abc.Iterable[type], args: list[str]) -> tup
     return out, done
 
 
-def _parse_args(module: ModuleType) -> object:
+def _parse_args(module: ModuleType, record: Record) -> object:
     import functools
     import sys
-
-    from odin_compat._records import warn_once
 
     func = module.HfArgumentParser.parse_args_into_dataclasses
 
@@ -951,14 +656,14 @@ def _parse_args(module: ModuleType) -> object:
                 )
         return func(self, args, *rest, **kwargs)
 
-    parse_args_into_dataclasses.__odin_record__ = "transformers-hfargparser-removed-flags"  # type: ignore[attr-defined]
+    parse_args_into_dataclasses.__odin_record__ = record.id  # type: ignore[attr-defined]
     return parse_args_into_dataclasses
 
 
-def _parse_args_needed(module: ModuleType) -> bool:
+def _parse_args_needed(module: ModuleType, record: Record) -> bool:
     import dataclasses
 
-    if adapted(module.HfArgumentParser.parse_args_into_dataclasses, "transformers-hfargparser-removed-flags"):
+    if adapted(module.HfArgumentParser.parse_args_into_dataclasses, record.id):
         return False
     from transformers.training_args import TrainingArguments
 
@@ -969,25 +674,21 @@ def _parse_args_needed(module: ModuleType) -> bool:
     )
 
 
-REGISTRY.add(
-    Record(
-        id="transformers-hfargparser-removed-flags",
-        affects="transformers>=4.51.0",
-        module="transformers.hf_argparser",
-        name="HfArgumentParser.parse_args_into_dataclasses",
-        kind="wrap",
-        fixes="ValueError: Some specified arguments are not used by the HfArgumentParser: ['--warmup_ratio', ...] "
-        "(also --evaluation_strategy, --overwrite_output_dir, --no_cuda, --group_by_length, "
-        "--include_inputs_for_metrics; trl: --max_seq_length)",
-        works="transformers<4.51.0 (evaluation_strategy), <5.0.0 (the others)",
-        breaks="transformers>=4.51.0 / >=5.0.0, each as its keyword record",
-        upstream="transformers v4.57.1 src/transformers/training_args.py (the fields and their __post_init__); "
-        "v5.24.0 src/transformers/hf_argparser.py",
-        remove_when="callers pass the replacement flags",
-        provide=_parse_args,
-        needed=_parse_args_needed,
-    )
-)
+record(
+    "transformers-hfargparser-removed-flags",
+    "transformers.hf_argparser:HfArgumentParser.parse_args_into_dataclasses",
+    kind="wrap",
+    fixes="ValueError: Some specified arguments are not used by the HfArgumentParser: ['--warmup_ratio', ...] "
+    "(also --evaluation_strategy, --overwrite_output_dir, --no_cuda, --group_by_length, "
+    "--include_inputs_for_metrics; trl: --max_seq_length)",
+    affects="transformers>=4.51.0",
+    note="(evaluation_strategy; the other flags from 5.0.0, each as its keyword record)",
+    upstream="transformers v4.57.1 src/transformers/training_args.py (the fields and their __post_init__); "
+    "v5.24.0 src/transformers/hf_argparser.py",
+    remove_when="callers pass the replacement flags",
+    needed=_parse_args_needed,
+    proof="test_repairs_transformers::test_removed_flags",
+)(_parse_args)
 
 
 # --- PreTrainedModel.from_pretrained(use_auth_token=..., load_in_8bit=..., ...): removed in 5.0 -------------
@@ -1003,8 +704,6 @@ _FROM_PRETRAINED_OLD = (
 
 def _from_pretrained_adapt(args: tuple, kwargs: dict) -> tuple:
     import warnings
-
-    from odin_compat._records import warn_once
 
     if not any(k in kwargs for k in _FROM_PRETRAINED_OLD):
         return args, kwargs
@@ -1065,42 +764,32 @@ def _from_pretrained_adapt(args: tuple, kwargs: dict) -> tuple:
     return args, kwargs
 
 
-def _from_pretrained(module: ModuleType) -> object:
-    from odin_compat._records import kwarg_adapter
-
-    func = vars(module.PreTrainedModel)["from_pretrained"].__func__
-    return classmethod(
-        kwarg_adapter(func, _from_pretrained_adapt, "transformers-from-pretrained-removed-kwargs")
-    )
-
-
-def _from_pretrained_needed(module: ModuleType) -> bool:
+def _from_pretrained_needed(module: ModuleType, record: Record) -> bool:
     import inspect
 
     method = vars(module.PreTrainedModel).get("from_pretrained")
     func = getattr(method, "__func__", None)
-    if func is None or adapted(func, "transformers-from-pretrained-removed-kwargs"):
+    if func is None or adapted(func, record.id):
         return False
     # transformers < 5 pops these keywords itself; 5 lets them through to the model's __init__
     return '"use_auth_token"' not in inspect.getsource(func)
 
 
-REGISTRY.add(
-    Record(
-        id="transformers-from-pretrained-removed-kwargs",
-        affects="transformers>=5.0.0",
-        module="transformers.modeling_utils",
-        name="PreTrainedModel.from_pretrained",
-        kind="kwarg",
-        fixes="TypeError: LlamaForCausalLM.__init__() got an unexpected keyword argument 'use_auth_token' "
-        "(also 'load_in_8bit', 'load_in_4bit', 'resume_download', 'use_flash_attention_2'; "
-        "through AutoModel*.from_pretrained too)",
-        works="transformers<5.0.0 (use_flash_attention_2: <4.57)",
-        breaks="transformers>=5.0.0",
-        upstream="transformers v4.57.1 src/transformers/modeling_utils.py (PreTrainedModel.from_pretrained); "
-        "v4.51.3 (_autoset_attn_implementation, use_flash_attention_2)",
-        remove_when="callers pass token=, quantization_config=, attn_implementation=",
-        provide=_from_pretrained,
-        needed=_from_pretrained_needed,
-    )
+@record(
+    "transformers-from-pretrained-removed-kwargs",
+    "transformers.modeling_utils:PreTrainedModel.from_pretrained",
+    kind="kwarg",
+    fixes="TypeError: LlamaForCausalLM.__init__() got an unexpected keyword argument 'use_auth_token' "
+    "(also 'load_in_8bit', 'load_in_4bit', 'resume_download', 'use_flash_attention_2'; "
+    "through AutoModel*.from_pretrained too)",
+    affects="transformers>=5.0.0",
+    note="(use_flash_attention_2: from 4.57)",
+    upstream="transformers v4.57.1 src/transformers/modeling_utils.py (PreTrainedModel.from_pretrained); "
+    "v4.51.3 (_autoset_attn_implementation, use_flash_attention_2)",
+    remove_when="callers pass token=, quantization_config=, attn_implementation=",
+    needed=_from_pretrained_needed,
+    proof="test_repairs_transformers::test_from_pretrained",
 )
+def _from_pretrained(module: ModuleType, record: Record) -> object:
+    func = vars(module.PreTrainedModel)["from_pretrained"].__func__
+    return classmethod(kwarg_adapter(func, _from_pretrained_adapt, record.id))

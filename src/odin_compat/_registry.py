@@ -1,0 +1,218 @@
+"""The registry of records, and applying them with containment.
+
+The machinery behind `odin_compat.records`: it decides whether a record applies, applies it, and
+remembers the outcome for `report()`.
+"""
+
+from __future__ import annotations
+
+import sys
+from _thread import allocate_lock
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # no typing import at run time: `import odin_compat` must stay cheap
+    from types import ModuleType
+
+    from odin_compat.records import Record
+
+
+class Outcome:
+    __slots__ = ("id", "module", "name", "status", "reason")
+
+    def __init__(self, id: str, module: str, name: str, status: str, reason: str) -> None:
+        self.id, self.module, self.name, self.status, self.reason = id, module, name, status, reason
+
+    def as_dict(self) -> dict:
+        return {k: getattr(self, k) for k in self.__slots__}
+
+
+class Registry:
+    def __init__(self) -> None:
+        self.records: dict[str, list[Record]] = {}
+        self.outcomes: list[Outcome] = []  # every outcome, in order (history)
+        # module name -> the module object its records last ran on: a module object replaced in
+        # sys.modules (transformers re-executes its __init__) is found and repaired again
+        self.repaired: dict[str, ModuleType] = {}
+        # record id -> (module object, value installed): what `holds` checks against
+        self.installed: dict[str, tuple[ModuleType, object]] = {}
+        self.lock = allocate_lock()
+
+    def add(self, record: Record) -> None:
+        with self.lock:
+            self.records.setdefault(record.module, []).append(record)
+
+    def for_module(self, name: str) -> list[Record]:
+        with self.lock:  # copy, so repairs run without our lock held
+            return list(self.records.get(name, ()))
+
+    def all(self) -> list[Record]:
+        """Every record, importing the record modules that activation has not needed yet."""
+        from odin_compat import repairs
+
+        repairs.load_all()
+        return self.loaded()
+
+    def loaded(self) -> list[Record]:
+        """The records of the record modules imported so far."""
+        with self.lock:
+            return [r for rs in self.records.values() for r in rs]
+
+    def modules_of(self, target: str) -> set[str]:
+        """The modules that the loaded records of one target library repair."""
+        with self.lock:
+            return {m for m in self.records if m.partition(".")[0] == target}
+
+    def note(self, outcome: Outcome) -> None:
+        with self.lock:
+            self.outcomes.append(outcome)
+
+
+REGISTRY = Registry()
+
+
+def has(module: ModuleType, dotted: str) -> bool:
+    """True when `module` itself defines the dotted name (a lazy `__getattr__` does not count)."""
+    obj: object = module
+    for part in dotted.split("."):
+        # vars(), not getattr: lazy modules and __getattr__ must not make a name look present
+        ns = vars(obj) if hasattr(obj, "__dict__") else {}
+        if part not in ns:
+            return False
+        obj = ns[part]
+    return True
+
+
+def lazy_names(module: ModuleType) -> set[str]:
+    """Names a lazy package (transformers' `_LazyModule`, huggingface_hub's `__getattr__`)
+    declares without importing them; empty for an ordinary module."""
+    names: set[str] = set()
+    for attr in ("_class_to_module", "_objects"):  # transformers _LazyModule
+        table = vars(module).get(attr)
+        if isinstance(table, dict):
+            names.update(table)
+    table = vars(module).get("_SUBMOD_ATTRS")  # huggingface_hub: submodule -> names
+    if isinstance(table, dict):
+        for values in table.values():
+            names.update(values)
+    return names
+
+
+def why_applies(record: Record, module: ModuleType) -> str | None:
+    """The reason the record applies to `module`, or None when it must not."""
+    if record.kind in ("backport", "alias", "lazy"):
+        if has(module, record.name) or record.name in lazy_names(module):
+            return None  # upstream has it: never replace upstream's object
+        return f"{record.module}.{record.name} is absent"
+    if record.needed is not None:
+        if not record.needed(module):
+            return None
+        return f"{record.module}.{record.name} needs adapting"
+    return "always"
+
+
+def _owner(module: ModuleType, dotted: str) -> object:
+    owner: object = module
+    for part in dotted.split(".")[:-1]:
+        owner = getattr(owner, part)
+    return owner
+
+
+def apply(record: Record, module: ModuleType) -> Outcome:
+    """Apply one record; a failure warns and never propagates."""
+    try:
+        reason = why_applies(record, module)
+        if reason is None:
+            outcome = Outcome(
+                record.id, record.module, record.name, "skipped", "upstream has it or out of range"
+            )
+        else:
+            value = record.provide(module)
+            if record.kind != "lazy":  # a lazy record's provider registers the name itself
+                setattr(_owner(module, record.name), record.name.rpartition(".")[2], value)
+            REGISTRY.installed[record.id] = (module, value)
+            if record.kind == "kwarg" and record.name.endswith(".__init__"):
+                owner = _owner(module, record.name)
+                if isinstance(owner, type):
+                    from odin_compat._adapters import carry_to_subclasses
+
+                    carry_to_subclasses(owner)
+            outcome = Outcome(record.id, record.module, record.name, "applied", reason)
+    except Exception as exc:  # containment: a broken repair must not break the import
+        outcome = Outcome(record.id, record.module, record.name, "failed", f"{type(exc).__name__}: {exc}")
+        from odin_compat._hook import warn
+
+        warn(f"odin_compat: repair {record.id!r} on {record.module} failed and was skipped: {outcome.reason}")
+    REGISTRY.note(outcome)
+    return outcome
+
+
+def apply_for(module_name: str) -> list[Outcome]:
+    module = sys.modules.get(module_name)
+    if module is None:
+        return []
+    REGISTRY.repaired[module_name] = module
+    return [apply(r, module) for r in REGISTRY.for_module(module_name)]
+
+
+def repair_replaced() -> None:
+    """Repair again every module whose object in sys.modules is no longer the one repaired.
+
+    Runs on every import (the hook's `on_find`), so it stays an identity check per module.
+    """
+    modules = sys.modules
+    for name, module in list(REGISTRY.repaired.items()):
+        current = modules.get(name)
+        if current is not None and current is not module:
+            apply_for(name)
+
+
+def holds(record: Record) -> bool:
+    """True when what `record` installed is still what its module hands out now."""
+    module = sys.modules.get(record.module)
+    if module is None:
+        return False
+    if record.kind == "lazy":
+        return has(module, record.name) or record.name in lazy_names(module)
+    done = REGISTRY.installed.get(record.id)
+    if done is None:
+        return False
+    try:
+        owner = _owner(module, record.name)
+    except AttributeError:
+        return False
+    last = record.name.rpartition(".")[2]
+    value = vars(owner).get(last) if hasattr(owner, "__dict__") else None
+    for _ in range(20):  # a later record may have wrapped this one's adapter: follow __wrapped__
+        if value is done[1]:
+            return True
+        if value is None:
+            return False
+        value = getattr(value, "__wrapped__", None) or getattr(value, "__func__", None)
+    return False
+
+
+def _why_lost(record: Record) -> str:
+    """Say what now stands where the repair was: usually another library replaced the object."""
+    obj: object = sys.modules.get(record.module)
+    for part in record.name.split("."):
+        obj = getattr(obj, part, None)
+    owner = getattr(obj, "__qualname__", type(obj).__name__)
+    return f"replaced since it was applied: {record.module}.{record.name} is now {owner} from {getattr(obj, '__module__', '?')}"
+
+
+def current_outcomes() -> list[Outcome]:
+    """Each record's latest outcome, with "applied" checked against the modules as they are now
+    (a repair that no longer holds is reported as "lost")."""
+    repair_replaced()
+    latest: dict[str, Outcome] = {}
+    with REGISTRY.lock:
+        for outcome in REGISTRY.outcomes:
+            latest[outcome.id] = outcome
+    by_id = {r.id: r for r in REGISTRY.loaded()}
+    result = []
+    for outcome in latest.values():
+        record = by_id.get(outcome.id)
+        if outcome.status == "applied" and record is not None and not holds(record):
+            outcome = Outcome(outcome.id, outcome.module, outcome.name, "lost", _why_lost(record))
+        result.append(outcome)
+    return result
