@@ -225,6 +225,24 @@ PROVES: dict[str, tuple[str, ...]] = {
 }
 
 
+def _restored() -> None:
+    """The records driven by data/restore.json are proved by tests/test_restored.py."""
+    import json
+
+    data = json.loads((SRC / "odin_compat" / "data" / "restore.json").read_text(encoding="utf-8"))
+    for kind in ("moved", "backports"):
+        for row in data[kind]:
+            rest = row["where"].removeprefix(row["lib"]).strip(".")
+            parts = (row["lib"].replace("_", "-"), "moved" if kind == "moved" else "backport",
+                     rest.replace(".", "-"), row["name"])  # fmt: skip
+            PROVES["-".join(p for p in parts if p)] = ("test_restored::test_moved_and_backported_names",)
+    for record_id in ("transformers-trainingarguments-removed-fields", "trl-dpoconfig-removed-fields"):
+        PROVES[record_id] = ("test_restored::test_removed_fields",)
+
+
+_restored()
+
+
 def _junit_results(path: str) -> dict[str, tuple[str, float]]:
     import xml.etree.ElementTree as ET
 
