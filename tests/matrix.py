@@ -237,7 +237,7 @@ def _restored() -> None:
                      rest.replace(".", "-"), row["name"])  # fmt: skip
             PROVES["-".join(p for p in parts if p)] = ("test_restored::test_moved_and_backported_names",)
     for record_id in ("transformers-trainingarguments-removed-fields", "trl-dpoconfig-removed-fields"):
-        PROVES[record_id] = ("test_restored::test_removed_fields",)
+        PROVES[record_id] = ("test_restored::test_removed_fields",)  # both removed-fields tests
 
 
 _restored()
