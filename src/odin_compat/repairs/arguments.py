@@ -82,9 +82,11 @@ def _adapter(cls_name: str, rows: dict[str, dict], record_id: str) -> object:
 
 def _provide(cls_name: str, rows: dict[str, dict], record_id: str) -> object:
     def provide(module: ModuleType) -> object:
-        return kwarg_adapter(
-            getattr(module, cls_name).__init__, _adapter(cls_name, rows, record_id), record_id
-        )
+        func = getattr(module, cls_name).__init__
+        gone = {
+            n: r for n, r in rows.items() if not accepts(func, n)
+        }  # upstream's own fields stay upstream's
+        return kwarg_adapter(func, _adapter(cls_name, gone, record_id), record_id)
 
     return provide
 
