@@ -19,7 +19,8 @@ def _tool():  # noqa: ANN202
 
 def test_report_renders_from_the_json() -> None:
     data = json.loads(DATA.read_text(encoding="utf-8"))
-    assert _tool().render(data) == (ROOT / "docs" / "api-diff.md").read_text(encoding="utf-8")
+    coverage = json.loads((ROOT / "docs" / "api-diff-coverage.json").read_text(encoding="utf-8"))
+    assert _tool().render(data, coverage) == (ROOT / "docs" / "api-diff.md").read_text(encoding="utf-8")
 
 
 def test_json_is_small_and_well_formed() -> None:

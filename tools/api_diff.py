@@ -2,6 +2,8 @@
 
     python tools/api_diff.py compute   # download wheels (pip download --no-deps), diff, write JSON + markdown
     python tools/api_diff.py render    # markdown from the committed JSON only (no network, no wheels)
+    python tools/api_diff.py restore   # data of odin's moved / backported / argument records (reads the wheels)
+    python tools/api_diff.py coverage  # which in-scope findings odin's records repair, into the JSON + markdown
 
 Static analysis with the standard library's `ast` of the unpacked wheels (cached under .api-cache/):
 nothing is imported, so every release is read on any Python. Per release it records
@@ -588,7 +590,7 @@ def rows(data: dict, lib: str) -> list[dict]:
     return sorted(out, key=lambda r: (KINDS.index(r["kind"]), r["where"], r["name"]))
 
 
-def render(data: dict) -> str:
+def render(data: dict, coverage_data: dict | None = None) -> str:
     """The markdown report; a pure function of the JSON."""
     out = [
         "# API diff: what older releases offered and today's lacks",
@@ -646,7 +648,462 @@ def render(data: dict) -> str:
                 more = f"; and {len(by) - 25} more modules" if len(by) > 25 else ""
                 out += [f"Not listed ({len(rest)}: semantics-gone, or outside the trainer, argument and top-level "
                         f"modules): {summary}{more}.", ""]  # fmt: skip
+    if coverage_data:
+        out += render_coverage(coverage_data)
     return "\n".join(out).rstrip() + "\n"
+
+
+# --- coverage: which in-scope findings odin repairs ---------------------------------------------------
+
+# In scope: the findings of the package top level, the trainer modules and the argument modules of these
+# libraries, and every field and keyword finding (argument dataclasses and the callables users call).
+COVERAGE_LIBS = ("transformers", "trl", "peft", "accelerate")
+SCOPE = re.compile(
+    r"^(transformers|trl|peft|accelerate)(\.(trainer\w*|training_args\w*|trainer\.\w+|"
+    r"experimental\.\w+\.\w+_(trainer|config)|tuners\.\w+\.config|utils\.dataclasses|accelerator))?$"
+)
+# The pre-4.41 `<MODEL>_PRETRAINED_CONFIG_ARCHIVE_MAP` / `_MODEL_ARCHIVE_LIST` constants.
+ARCHIVE = re.compile(r"PRETRAINED_\w*(ARCHIVE_MAP|ARCHIVE_LIST|_MAP)$|_PRETRAINED_MODEL_ARCHIVE_LIST$")
+# Modules a backport may import from: the standard library, torch and numpy (every release needs them).
+PLAIN = set(sys.stdlib_module_names) | {"torch", "numpy", "packaging", "typing_extensions"}
+STACK = {"transformers", "trl", "peft", "accelerate", "huggingface_hub"}
+
+
+def in_scope(row: dict) -> bool:
+    if row["kind"] in ("field", "keyword"):
+        return True
+    return bool(SCOPE.match(row["where"]))
+
+
+class Source:
+    """The modules of one unpacked release, parsed on demand (for backports)."""
+
+    _cache: dict[tuple[str, str], Source] = {}
+
+    def __init__(self, lib: str, version: str) -> None:
+        self.lib, self.version = lib, version
+        self.root = unpacked(lib, version)
+        self.paths = {}
+        for path in sorted((self.root / lib).rglob("*.py")):
+            parts = list(path.relative_to(self.root).with_suffix("").parts)
+            if parts[-1] == "__init__":
+                parts.pop()
+            self.paths[".".join(parts)] = path
+        self._trees: dict[str, ast.Module | None] = {}
+        self._text: dict[str, str] = {}
+
+    @classmethod
+    def of(cls, lib: str, version: str) -> Source:
+        if (lib, version) not in cls._cache:
+            cls._cache[lib, version] = cls(lib, version)
+        return cls._cache[lib, version]
+
+    def tree(self, mod: str) -> ast.Module | None:
+        if mod not in self._trees:
+            path = self.paths.get(mod)
+            try:
+                self._text[mod] = path.read_text(encoding="utf-8") if path else ""
+                self._trees[mod] = ast.parse(self._text[mod]) if path else None
+            except (SyntaxError, UnicodeDecodeError):
+                self._trees[mod] = None
+        return self._trees[mod]
+
+    def segment(self, mod: str, node: ast.stmt) -> str:
+        import textwrap
+
+        lines = self._text[mod].splitlines()
+        start = min([node.lineno, *(d.lineno for d in getattr(node, "decorator_list", ()))])
+        return textwrap.dedent("\n".join(lines[start - 1 : node.end_lineno])) + "\n"
+
+    def is_pkg(self, mod: str) -> bool:
+        path = self.paths.get(mod)
+        return path is not None and path.name == "__init__.py"
+
+    def bindings(self, mod: str) -> dict[str, ast.stmt]:
+        """Top-level name -> the statement binding it (the first definition; imports only if nothing else)."""
+        tree = self.tree(mod)
+        out: dict[str, ast.stmt] = {}
+        if tree is None:
+            return out
+        for node in _top_statements(tree.body):
+            names: list[str] = []
+            if isinstance(node, ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+                names = [node.name]
+            elif isinstance(node, ast.Assign | ast.AnnAssign):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                names = [t.id for t in targets if isinstance(t, ast.Name)]
+            elif isinstance(node, ast.Import | ast.ImportFrom):
+                for alias in node.names:
+                    bound = alias.asname or alias.name.partition(".")[0]
+                    if alias.name != "*" and bound not in out:
+                        out[bound] = node
+                continue
+            for n in names:
+                prev = out.get(n)
+                if prev is None or isinstance(prev, ast.Import | ast.ImportFrom):
+                    out[n] = node
+        return out
+
+    def locate(self, mod: str, name: str, depth: int = 0) -> tuple[str, str] | None:
+        """The module that defines `name` as importable from `mod`, and the name it defines it by."""
+        if depth > 6:
+            return None
+        node = self.bindings(mod).get(name)
+        if node is None:
+            return None
+        if isinstance(node, ast.ImportFrom):
+            source = _resolve(mod, self.is_pkg(mod), node.level, node.module)
+            alias = next(a for a in node.names if (a.asname or a.name) == name)
+            if source.partition(".")[0] != self.lib:
+                return None
+            found = self.locate(source, alias.name, depth + 1)
+            if found is None and f"{source}.{alias.name}" in self.paths:
+                return None  # a submodule
+            return found
+        if isinstance(node, ast.Import):
+            return None
+        return mod, name
+
+
+def _free_names(node: ast.AST) -> tuple[set[str], list[ast.ImportFrom | ast.Import]]:
+    """Names a statement reads from its module's globals, and the imports inside it."""
+    import builtins
+
+    used: set[str] = set()
+    bound: set[str] = set()
+    inner: list = []
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Name):
+            (used if isinstance(sub.ctx, ast.Load) else bound).add(sub.id)
+        elif isinstance(sub, ast.arg):
+            bound.add(sub.arg)
+        elif isinstance(sub, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) and sub is not node:
+            bound.add(sub.name)
+        elif isinstance(sub, ast.ExceptHandler) and sub.name:
+            bound.add(sub.name)
+        elif isinstance(sub, ast.Import | ast.ImportFrom):
+            inner.append(sub)
+            for alias in sub.names:
+                bound.add(alias.asname or alias.name.partition(".")[0])
+    own = getattr(node, "name", None)
+    return used - bound - set(dir(builtins)) - {own, "__class__", "__name__", "__file__"}, inner
+
+
+class Today:
+    """What today's releases offer (names per module), from their facts."""
+
+    def __init__(self) -> None:
+        self.names: dict[str, set[str]] = {}
+        self.modules: set[str] = set()
+        for lib in STACK:
+            data = facts(lib, RELEASES[lib][-1])
+            self.modules.update(data["modules"])
+            for mod, names in data["names"].items():
+                self.names[mod] = set(names)
+
+    def has(self, mod: str, name: str | None = None) -> bool:
+        if name is None:
+            return mod in self.modules
+        return name in self.names.get(mod, ()) or f"{mod}.{name}" in self.modules
+
+
+def _import_ok(
+    src: Source, mod: str, node: ast.Import | ast.ImportFrom, name: str, today: Today
+) -> str | None:
+    """None when the import that binds `name` works today with only plain modules; else why not."""
+    if isinstance(node, ast.Import):
+        alias = next(a for a in node.names if (a.asname or a.name.partition(".")[0]) == name)
+        root = alias.name.partition(".")[0]
+        if root in PLAIN or (root in STACK and today.has(alias.name)):
+            return None
+        return f"needs `{alias.name}`"
+    source = _resolve(mod, src.is_pkg(mod), node.level, node.module)
+    root = source.partition(".")[0]
+    alias = next((a for a in node.names if (a.asname or a.name) == name), None)
+    if alias is None:
+        return f"needs `{source}.*`"
+    if root in PLAIN:
+        return None
+    if root in STACK and today.has(source, alias.name):
+        return None
+    return f"needs `{source}.{alias.name}`" + (" (gone today)" if root in STACK else "")
+
+
+def backport_bundle(lib: str, where: str, name: str, last: str, today: Today) -> tuple[dict | None, str]:
+    """The verbatim source a faithful backport of `where.name` needs (from release `last`), or why none.
+
+    Self-contained: the definition (and each definition of its module it uses that today's release lacks)
+    reads only the standard library, torch, numpy, and names today's releases still offer.
+    """
+    src = Source.of(lib, last)
+    found = src.locate(where, name)
+    if found is None:
+        return None, f"not defined in Python source of {lib} {last} (a submodule, or a dynamic export)"
+    mod, real = found
+    bindings = src.bindings(mod)
+    imports: dict[str, str] = {}
+    defs: dict[str, ast.stmt] = {}
+    todo = [real]
+    while todo:
+        current = todo.pop()
+        node = bindings.get(current)
+        if node is None or current in defs:
+            continue
+        defs[current] = node
+        used, inner = _free_names(node)
+        for sub in inner:  # imports inside functions
+            if isinstance(sub, ast.ImportFrom):
+                source = _resolve(mod, src.is_pkg(mod), sub.level, sub.module)
+                root = source.partition(".")[0]
+                for alias in sub.names:
+                    if root not in PLAIN and not (root in STACK and today.has(source, alias.name)):
+                        return None, f"needs `{source}.{alias.name}`" + (
+                            " (gone today)" if root in STACK else ""
+                        )
+                if sub.level:
+                    return None, f"a relative import inside `{current}` (from `{source}`)"
+            else:
+                for alias in sub.names:
+                    root = alias.name.partition(".")[0]
+                    if root not in PLAIN and not (root in STACK and today.has(alias.name)):
+                        return None, f"needs `{alias.name}`"
+        for g in sorted(used):
+            if g in defs or g in imports:
+                continue
+            bind = bindings.get(g)
+            if bind is None:
+                return None, f"reads `{g}`, which {mod} does not bind at top level"
+            if isinstance(bind, ast.Import | ast.ImportFrom):
+                why = _import_ok(src, mod, bind, g, today)
+                if why:
+                    return None, why
+                if isinstance(bind, ast.Import):
+                    alias = next(a for a in bind.names if (a.asname or a.name.partition(".")[0]) == g)
+                    imports[g] = f"import {alias.name} as {g}" if alias.asname else f"import {alias.name}"
+                else:
+                    source = _resolve(mod, src.is_pkg(mod), bind.level, bind.module)
+                    alias = next(a for a in bind.names if (a.asname or a.name) == g)
+                    imports[g] = f"from {source} import {alias.name} as {g}"
+            elif today.has(mod, g) and g != real:
+                imports[g] = f"from {mod} import {g}"  # the module still offers it: use today's object
+            else:
+                todo.append(g)
+    order = sorted(defs.values(), key=lambda n: n.lineno)
+    code = "\n".join(src.segment(mod, n) for n in order)
+    rel = src.paths[mod].relative_to(src.root).as_posix()
+    return {
+        "imports": sorted(set(imports.values())),
+        "code": code,
+        "defined_in": mod,
+        "defines": real,
+        "release": last,
+        "link": f"https://github.com/huggingface/{lib}/blob/v{last}/{rel if lib != 'transformers' else 'src/' + rel}",
+    }, ""
+
+
+def _old_field(lib: str, version: str, cls: str, field_name: str) -> dict:
+    """Default and annotation of a field of an argument dataclass in one release."""
+    src = Source.of(lib, version)
+    for mod in src.paths:
+        if not re.search(r"(config|args|arguments|dataclasses|utils)\w*$", mod):
+            continue
+        tree = src.tree(mod)
+        if tree is None:
+            continue
+        for node in _top_statements(tree.body):
+            if not isinstance(node, ast.ClassDef) or node.name != cls:
+                continue
+            for stmt in node.body:
+                if isinstance(stmt, ast.AnnAssign) and getattr(stmt.target, "id", None) == field_name:
+                    value = stmt.value
+                    if isinstance(value, ast.Call) and getattr(value.func, "id", "") == "field":
+                        value = next((k.value for k in value.keywords if k.arg == "default"), None)
+                    try:
+                        default = ast.literal_eval(value) if value is not None else None
+                    except ValueError:
+                        default = ast.unparse(value)
+                    return {"default": default, "annotation": ast.unparse(stmt.annotation)}
+            # inherited: look in the bases of this class
+            for base in node.bases:
+                bname = getattr(base, "id", getattr(base, "attr", None))
+                if bname and bname != cls:
+                    found = _old_field(lib, version, bname, field_name)
+                    if found:
+                        return found
+    return {}
+
+
+RESTORE_OUT = ROOT / "src" / "odin_compat" / "data" / "restore.json"
+COVERAGE_OUT = ROOT / "docs" / "api-diff-coverage.json"
+# Record families driven by restore.json (src/odin_compat/repairs/{moved,backported,arguments}.py).
+FAMILIES = ("odin_compat.repairs.moved", "odin_compat.repairs.backported", "odin_compat.repairs.arguments")
+ARCHIVE_WHY = (
+    "pre-4.41 checkpoint URL tables (`*_PRETRAINED_*_ARCHIVE_MAP/LIST`), only in 4.36.2 of the releases listed: "
+    "nothing in today's transformers reads them"
+)
+
+
+def _records(families: bool) -> list:
+    sys.path.insert(0, str(ROOT / "src"))
+    from odin_compat._records import REGISTRY
+
+    out = []
+    for record in REGISTRY.all():
+        family = getattr(record.provide, "__module__", "") in FAMILIES
+        if family == families or families is None:
+            out.append(record)
+    return out
+
+
+def covering(records: list, row: dict) -> list[str]:
+    """Ids of the records that repair one finding."""
+    kind, where, name = row["kind"], row["where"], row["name"]
+    out = []
+    for r in records:
+        if kind == "name":
+            hit = r.module == where and r.name == name
+        elif kind == "module":
+            hit = f"{r.module}.{r.name}" == where or (
+                r.module == where.rpartition(".")[0] and r.name == where.rpartition(".")[2]
+            )
+        else:
+            cls = where.partition(".")[0]
+            owners = {cls, "TrainingArguments"} if cls == "Seq2SeqTrainingArguments" else {cls}
+            said = f"'{name}'" in r.fixes or f"'--{name}'" in r.fixes or f", '{name}'" in r.fixes
+            hit = said and any(o in r.name or o in r.fixes for o in owners)
+        if hit:
+            out.append(r.id)
+    return sorted(out)
+
+
+# Findings whose record failed its proof on today's release (tests/test_restored.py), with why.
+UNPROVEN = {
+    "transformers:transformers:BaseImageProcessorFast": "today's transformers still resolves it (dynamically)",
+    "trl:trl:pack_examples": "the backport's docstring differs from the release's (a decorator)",
+    "transformers:transformers.trainer:smp_gather": "defined only when SageMaker model parallelism is installed",
+    "transformers:transformers.training_args:default_logdir": "its module imports transformers.training_args "
+    "(a circular import at that point)",
+    "trl:trl.trainer:GKDConfig": "trl.experimental.gkd does not import at trl.trainer's import",
+    "trl:trl.trainer:GKDTrainer": "trl.experimental.gkd does not import at trl.trainer's import",
+    "trl:trl:BCOConfig": "today's trl still declares it in its lazy table (an upstream import error, not a removal)",
+    "trl:trl.trainer:BCOConfig": "today's trl still declares it in its lazy table",
+    "trl:trl:IterativeSFTConfig": "today's trl still declares it in its lazy table",
+    "trl:trl.trainer:IterativeSFTConfig": "today's trl still declares it in its lazy table",
+    "trl:trl:PRMConfig": "today's trl still declares it in its lazy table",
+    "trl:trl.trainer:PRMConfig": "today's trl still declares it in its lazy table",
+}
+
+
+def restore(data: dict) -> dict:
+    """restore.json: the moved names, self-contained backports, and removed/renamed fields and keywords
+    of the in-scope findings that no hand-written record repairs; and why the other removed names get none."""
+    today = Today()
+    existing = _records(False)
+    out: dict = {"generated": data["generated"], "command": "python tools/api_diff.py restore",
+                 "moved": [], "backports": [], "fields": [], "keywords": [], "not_self_contained": {}}  # fmt: skip
+    for lib in COVERAGE_LIBS:
+        for r in rows(data, lib):
+            if not in_scope(r) or r["class"] == "semantics-gone" or covering(existing, r):
+                continue
+            base = {
+                "lib": lib,
+                "where": r["where"],
+                "name": r["name"],
+                "last": r["last"],
+                "gone_in": r["gone_in"],
+            }
+            if f"{lib}:{r['where']}:{r['name']}" in UNPROVEN:
+                continue
+            if r["kind"] == "name" and r["class"] == "moved":
+                out["moved"].append({**base, "target": r["target"]})
+            elif r["kind"] == "name" and r["class"] == "removed":
+                if ARCHIVE.search(r["name"]):
+                    continue
+                bundle, why = backport_bundle(lib, r["where"], r["name"], r["last"], today)
+                if bundle and bundle["code"].strip():
+                    out["backports"].append({**base, **bundle})
+                else:
+                    out["not_self_contained"][f"{lib}:{r['where']}:{r['name']}"] = why or "no source found"
+            elif r["kind"] == "field":
+                old = _old_field(lib, r["last"], r["where"], r["name"])
+                target = r["target"] if r["class"] == "renamed" and not r["target"].startswith("(") else ""
+                out["fields"].append({**base, "target": target, "default": old.get("default"),
+                                      "annotation": old.get("annotation", "")})  # fmt: skip
+            elif r["kind"] == "keyword":
+                target = r["target"] if r["class"] == "renamed" else ""
+                out["keywords"].append({**base, "target": target})
+    return out
+
+
+def coverage(data: dict, restore_data: dict) -> dict:
+    """Per library: every in-scope finding, the records that repair it, or why none does."""
+    records = _records(None)
+    nsc = restore_data["not_self_contained"]
+    out: dict = {}
+    for lib in COVERAGE_LIBS:
+        items = []
+        for r in rows(data, lib):
+            if not in_scope(r):
+                continue
+            ids = covering(records, r)
+            if ids:
+                status, detail = "covered", " ".join(ids)
+            elif f"{lib}:{r['where']}:{r['name']}" in UNPROVEN:
+                status, detail = "not-repaired", UNPROVEN[f"{lib}:{r['where']}:{r['name']}"]
+            elif r["class"] == "semantics-gone":
+                status, detail = "semantics-gone", "TensorFlow / Flax / JAX API"
+            elif ARCHIVE.search(r["name"]):
+                status, detail = "not-repaired", ARCHIVE_WHY
+            elif r["kind"] == "module":
+                status, detail = (
+                    "not-repaired",
+                    "a whole module (odin restores names, not module paths, here)",
+                )
+            elif f"{lib}:{r['where']}:{r['name']}" in nsc:
+                status, detail = "not-self-contained", nsc[f"{lib}:{r['where']}:{r['name']}"]
+            else:
+                status, detail = "uncovered", "no record"
+            items.append([r["kind"], r["where"], r["name"], r["class"], status, detail])
+        out[lib] = items
+    return out
+
+
+def render_coverage(cov: dict) -> list[str]:
+    out = [
+        "## Coverage by odin's records",
+        "",
+        "In scope: the findings of each package's top level, its trainer modules and its argument modules",
+        "(`trainer*`, `training_args*`, `trl.trainer.*`, `*_config`/`*_trainer` of `trl.experimental`,",
+        "`peft.tuners.*.config`, `accelerate.utils.dataclasses`, `accelerate.accelerator`), and every field",
+        "and keyword finding. A finding is covered when a record repairs it (`docs/catalogue.md`).",
+        "Uncovered ones are not repairable: `odin_compat.explain` adds the release that removed them and what",
+        "replaced them (from this report's data) to the ImportError / TypeError / AttributeError.",
+        "Uncovered: keywords of callables that no record adapts yet (the same message explains them).",
+        "",
+        "| library | in scope | covered | semantics gone | not self-contained | not repaired (other) | uncovered |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for lib, items in cov.items():
+        count = {s: sum(i[4] == s for i in items) for s in
+                 ("covered", "semantics-gone", "not-self-contained", "not-repaired", "uncovered")}  # fmt: skip
+        out.append(f"| {lib} | {len(items)} | {count['covered']} | {count['semantics-gone']} | "
+                   f"{count['not-self-contained']} | {count['not-repaired']} | {count['uncovered']} |")  # fmt: skip
+    out.append("")
+    for lib, items in cov.items():
+        missing = [i for i in items if i[4] not in ("covered", "semantics-gone")]
+        if not missing:
+            continue
+        out += [f"### {lib}: not covered", ""]
+        by: dict[str, list[str]] = {}
+        for kind, where, name, _cls, status, detail in missing:
+            thing = f"`{where}`" if kind == "module" else f"`{where}.{name}`"
+            key = f"{status.replace('-', ' ')}: {detail}"
+            by.setdefault(key, []).append(thing)
+        for key, things in sorted(by.items(), key=lambda kv: (-len(kv[1]), kv[0])):
+            shown = ", ".join(things[:40]) + (f", and {len(things) - 40} more" if len(things) > 40 else "")
+            out.append(f"- {key} ({len(things)}): {shown}")
+        out.append("")
+    return out
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -657,9 +1114,19 @@ def main(argv: list[str] | None = None) -> None:
         JSON_OUT.write_text(json.dumps(data, separators=(",", ":")) + "\n", encoding="utf-8")
     elif args[:1] == ["render"]:
         data = json.loads(JSON_OUT.read_text(encoding="utf-8"))
+    elif args[:1] == ["restore"]:  # the data of the record families (needs the wheels)
+        data = json.loads(JSON_OUT.read_text(encoding="utf-8"))
+        RESTORE_OUT.write_text(json.dumps(restore(data), indent=0, sort_keys=True) + "\n", encoding="utf-8")
+        print(f"{RESTORE_OUT.relative_to(ROOT)} ({RESTORE_OUT.stat().st_size // 1024} KiB)")
+        return
+    elif args[:1] == ["coverage"]:  # which in-scope findings have records (imports odin_compat's records)
+        data = json.loads(JSON_OUT.read_text(encoding="utf-8"))
+        cov = coverage(data, json.loads(RESTORE_OUT.read_text(encoding="utf-8")))
+        COVERAGE_OUT.write_text(json.dumps(cov, indent=0) + "\n", encoding="utf-8")
     else:
         raise SystemExit(__doc__)
-    MD_OUT.write_text(render(data), encoding="utf-8")
+    cov = json.loads(COVERAGE_OUT.read_text(encoding="utf-8")) if COVERAGE_OUT.exists() else None
+    MD_OUT.write_text(render(data, cov), encoding="utf-8")
     print(f"{JSON_OUT.relative_to(ROOT)} ({JSON_OUT.stat().st_size // 1024} KiB), {MD_OUT.relative_to(ROOT)}")
 
 

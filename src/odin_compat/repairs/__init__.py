@@ -7,10 +7,16 @@ Activation imports a record module only when its target library starts to import
 
 from odin_compat._stack import REPAIRED as TARGETS
 
+# Record modules for several target libraries, driven by data/restore.json: loaded with any of these.
+SHARED = {"moved": TARGETS, "backported": TARGETS, "arguments": ("transformers", "trl")}
+
 
 def load(target: str) -> None:
     """Import (once) the record module of one target library."""
     __import__(f"{__name__}.{target}")
+    for module, targets in SHARED.items():
+        if target in targets:
+            __import__(f"{__name__}.{module}")
 
 
 def load_all() -> None:

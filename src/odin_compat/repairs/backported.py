@@ -1,0 +1,121 @@
+"""Records for self-contained names that a release removed: a faithful backport, the verbatim source of
+the last release listed that had it (same members, defaults, signature and docstring).
+
+Self-contained: the definition, and each definition of its module that it uses and today's release
+lacks, read only the standard library, torch, numpy and names today's releases still offer
+(`tools/api_diff.py`, `backport_bundle`). The source and the imports it needs are `data/restore.json`
+("backports"); each record links the upstream file of that release.
+
+On a lazy package (`transformers`, `trl`, `trl.trainer`) the name is declared and built on first use,
+so importing the package stays as cheap as upstream.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from odin_compat.records import REGISTRY, Record, lazy_export
+from odin_compat.repairs.moved import LAZY, record_id, table
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from types import ModuleType
+
+_BUILT: dict[tuple[str, str, str], object] = {}
+
+
+def build(row: dict) -> object:
+    """The object `row` describes, from its verbatim upstream source (built once per process)."""
+    key = (row["lib"], row["defined_in"], row["defines"])
+    if key in _BUILT:
+        return _BUILT[key]
+    import builtins
+    import linecache
+
+    filename = f"<odin_compat backport: {row['link']}>"
+    lines = row["code"].splitlines(keepends=True)
+    linecache.cache[filename] = (len(row["code"]), None, lines, filename)  # inspect.getsource finds it
+    import types
+
+    # the definitions run in a module of their old name (dataclasses look their module up in sys.modules),
+    # registered only while they run where that module is gone today
+    home = types.ModuleType(row["defined_in"])
+    namespace = vars(home)
+    namespace["__builtins__"] = builtins
+    absent = row["defined_in"] not in sys.modules
+    if absent:
+        sys.modules[row["defined_in"]] = home
+    try:
+        for statement in row["imports"]:
+            exec(statement, namespace)  # noqa: S102  (import statements read from the release's own source)
+        exec(compile(row["code"], filename, "exec"), namespace)  # noqa: S102
+    finally:
+        if absent and sys.modules.get(row["defined_in"]) is home:
+            del sys.modules[row["defined_in"]]
+    _BUILT[key] = namespace[row["defines"]]
+    return _BUILT[key]
+
+
+class _Backports:
+    """Module `<package>._odin_backports`: a lazy package's backports, built on first access."""
+
+    def __init__(self, package: str) -> None:
+        import types
+
+        self.module = types.ModuleType(
+            f"{package}._odin_backports", "Backports of odin_compat (built on use)."
+        )
+        self.rows: dict[str, dict] = {}
+        self.module.__getattr__ = self.__getattr__  # type: ignore[attr-defined]
+
+    def __getattr__(self, name: str) -> object:
+        row = self.rows.get(name)
+        if row is None:
+            raise AttributeError(name)
+        value = build(row)
+        setattr(self.module, name, value)
+        return value
+
+
+_PACKAGES: dict[str, _Backports] = {}
+
+
+def _lazy(row: dict) -> object:
+    def provide(module: ModuleType) -> None:
+        holder = _PACKAGES.setdefault(module.__name__, _Backports(module.__name__))
+        holder.rows[row["name"]] = row
+        sys.modules.setdefault(holder.module.__name__, holder.module)
+        lazy_export(module, row["name"], "_odin_backports")
+
+    return provide
+
+
+def _eager(row: dict) -> object:
+    def provide(module: ModuleType) -> object:
+        return build(row)
+
+    return provide
+
+
+for _row in table("backports"):
+    _lib, _where, _name = _row["lib"], _row["where"], _row["name"]
+    _is_lazy = _where in LAZY
+    REGISTRY.add(
+        Record(
+            id=record_id(_lib, "backport", _where, _name),
+            affects=f"{_lib}>={_row['gone_in']}",
+            module=_where,
+            name=_name,
+            kind="lazy" if _is_lazy else "backport",
+            fixes=f"ImportError: cannot import name '{_name}' from '{_where}'",
+            works=f"{_lib}<={_row['last']}",
+            breaks=f"{_lib}>={_row['gone_in']}",
+            upstream=f"{_row['link']} ({_row['defines']}, verbatim)",
+            remove_when=f"no supported caller imports {_where}.{_name}",
+            provide=(_lazy if _is_lazy else _eager)(_row),
+            proof=(
+                "test_restored::test_moved_and_backported_names",
+                "test_restored::test_backports_behave_as_upstream",
+            ),
+        )
+    )

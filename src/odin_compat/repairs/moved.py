@@ -1,0 +1,72 @@
+"""Records for names that moved: an older release offered `module.name`, today's release defines the
+same name in another module of the package. Each record makes the old spelling resolve to today's
+object itself (an alias, never a copy).
+
+The table is `data/restore.json` ("moved"), written by `python tools/api_diff.py restore` from the API
+diff (`docs/api-diff.md`) of the package top levels, trainer modules and argument modules.
+"""
+
+from __future__ import annotations
+
+from odin_compat.records import REGISTRY, Record, lazy_export
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from types import ModuleType
+
+# Lazy packages: a name is declared on them and resolves through its submodule on first use.
+LAZY = ("transformers", "trl", "trl.trainer")
+_TABLE: list[dict] = []
+
+
+def table(section: str) -> list[dict]:
+    """One section of restore.json (read once)."""
+    if not _TABLE:
+        import json
+        from importlib import resources
+
+        text = resources.files("odin_compat").joinpath("data", "restore.json").read_text(encoding="utf-8")
+        _TABLE.append(json.loads(text))
+    return _TABLE[0][section]
+
+
+def record_id(lib: str, kind: str, where: str, name: str) -> str:
+    rest = where.removeprefix(lib).strip(".")
+    return "-".join(p for p in (lib.replace("_", "-"), kind, rest.replace(".", "-"), name) if p)
+
+
+def _alias(target: str, name: str) -> object:
+    def provide(module: ModuleType) -> object:
+        import importlib
+
+        return getattr(importlib.import_module(target), name)
+
+    return provide
+
+
+def _lazy(target: str, name: str) -> object:
+    def provide(module: ModuleType) -> None:
+        lazy_export(module, name, target.removeprefix(module.__name__ + "."))
+
+    return provide
+
+
+for _row in table("moved"):
+    _lib, _where, _name, _target = _row["lib"], _row["where"], _row["name"], _row["target"]
+    _lazy_kind = _where in LAZY and _target.startswith(_where + ".")
+    REGISTRY.add(
+        Record(
+            id=record_id(_lib, "moved", _where, _name),
+            affects=f"{_lib}>={_row['gone_in']}",
+            module=_where,
+            name=_name,
+            kind="lazy" if _lazy_kind else "alias",
+            fixes=f"ImportError: cannot import name '{_name}' from '{_where}'",
+            works=f"{_lib}<={_row['last']}",
+            breaks=f"{_lib}>={_row['gone_in']} (the same object lives in {_target})",
+            upstream=f"{_lib} v{_row['gone_in']} {_target} (docs/api-diff.md: moved)",
+            remove_when=f"callers import {_name} from {_target}",
+            provide=(_lazy if _lazy_kind else _alias)(_target, _name),
+            proof=("test_restored::test_moved_and_backported_names",),
+        )
+    )
