@@ -21,6 +21,7 @@ import ast, importlib, inspect, json, sys, warnings
 warnings.simplefilter("ignore")
 from importlib import resources
 data = json.loads(resources.files("odin_compat").joinpath("data", "restore.json").read_text())
+from odin_compat.repairs.backported import source
 libs = LIBS
 out = {"moved": {}, "backports": {}}
 
@@ -43,7 +44,7 @@ for row in data["backports"]:
     key = row["where"] + "." + row["name"]
     try:
         obj = get(row["where"], row["name"])
-        for node in ast.parse(row["code"]).body:
+        for node in ast.parse(source(row)["code"]).body:
             if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and node.name == row["defines"]:
                 doc = inspect.cleandoc(ast.get_docstring(node, clean=False) or "")
                 assert obj.__name__ == row["defines"]

@@ -934,6 +934,27 @@ def _old_field(lib: str, version: str, cls: str, field_name: str) -> dict:
 
 
 RESTORE_OUT = ROOT / "src" / "odin_compat" / "data" / "restore.json"
+# The backports' source and the not-self-contained reasons: read only when a backport is built (or by
+# `coverage`), so the record families register from the small index above.
+RESTORE_CODE_OUT = ROOT / "src" / "odin_compat" / "data" / "restore_code.json"
+
+
+def code_key(row: dict) -> str:
+    return f"{row['lib']}:{row['defined_in']}:{row['defines']}"
+
+
+def write_restore(full: dict) -> None:
+    """Split restore()'s result into the index (restore.json) and the source (restore_code.json)."""
+    index = {k: v for k, v in full.items() if k != "not_self_contained"}
+    code: dict = {"sources": {}, "not_self_contained": full["not_self_contained"]}
+    index["backports"] = []
+    for row in full["backports"]:
+        code["sources"][code_key(row)] = {"code": row["code"], "imports": row["imports"]}
+        index["backports"].append({k: v for k, v in row.items() if k not in ("code", "imports")})
+    RESTORE_OUT.write_text(json.dumps(index, indent=0, sort_keys=True) + "\n", encoding="utf-8")
+    RESTORE_CODE_OUT.write_text(json.dumps(code, indent=0, sort_keys=True) + "\n", encoding="utf-8")
+
+
 COVERAGE_OUT = ROOT / "docs" / "api-diff-coverage.json"
 # Record families driven by restore.json (src/odin_compat/repairs/{moved,backported,arguments}.py).
 FAMILIES = ("odin_compat.repairs.moved", "odin_compat.repairs.backported", "odin_compat.repairs.arguments")
@@ -1116,12 +1137,15 @@ def main(argv: list[str] | None = None) -> None:
         data = json.loads(JSON_OUT.read_text(encoding="utf-8"))
     elif args[:1] == ["restore"]:  # the data of the record families (needs the wheels)
         data = json.loads(JSON_OUT.read_text(encoding="utf-8"))
-        RESTORE_OUT.write_text(json.dumps(restore(data), indent=0, sort_keys=True) + "\n", encoding="utf-8")
-        print(f"{RESTORE_OUT.relative_to(ROOT)} ({RESTORE_OUT.stat().st_size // 1024} KiB)")
+        write_restore(restore(data))
+        print(
+            f"{RESTORE_OUT.relative_to(ROOT)} ({RESTORE_OUT.stat().st_size // 1024} KiB), "
+            f"{RESTORE_CODE_OUT.relative_to(ROOT)} ({RESTORE_CODE_OUT.stat().st_size // 1024} KiB)"
+        )
         return
     elif args[:1] == ["coverage"]:  # which in-scope findings have records (imports odin_compat's records)
         data = json.loads(JSON_OUT.read_text(encoding="utf-8"))
-        cov = coverage(data, json.loads(RESTORE_OUT.read_text(encoding="utf-8")))
+        cov = coverage(data, json.loads(RESTORE_CODE_OUT.read_text(encoding="utf-8")))
         COVERAGE_OUT.write_text(json.dumps(cov, indent=0) + "\n", encoding="utf-8")
     else:
         raise SystemExit(__doc__)

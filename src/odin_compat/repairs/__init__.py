@@ -8,7 +8,11 @@ Activation imports a record module only when its target library starts to import
 from odin_compat._stack import REPAIRED as TARGETS
 
 # Record modules for several target libraries, driven by data/restore.json: loaded with any of these.
-SHARED = {"moved": TARGETS, "backported": TARGETS, "arguments": ("transformers", "trl")}
+SHARED = {
+    "moved": ("accelerate", "peft", "transformers", "trl"),
+    "backported": ("accelerate", "peft", "transformers", "trl"),
+    "arguments": ("transformers", "trl"),
+}
 
 
 def load(target: str) -> None:

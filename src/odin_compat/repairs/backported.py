@@ -24,6 +24,23 @@ if TYPE_CHECKING:
 _BUILT: dict[tuple[str, str, str], object] = {}
 
 
+_CODE: list[dict] = []
+
+
+def source(row: dict) -> dict:
+    """The verbatim source and the imports of `row`'s definition (data/restore_code.json, read once)."""
+    if not _CODE:
+        import json
+        from pathlib import Path
+
+        # a plain file read: importlib.resources alone costs ~10 ms of start-up
+        text = (Path(__file__).resolve().parent.parent / "data" / "restore_code.json").read_text(
+            encoding="utf-8"
+        )
+        _CODE.append(json.loads(text)["sources"])
+    return _CODE[0][f"{row['lib']}:{row['defined_in']}:{row['defines']}"]
+
+
 def build(row: dict) -> object:
     """The object `row` describes, from its verbatim upstream source (built once per process)."""
     key = (row["lib"], row["defined_in"], row["defines"])
@@ -33,8 +50,9 @@ def build(row: dict) -> object:
     import linecache
 
     filename = f"<odin_compat backport: {row['link']}>"
-    lines = row["code"].splitlines(keepends=True)
-    linecache.cache[filename] = (len(row["code"]), None, lines, filename)  # inspect.getsource finds it
+    src = source(row)
+    lines = src["code"].splitlines(keepends=True)
+    linecache.cache[filename] = (len(src["code"]), None, lines, filename)  # inspect.getsource finds it
     import types
 
     # the definitions run in a module of their old name (dataclasses look their module up in sys.modules),
@@ -46,9 +64,9 @@ def build(row: dict) -> object:
     if absent:
         sys.modules[row["defined_in"]] = home
     try:
-        for statement in row["imports"]:
+        for statement in src["imports"]:
             exec(statement, namespace)  # noqa: S102  (import statements read from the release's own source)
-        exec(compile(row["code"], filename, "exec"), namespace)  # noqa: S102
+        exec(compile(src["code"], filename, "exec"), namespace)  # noqa: S102
     finally:
         if absent and sys.modules.get(row["defined_in"]) is home:
             del sys.modules[row["defined_in"]]
