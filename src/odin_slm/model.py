@@ -334,22 +334,19 @@ def lora_target_modules(model: Any, requested: list[str] | None) -> list[str] | 
 
 
 def check_quantization(model_args: Any) -> None:
-    """--load_in_4bit needs --use_peft, a CUDA GPU and bitsandbytes: say so before the model load."""
+    """--load_in_4bit needs --use_peft and bitsandbytes: say so before the model load.
+
+    bitsandbytes' 4-bit weights run on CUDA GPUs and, from bitsandbytes 0.45, on CPUs.
+    """
     if not getattr(model_args, "load_in_4bit", False):
         if getattr(model_args, "use_bnb_nested_quant", False):
             raise ModelError("--use_bnb_nested_quant applies to 4-bit weights: it needs --load_in_4bit true.")
         return
     import importlib.util
 
-    import torch
-
     if not model_args.use_peft:
         raise ModelError(
             "--load_in_4bit trains a LoRA adapter on 4-bit weights (QLoRA): add --use_peft true."
-        )
-    if not torch.cuda.is_available():
-        raise ModelError(
-            "--load_in_4bit needs a CUDA GPU (bitsandbytes' 4-bit weights); on this machine leave it off."
         )
     if importlib.util.find_spec("bitsandbytes") is None:
         raise ModelError("--load_in_4bit needs the bitsandbytes package: pip install bitsandbytes")
@@ -366,8 +363,14 @@ def quantization(model_args: Any) -> Any:
     if getattr(config, "bnb_4bit_compute_dtype", None) is None or model_dtype(model_args) == "auto":
         import torch
 
-        # odin's default weights are fp32; the 4-bit layers compute in bf16 where the GPU has it.
-        config.bnb_4bit_compute_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        # odin's default weights are fp32; the 4-bit layers compute in bf16 where the GPU has it
+        # (fp16 on older GPUs), and in fp32 on a CPU.
+        if not torch.cuda.is_available():
+            config.bnb_4bit_compute_dtype = torch.float32
+        else:
+            config.bnb_4bit_compute_dtype = (
+                torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+            )
     return config
 
 
