@@ -390,16 +390,19 @@ def _init_subclass(module: ModuleType) -> object:
 
 def _override_record(method: str, param: str, index: int, affects: str, **fields: str) -> None:
     record_id = f"transformers-override-{method.replace('_', '-')}"
+    hooked: list[type] = []  # the Trainer class this record last hooked
 
     def provide(module: ModuleType) -> object:
         hook = _init_subclass(module)
         _OVERRIDES[method] = (param, index)
+        hooked[:] = [module.Trainer]
         return hook
 
     def needed(module: ModuleType) -> bool:
-        # Upstream passes the new argument only where its own method takes it.
+        # Upstream passes the new argument only where its own method takes it. A new Trainer
+        # class (a reloaded transformers.trainer) needs the hook again.
         upstream = getattr(module.Trainer, method, None)  # get_batch_samples exists from 4.46
-        return method not in _OVERRIDES and upstream is not None and accepts(upstream, param)
+        return module.Trainer not in hooked and upstream is not None and accepts(upstream, param)
 
     REGISTRY.add(
         Record(

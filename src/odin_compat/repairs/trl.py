@@ -939,10 +939,19 @@ def _commands(module: ModuleType) -> object:
     return sys.modules["trl.commands"]
 
 
-def _commands_needed(module: ModuleType) -> bool:
+def _no_module(name: str) -> bool:
+    """True when upstream has no module `name`: none to find, or only odin's own backport in
+    sys.modules (a re-executed trl, whose new module object needs the attribute again)."""
     import importlib.util
+    import sys
 
-    return "commands" not in vars(module) and importlib.util.find_spec("trl.commands") is None
+    if name in sys.modules:
+        return getattr(sys.modules[name], "__spec__", None) is None  # a backport has no spec
+    return importlib.util.find_spec(name) is None
+
+
+def _commands_needed(module: ModuleType) -> bool:
+    return "commands" not in vars(module) and _no_module("trl.commands")
 
 
 # A backport of a whole module. Kind "wrap" only because that kind honours `needed`: the package's
@@ -1310,9 +1319,7 @@ def _env_utils(module: ModuleType) -> object:
 
 
 def _env_utils_needed(module: ModuleType) -> bool:
-    import importlib.util
-
-    return "env_utils" not in vars(module) and importlib.util.find_spec("trl.env_utils") is None
+    return "env_utils" not in vars(module) and _no_module("trl.env_utils")
 
 
 # Kind "wrap" for its `needed` gate, as trl-commands-cli-utils above.
