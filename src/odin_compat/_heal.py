@@ -174,16 +174,18 @@ def _derived_code(code: CodeType, ocode: CodeType) -> bool:
 # module has left sys.modules or has been executed again (`del sys.modules[m]`, a reload).
 _index: dict[str, list[FunctionType]] = {}
 _index_ids: set[int] = set()
-# id(module dict) -> (the dict, its __spec__ when indexed): the dict is kept while indexed, so
-# ids are not reused; a new __spec__ means the module was executed again (importlib.reload)
-_indexed: dict[int, tuple[dict, object]] = {}
+_indexed: dict[int, dict] = {}  # id(module dict) -> the dict (kept while indexed, so ids are not reused)
+# id(module dict) -> (its __spec__ when indexed, the code names indexed from it): a new __spec__
+# means the module was executed again (importlib.reload); the names find its functions in _index.
+_indexed_meta: dict[int, tuple[object, tuple[str, ...]]] = {}
 _index_stamp: tuple = ()
 _live: list[dict] = []  # the origin modules' dicts in sys.modules now
 
 
 def _stamp() -> tuple:
     """Changes whenever the origin modules may have: a module added or removed, or any import
-    reaching the finders (a module deleted and imported again keeps the count, not this)."""
+    reaching the finders (a module deleted and imported again keeps the count, not this).
+    `_audit` spells it out inline (the exec path)."""
     return (len(sys.modules), _hook.finds, ORIGIN_PACKAGES)
 
 
@@ -205,17 +207,18 @@ def _functions_of(own: dict, modname: str) -> Iterator[FunctionType]:
 def _forget(dicts: list[dict]) -> None:
     """Drop the functions of these module dicts from the index, and every cache that holds them."""
     ids = {id(d) for d in dicts}  # the dicts are alive (the caller holds them): their ids are theirs
-    for name, fns in list(_index.items()):
+    names = {n for key in ids for n in _indexed_meta.get(key, ((), ()))[1]}
+    for name in names:
+        fns = _index.get(name, [])
         keep = [fn for fn in fns if id(fn.__globals__) not in ids]
-        if len(keep) == len(fns):
-            continue
         _index_ids.difference_update(id(fn) for fn in fns if id(fn.__globals__) in ids)
         if keep:
             _index[name] = keep
         else:
-            del _index[name]
+            _index.pop(name, None)
     for key in ids:
         _indexed.pop(key, None)
+        _indexed_meta.pop(key, None)
     _derivations.clear()
     _snapshots.clear()
 
@@ -226,22 +229,25 @@ def _refresh_index() -> None:
     if stamp == _index_stamp:
         return
     with _lock:
-        live, unfinished = [], False
+        live, unfinished, indexed = [], False, 0
         for name, module in list(sys.modules.items()):
             if name.partition(".")[0] not in ORIGIN_PACKAGES or not isinstance(module, ModuleType):
                 continue
             own = vars(module)
             live.append(own)
-            spec = own.get("__spec__")
-            seen = _indexed.get(id(own))
-            if seen is not None and seen[1] is spec:
+            key, spec = id(own), own.get("__spec__")
+            seen = _indexed.get(key) is own
+            if seen and _indexed_meta[key][0] is spec:
+                indexed += 1
                 continue
             if getattr(spec, "_initializing", False):
                 unfinished = True  # still executing: index it once it is complete
                 continue
-            if seen is not None:
+            if seen:
                 _forget([own])  # executed again (importlib.reload): its new functions replace the old
-            _indexed[id(own)] = (own, spec)
+            _indexed[key] = own
+            indexed += 1
+            names = []
             for fn in _functions_of(own, name):
                 if (
                     fn.__globals__ is own
@@ -250,10 +256,11 @@ def _refresh_index() -> None:
                 ):
                     _index_ids.add(id(fn))  # the index keeps fn alive, so its id stays its own
                     _index.setdefault(fn.__code__.co_name, []).append(fn)
-        live_ids = {id(own) for own in live}
-        gone = [entry[0] for key, entry in _indexed.items() if key not in live_ids]
-        if gone:  # left sys.modules (deleted, maybe imported again as a new module)
-            _forget(gone)
+                    names.append(fn.__code__.co_name)
+            _indexed_meta[key] = (spec, tuple(names))
+        if len(_indexed) != indexed:  # some left sys.modules (deleted, maybe imported again anew)
+            live_ids = {id(own) for own in live}
+            _forget([own for key, own in _indexed.items() if key not in live_ids])
         _live[:] = live
         _index_stamp = () if unfinished else stamp
 
@@ -392,7 +399,9 @@ def _audit(event: str, args: tuple) -> None:
         if not code.co_filename.startswith("<") and sys._getframe(1).f_code is _IMPORT_EXEC:
             return  # a module being imported
         nested = _nested(code)
-        if _stamp() == _index_stamp and not any(c.co_name in _index for c in nested):
+        if (len(sys.modules), _hook.finds, ORIGIN_PACKAGES) == _index_stamp and not any(
+            c.co_name in _index for c in nested
+        ):
             return  # the index is current and no function here is named like an origin function
         caller = sys._getframe(1)
         filename = caller.f_code.co_filename
