@@ -175,9 +175,13 @@ def _derived_code(code: CodeType, ocode: CodeType) -> bool:
 _index: dict[str, list[FunctionType]] = {}
 _index_ids: set[int] = set()
 _indexed: dict[int, dict] = {}  # id(module dict) -> the dict (kept while indexed, so ids are not reused)
-# id(module dict) -> (its __spec__ when indexed, the code names indexed from it): a new __spec__
-# means the module was executed again (importlib.reload); the names find its functions in _index.
-_indexed_meta: dict[int, tuple[object, tuple[str, ...]]] = {}
+# id(module dict) -> its __spec__ when indexed: a new one means the module was executed again
+# (importlib.reload); and -> the code names indexed from it, to find its functions in _index.
+# Flat dicts and tuples of strings (which the GC stops tracking): the index adds as few objects
+# as it can to the collector's pending work (a full collection that it tipped over would land
+# in the caller's code).
+_indexed_spec: dict[int, object] = {}
+_indexed_names: dict[int, tuple[str, ...]] = {}
 _index_stamp: tuple = ()
 _live: list[dict] = []  # the origin modules' dicts in sys.modules now
 
@@ -207,7 +211,7 @@ def _functions_of(own: dict, modname: str) -> Iterator[FunctionType]:
 def _forget(dicts: list[dict]) -> None:
     """Drop the functions of these module dicts from the index, and every cache that holds them."""
     ids = {id(d) for d in dicts}  # the dicts are alive (the caller holds them): their ids are theirs
-    names = {n for key in ids for n in _indexed_meta.get(key, ((), ()))[1]}
+    names = {n for key in ids for n in _indexed_names.get(key, ())}
     for name in names:
         fns = _index.get(name, [])
         keep = [fn for fn in fns if id(fn.__globals__) not in ids]
@@ -218,7 +222,8 @@ def _forget(dicts: list[dict]) -> None:
             _index.pop(name, None)
     for key in ids:
         _indexed.pop(key, None)
-        _indexed_meta.pop(key, None)
+        _indexed_spec.pop(key, None)
+        _indexed_names.pop(key, None)
     _derivations.clear()
     _snapshots.clear()
 
@@ -237,7 +242,7 @@ def _refresh_index() -> None:
             live.append(own)
             key, spec = id(own), own.get("__spec__")
             seen = _indexed.get(key) is own
-            if seen and _indexed_meta[key][0] is spec:
+            if seen and _indexed_spec.get(key) is spec:
                 indexed += 1
                 continue
             if getattr(spec, "_initializing", False):
@@ -257,7 +262,8 @@ def _refresh_index() -> None:
                     _index_ids.add(id(fn))  # the index keeps fn alive, so its id stays its own
                     _index.setdefault(fn.__code__.co_name, []).append(fn)
                     names.append(fn.__code__.co_name)
-            _indexed_meta[key] = (spec, tuple(names))
+            _indexed_spec[key] = spec
+            _indexed_names[key] = tuple(names)
         if len(_indexed) != indexed:  # some left sys.modules (deleted, maybe imported again anew)
             live_ids = {id(own) for own in live}
             _forget([own for key, own in _indexed.items() if key not in live_ids])
