@@ -16,8 +16,8 @@ Design points (each learnt from wrapt's bug history):
   answers `isinstance` like the loader, and is put back on the module and its
   spec before the module's code runs;
 - callbacks run with none of odin's locks held (a callback may import);
-- only modules that something watches are wrapped, so everything else imports
-  exactly as before.
+- only the loaders of modules that something watches are chained or wrapped,
+  so everything else imports exactly as before.
 """
 
 from __future__ import annotations
