@@ -337,3 +337,112 @@ def test_containment_holds_under_warnings_as_errors() -> None:
     proc = run_python(code)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "True" and "a repair failed" in proc.stderr
+
+
+# --- rebuilt functions nested in the exec'd code, or compiled with a real file name ---------------
+
+
+def _run_source(core: object) -> str:
+    return textwrap.dedent(importlib.import_module("inspect").getsource(core.Engine.run))
+
+
+def _healed_from(namespace: dict, core: object) -> bool:
+    return namespace.get("Backend") is core.Backend and namespace.get("helper") is core.helper
+
+
+def test_a_method_rebuilt_in_a_class_body_is_healed_at_exec(origin: str) -> None:
+    core = importlib.import_module(f"{origin}.core")
+    src = f"class FastEngine({origin}.core.Engine):\n" + textwrap.indent(_run_source(core), "    ")
+    namespace: dict = {origin: sys.modules[origin]}
+    exec(src, namespace)
+    assert _healed_from(namespace, core) and namespace["SCALE"] == 7  # as the exec returns: no sweep
+    assert namespace["FastEngine"]().run() == (core.Backend.TE, 14)
+    assert "Backend" not in globals()
+
+
+def test_a_class_body_with_its_own_locals_heals_the_globals_its_methods_read(origin: str) -> None:
+    core = importlib.import_module(f"{origin}.core")
+    src = "class FastEngine:\n" + textwrap.indent(_run_source(core), "    ")
+    namespace: dict = {}
+    local: dict = {}
+    exec(src, namespace, local)
+    assert _healed_from(namespace, core) and "Backend" not in local
+    assert local["FastEngine"]().run() == (core.Backend.TE, 14)
+
+
+def test_a_function_rebuilt_inside_a_factory_is_healed_at_exec(origin: str) -> None:
+    core = importlib.import_module(f"{origin}.core")
+    src = (
+        "def make_run(tag):\n"
+        + textwrap.indent(_run_source(core), "    ")
+        + "    run.tag = tag\n    return run\n"
+    )
+    namespace: dict = {}
+    exec(src, namespace)
+    assert _healed_from(namespace, core)
+    run = namespace["make_run"]("fast")
+    assert run.__globals__ is namespace and run(core.Engine()) == (core.Backend.TE, 14)
+
+
+def test_code_compiled_with_a_real_file_name_is_healed_at_exec(tmp_path: Path, origin: str) -> None:
+    core = importlib.import_module(f"{origin}.core")
+    path = tmp_path / "generated_engine.py"
+    path.write_text(_run_source(core))
+    namespace: dict = {"__name__": "generated_engine", "__file__": str(path)}
+    exec(compile(path.read_text(), str(path), "exec"), namespace)
+    assert _healed_from(namespace, core)
+    assert namespace["run"](core.Engine()) == (core.Backend.TE, 14)
+
+
+def test_nested_and_real_file_code_of_a_user_is_left_as_it_is(tmp_path: Path, origin: str) -> None:
+    importlib.import_module(f"{origin}.core")
+    own = "def run(self):\n    return Backend\n"  # named like Engine.run, not rebuilt from it
+    path = tmp_path / "users_module.py"
+    path.write_text(own)
+    for src, filename in (
+        ("class Mine:\n" + textwrap.indent(own, "    "), "<user>"),
+        ("def factory():\n" + textwrap.indent(own, "    ") + "    return run\n", "<user>"),
+        (own, str(path)),
+    ):
+        namespace: dict = {}
+        exec(compile(src, filename, "exec"), namespace)
+        assert set(namespace) == {"__builtins__", src.split()[1].partition("(")[0].rstrip(":")}, src
+
+
+# --- an origin module deleted from sys.modules and imported again ----------------------------------
+
+
+def test_an_origin_module_imported_again_is_indexed_afresh(origin: str) -> None:
+    import gc
+    import weakref
+
+    core = importlib.import_module(f"{origin}.core")
+    assert odin_compat.heal() == []  # the index now holds core's functions
+    old_run = weakref.ref(core.Engine.run)
+    del sys.modules[f"{origin}.core"]
+    core = importlib.import_module(f"{origin}.core")  # a new module object, same number of modules
+    namespace: dict = {}
+    _rebuild_run(core, namespace)
+    assert _healed_from(namespace, core)  # proven against the new module's Engine.run, at exec
+    del namespace
+    gc.collect()
+    assert old_run() is None  # the healer does not keep the old module's functions alive
+    namespace = {}
+    with profiler_running():
+        _rebuild_run(core, namespace)
+    core.Engine.run = namespace["run"]
+    assert "Backend" in odin_compat.heal()  # the sweep looks at the new module too
+    assert core.Engine().run() == (core.Backend.TE, 14)
+
+
+def test_a_reloaded_origin_module_is_indexed_afresh(origin: str) -> None:
+    core = importlib.import_module(f"{origin}.core")
+    odin_compat.heal()
+    before = core.Engine
+    importlib.reload(core)  # the same module object, new classes and functions
+    assert core.Engine is not before
+    namespace: dict = {}
+    _rebuild_run(core, namespace)
+    assert _healed_from(namespace, core)
+    mine = [fn for fn in _heal._index.get("run", ()) if fn.__globals__ is vars(core)]
+    assert mine == [core.Engine.run]  # the old class's run is no longer indexed

@@ -15,9 +15,10 @@ The repair, under three rules that keep everyone else's code as it is:
 - the namespace filled is exactly the rebuilt function's `__globals__`.
 
 Triggers, so the repair is in place before rebuilt code first runs:
-- an audit hook on `exec` of source-string code spots derived functions in the code about
-  to run, and heals the namespace that `exec` really runs in as soon as that code returns
-  (a one-shot profile function reads it from the frame; nothing else is traced);
+- an audit hook on `exec` (of anything but a module being imported) spots derived functions
+  in the code about to run, at any depth (in a class body, returned by a factory function),
+  and heals the namespace that `exec` really runs in as soon as that code starts (a one-shot
+  profile function reads it from the frame; nothing else is traced);
 - when a module of a rebuilder package (generated files included) finishes importing, its
   derived functions are healed before anything can patch or call them;
 - `sweep()` heals derived functions found on the origin libraries' classes and modules (a
@@ -32,6 +33,7 @@ import os
 import sys
 from _thread import RLock
 
+from odin_compat import _hook
 from odin_compat._stack import ORIGINS as ORIGIN_PACKAGES
 
 TYPE_CHECKING = False
@@ -166,12 +168,27 @@ def _derived_code(code: CodeType, ocode: CodeType) -> bool:
 
 # Genuine origin functions (defined in a real file of an origin library, with that module's
 # globals) by code name. They stay indexed after a rebuilder replaces them on their class, so
-# a later sweep can still prove where a replacement came from.
+# a later sweep can still prove where a replacement came from; they are dropped once their
+# module has left sys.modules or has been executed again (`del sys.modules[m]`, a reload).
 _index: dict[str, list[FunctionType]] = {}
 _index_ids: set[int] = set()
-_indexed: dict[int, dict] = {}  # id(module dict) -> the dict (kept, so ids are not reused)
+_indexed: dict[int, dict] = {}  # id(module dict) -> the dict (kept while indexed, so ids are not reused)
+# id(module dict) -> its __spec__ when indexed: a new one means the module was executed again
+# (importlib.reload); and -> the code names indexed from it, to find its functions in _index.
+# Flat dicts and tuples of strings (which the GC stops tracking): the index adds as few objects
+# as it can to the collector's pending work (a full collection that it tipped over would land
+# in the caller's code).
+_indexed_spec: dict[int, object] = {}
+_indexed_names: dict[int, tuple[str, ...]] = {}
 _index_stamp: tuple = ()
 _live: list[dict] = []  # the origin modules' dicts in sys.modules now
+
+
+def _stamp() -> tuple:
+    """Changes whenever the origin modules may have: a module added or removed, or any import
+    reaching the finders (a module deleted and imported again keeps the count, not this).
+    `_audit` spells it out inline (the exec path)."""
+    return (len(sys.modules), _hook.finds, ORIGIN_PACKAGES)
 
 
 def _functions_of(own: dict, modname: str) -> Iterator[FunctionType]:
@@ -189,24 +206,51 @@ def _functions_of(own: dict, modname: str) -> Iterator[FunctionType]:
                     yield attr
 
 
+def _forget(dicts: list[dict]) -> None:
+    """Drop the functions of these module dicts from the index, and every cache that holds them."""
+    ids = {id(d) for d in dicts}  # the dicts are alive (the caller holds them): their ids are theirs
+    names = {n for key in ids for n in _indexed_names.get(key, ())}
+    for name in names:
+        fns = _index.get(name, [])
+        keep = [fn for fn in fns if id(fn.__globals__) not in ids]
+        _index_ids.difference_update(id(fn) for fn in fns if id(fn.__globals__) in ids)
+        if keep:
+            _index[name] = keep
+        else:
+            _index.pop(name, None)
+    for key in ids:
+        _indexed.pop(key, None)
+        _indexed_spec.pop(key, None)
+        _indexed_names.pop(key, None)
+    _derivations.clear()
+    _snapshots.clear()
+
+
 def _refresh_index() -> None:
     global _index_stamp
-    stamp = (len(sys.modules), ORIGIN_PACKAGES)
+    stamp = _stamp()
     if stamp == _index_stamp:
         return
     with _lock:
-        live, unfinished = [], False
+        live, unfinished, indexed = [], False, 0
         for name, module in list(sys.modules.items()):
             if name.partition(".")[0] not in ORIGIN_PACKAGES or not isinstance(module, ModuleType):
                 continue
             own = vars(module)
             live.append(own)
-            if _indexed.get(id(own)) is own:
+            key, spec = id(own), own.get("__spec__")
+            seen = _indexed.get(key) is own
+            if seen and _indexed_spec.get(key) is spec:
+                indexed += 1
                 continue
-            if getattr(own.get("__spec__"), "_initializing", False):
+            if getattr(spec, "_initializing", False):
                 unfinished = True  # still executing: index it once it is complete
                 continue
-            _indexed[id(own)] = own
+            if seen:
+                _forget([own])  # executed again (importlib.reload): its new functions replace the old
+            _indexed[key] = own
+            indexed += 1
+            names = []
             for fn in _functions_of(own, name):
                 if (
                     fn.__globals__ is own
@@ -215,6 +259,12 @@ def _refresh_index() -> None:
                 ):
                     _index_ids.add(id(fn))  # the index keeps fn alive, so its id stays its own
                     _index.setdefault(fn.__code__.co_name, []).append(fn)
+                    names.append(fn.__code__.co_name)
+            _indexed_spec[key] = spec
+            _indexed_names[key] = tuple(names)
+        if len(_indexed) != indexed:  # some left sys.modules (deleted, maybe imported again anew)
+            live_ids = {id(own) for own in live}
+            _forget([own for key, own in _indexed.items() if key not in live_ids])
         _live[:] = live
         _index_stamp = () if unfinished else stamp
 
@@ -294,7 +344,7 @@ def origin_from_source(module: ModuleType, owner: str, name: str) -> CodeType | 
     return found[0] if len(found) == 1 else None
 
 
-# --- trigger 1: exec of source-string code -----------------------------------------------------
+# --- trigger 1: exec of code that is not a module being imported --------------------------------
 
 # Code generators that exec strings for their own purposes (dataclasses, namedtuple, typing,
 # torch.fx, the origin libraries themselves) never rebuild another library's function.
@@ -323,16 +373,38 @@ def _heal_when_started(code: CodeType, rebuilt: list[CodeType]) -> None:
     sys.setprofile(profile)
 
 
+# The frame from which the import system execs a module's code (generated modules included: they
+# are healed as they finish importing).
+_IMPORT_EXEC = getattr(
+    getattr(sys.modules.get("_frozen_importlib"), "_call_with_frames_removed", None), "__code__", None
+)
+
+
+def _nested(code: CodeType) -> list[CodeType]:
+    """The code objects inside `code` at any depth: its functions, class bodies and their methods,
+    the functions that a factory function defines."""
+    found, stack = [], [code]
+    while stack:
+        for c in stack.pop().co_consts:
+            if type(c) is CodeType:
+                found.append(c)
+                stack.append(c)
+    return found
+
+
 def _audit(event: str, args: tuple) -> None:
     # Called for every audit event of the process: keep the common path tiny.
     if event != "exec":
         return
     code = args[0]
-    if type(code) is not CodeType or not code.co_filename.startswith("<"):
-        return  # module imports exec real files; generated modules are healed as they import
+    if type(code) is not CodeType:
+        return
     try:
-        if (len(sys.modules), ORIGIN_PACKAGES) == _index_stamp and not any(
-            type(c) is CodeType and c.co_name in _index for c in code.co_consts
+        if not code.co_filename.startswith("<") and sys._getframe(1).f_code is _IMPORT_EXEC:
+            return  # a module being imported
+        nested = _nested(code)
+        if (len(sys.modules), _hook.finds, ORIGIN_PACKAGES) == _index_stamp and not any(
+            c.co_name in _index for c in nested
         ):
             return  # the index is current and no function here is named like an origin function
         caller = sys._getframe(1)
@@ -342,7 +414,7 @@ def _audit(event: str, args: tuple) -> None:
         if str(caller.f_globals.get("__name__")).partition(".")[0] in _NOT_REBUILDERS:
             return
         _refresh_index()
-        rebuilt = [c for c in code.co_consts if type(c) is CodeType and c.co_name in _index and origins_of(c)]
+        rebuilt = [c for c in nested if c.co_name in _index and origins_of(c)]
         if rebuilt:
             _heal_when_started(code, rebuilt)
     except Exception:  # the audit hook must never break the caller's exec

@@ -1,16 +1,23 @@
 """Post-import hooks: run callbacks when a watched module finishes executing.
 
 A small meta-path finder in the spirit of wrapt's `importer.py`: it asks the
-other finders for the spec, wraps the loader, and after the module's own code
-has run, calls the callbacks registered for that module name.
+other finders for the spec, chains the loader's `exec_module`, and after the
+module's own code has run, calls the callbacks registered for that module name.
+`importlib.reload` finds the spec again, so a reloaded module's callbacks run again.
 
 Design points (each learnt from wrapt's bug history):
 - `find_spec`/`exec_module` only (Python 3.12 dropped `find_module`);
-- the original loader is put back on the module and its spec before the
-  module's code runs, so `module.__loader__` looks untouched;
+- the spec keeps the real loader: a file loader (made for this one module) gets
+  `exec_module` chained on the instance, and the instance attribute is removed
+  before the module's code runs, so `importlib.util.find_spec(name).loader` is
+  the `SourceFileLoader` it always was (`isinstance`, `get_source`,
+  `get_resource_reader` ...) and `module.__loader__` looks untouched;
+- any other loader (possibly shared by many modules) is wrapped in a proxy that
+  answers `isinstance` like the loader, and is put back on the module and its
+  spec before the module's code runs;
 - callbacks run with none of odin's locks held (a callback may import);
-- only modules that something watches are wrapped, so everything else imports
-  exactly as before.
+- only the loaders of modules that something watches are chained or wrapped,
+  so everything else imports exactly as before.
 """
 
 from __future__ import annotations
@@ -88,8 +95,44 @@ def _run_first(top: str) -> None:
         warn(f"odin_compat: preparing repairs for {top} failed: {exc!r}")
 
 
+# Bumped at every import that reaches the finders (a module deleted from sys.modules and imported
+# again, a reload): the healer's cue that the origin modules may have changed.
+finds = 0
+
+
+def _chain(loader: object, callbacks: list[Callback]) -> bool:
+    """Chain `exec_module` on the loader instance itself, so the spec keeps the real loader.
+
+    Only for a file loader: one instance per module found, so no other module sees the chain.
+    """
+    if not isinstance(loader, _FileLoader):
+        return False
+    own = getattr(loader, "__dict__", None)
+    if own is None:
+        return False
+    if "exec_module" in own:
+        return getattr(own["exec_module"], "__odin_hook__", False)  # chained already (a reused spec)
+    real = loader.exec_module  # type: ignore[attr-defined]
+
+    def exec_module(module: ModuleType) -> None:
+        if own.get("exec_module") is exec_module:
+            del own["exec_module"]  # the loader is untouched again before the module's code runs
+        real(module)
+        for callback in callbacks:
+            callback(module.__name__)
+
+    exec_module.__odin_hook__ = True  # type: ignore[attr-defined]
+    own["exec_module"] = exec_module
+    return True
+
+
+# importlib.machinery's file loaders (source, bytecode, extension) without importing importlib.
+_FileLoader = getattr(sys.modules.get("_frozen_importlib_external"), "FileLoader", None) or type(None)
+
+
 class _Loader:
-    """Wraps the real loader; delegates everything but `exec_module`."""
+    """Wraps a loader that may serve other modules too; delegates everything but `exec_module`,
+    and answers `isinstance` (through `__class__`) as the loader does."""
 
     def __init__(self, loader: object, callbacks: list[Callback]) -> None:
         self._loader = loader
@@ -97,6 +140,10 @@ class _Loader:
 
     def __getattr__(self, name: str) -> object:
         return getattr(self._loader, name)
+
+    @property  # type: ignore[misc]
+    def __class__(self) -> type:
+        return type(self._loader)
 
     def create_module(self, spec: ModuleSpec) -> ModuleType | None:
         return self._loader.create_module(spec)  # type: ignore[attr-defined]
@@ -117,6 +164,8 @@ class _Finder:
     def find_spec(
         self, fullname: str, path: Sequence[str] | None = None, target: ModuleType | None = None
     ) -> ModuleSpec | None:
+        global finds
+        finds += 1
         for check in _on_find:
             try:
                 check()
@@ -140,9 +189,11 @@ class _Finder:
                 break
         else:
             return None
-        if spec.loader is None or not hasattr(spec.loader, "exec_module"):
-            return spec  # namespace package or legacy loader: leave it alone
-        spec.loader = _Loader(spec.loader, callbacks)
+        loader = spec.loader
+        if loader is None or not hasattr(loader, "exec_module") or type(loader) is _Loader:
+            return spec  # namespace package or legacy loader (or ours already): leave it alone
+        if not _chain(loader, callbacks):
+            spec.loader = _Loader(loader, callbacks)
         return spec
 
 

@@ -150,8 +150,11 @@ def apply_for(module_name: str) -> list[Outcome]:
     module = sys.modules.get(module_name)
     if module is None:
         return []
+    # The same module object executed again (importlib.reload): its new classes and functions are
+    # repaired again; what odin installed and the module's code left in place stays as it is.
+    again = REGISTRY.repaired.get(module_name) is module
     REGISTRY.repaired[module_name] = module
-    return [apply(r, module) for r in REGISTRY.for_module(module_name)]
+    return [apply(r, module) for r in REGISTRY.for_module(module_name) if not (again and holds(r))]
 
 
 def repair_replaced() -> None:

@@ -230,8 +230,13 @@ def lacks_module(name: str) -> Predicate:
 
     def needed(module: ModuleType, record: Record | None = None) -> bool:
         import importlib.util
+        import sys
 
-        return name.rpartition(".")[2] not in vars(module) and importlib.util.find_spec(name) is None
+        if name.rpartition(".")[2] in vars(module):
+            return False
+        if name in sys.modules:  # only odin's own backport (no spec): a re-executed package needs it again
+            return getattr(sys.modules[name], "__spec__", None) is None
+        return importlib.util.find_spec(name) is None
 
     return needed
 

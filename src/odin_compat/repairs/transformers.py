@@ -226,10 +226,15 @@ def _init_subclass(module: ModuleType) -> object:
     return classmethod(__init_subclass__)
 
 
+# method -> the Trainer class its record last hooked: a reloaded transformers.trainer makes a new one
+_HOOKED: dict[str, type] = {}
+
+
 def _override(method: str, param: str, index: int) -> abc.Callable[[ModuleType, Record], object]:
     def provide(module: ModuleType, record: Record) -> object:
         hook = _init_subclass(module)
         _OVERRIDES[method] = (param, index, record.id)
+        _HOOKED[method] = module.Trainer
         return hook
 
     return provide
@@ -237,9 +242,10 @@ def _override(method: str, param: str, index: int) -> abc.Callable[[ModuleType, 
 
 def _passes(method: str, param: str) -> abc.Callable[[ModuleType, Record], bool]:
     def needed(module: ModuleType, record: Record) -> bool:
-        # Upstream passes the new argument only where its own method takes it.
+        # Upstream passes the new argument only where its own method takes it. A new Trainer
+        # class (a reloaded transformers.trainer) needs the hook again.
         upstream = getattr(module.Trainer, method, None)  # get_batch_samples exists from 4.46
-        return method not in _OVERRIDES and upstream is not None and accepts(upstream, param)
+        return _HOOKED.get(method) is not module.Trainer and upstream is not None and accepts(upstream, param)
 
     return needed
 
