@@ -238,5 +238,5 @@ def test_reloaded_modules_are_repaired_again_and_the_report_stays_true() -> None
 
     found = run_json(RELOAD)
     assert found["modules"] > 10 and found["new class"]
-    assert found["tokenizer="] and found["override"] == "transformers-override-compute_loss"
+    assert found["tokenizer="] and found["override"] == "transformers-override-compute-loss"
     assert found["changed"] == {} and found["not holding"] == []
