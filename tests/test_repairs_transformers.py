@@ -191,6 +191,40 @@ assert not hasattr(Trainer.__init__, "__odin_record__")
     )
 
 
+# --- Trainer.train(model_path=...) -> resume_from_checkpoint -----------------------------------------
+
+TRAIN_MODEL_PATH = (
+    TINY
+    + """
+t = Trainer(model=model, args=targs(), train_dataset=rows)
+result = t.train(model_path=None)
+assert t.state.global_step == 2, t.state.global_step
+print("ok")
+"""
+)
+
+
+def test_trainer_train_model_path() -> None:
+    folders = stack(*T5)
+    breaks(
+        TRAIN_MODEL_PATH,
+        *folders,
+        error="TypeError: Trainer.train() got an unexpected keyword argument 'model_path'",
+    )
+    works(TRAIN_MODEL_PATH, *folders)
+
+
+def test_trainer_train_model_path_untouched_on_4_57() -> None:
+    untouched(
+        TRAIN_MODEL_PATH
+        + """
+RECORD = "transformers-trainer-train-model-path"
+assert not hasattr(Trainer.train, "__odin_record__")
+""",
+        *stack(*T457),
+    )
+
+
 # --- subclass overrides with the old arity --------------------------------------------------------
 
 OVERRIDE = """

@@ -78,6 +78,37 @@ assert not hasattr(SFTTrainer.__init__, "__odin_record__")
     )
 
 
+# --- get_peft_config / get_quantization_config(model_config=...) -> model_args ---------------------
+
+PEFT_CONFIG = """
+import warnings
+warnings.simplefilter("ignore")
+from trl import ModelConfig, get_peft_config, get_quantization_config
+config = ModelConfig(model_name_or_path="m", use_peft=True, lora_r=8)
+peft_config = get_peft_config(model_config=config)
+assert peft_config.r == 8, peft_config
+assert get_quantization_config(model_config=config) is None
+print("ok")
+"""
+
+
+def test_peft_and_quantization_config_take_model_config() -> None:
+    folders = stack("1.16.0", T5)
+    breaks(PEFT_CONFIG, *folders, error="got an unexpected keyword argument 'model_config'")
+    works(PEFT_CONFIG, *folders)
+
+
+def test_peft_and_quantization_config_untouched_on_0_12() -> None:
+    untouched(
+        PEFT_CONFIG
+        + """
+RECORD = ("trl-get-peft-config-model-config", "trl-get-quantization-config-model-config")
+assert not hasattr(get_peft_config, "__odin_record__")
+""",
+        *stack("0.12.2", T449),
+    )
+
+
 # --- SFTTrainer(dataset_text_field=..., max_seq_length=..., ...) -> SFTConfig ------------------------
 
 SFT_ARGS = (

@@ -91,6 +91,40 @@ def _renamer(
     return provide
 
 
+def _train_lacks_model_path(module: ModuleType, record: Record) -> bool:
+    # transformers 4.x read `model_path` from **kwargs inside Trainer.train (the string is among its
+    # code's constants); a release without that translation needs the adapter.
+    func = module.Trainer.train
+    code = getattr(func, "__code__", None)
+    return code is not None and "model_path" not in code.co_consts and not adapted(func, record.id)
+
+
+record(
+    "transformers-trainer-train-model-path",
+    "transformers.trainer:Trainer.train",
+    kind="kwarg",
+    fixes="TypeError: Trainer.train() got an unexpected keyword argument 'model_path'",
+    affects="transformers>=5.0.0",
+    note="(deprecated since 4.0.0; renamed resume_from_checkpoint)",
+    upstream="transformers v4.57.1 src/transformers/trainer.py (Trainer.train: "
+    "kwargs.pop('model_path') -> resume_from_checkpoint, with a FutureWarning)",
+    remove_when="callers pass resume_from_checkpoint",
+    needed=_train_lacks_model_path,
+    proof=(
+        "test_repairs_transformers::test_trainer_train_model_path",
+        "test_repairs_transformers::test_trainer_train_model_path_untouched_on_4_57",
+    ),
+)(
+    _renamer(
+        "Trainer.train",
+        "model_path",
+        "resume_from_checkpoint",
+        warn="`model_path` is deprecated and will be removed in a future version. Use `resume_from_checkpoint` "
+        "instead (odin_compat renamed it).",
+    )
+)
+
+
 record(
     "transformers-evaluation-strategy",
     "transformers.training_args:TrainingArguments.__init__",

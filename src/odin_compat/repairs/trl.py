@@ -94,6 +94,27 @@ record(
 )(_renamer("processing_class", "tokenizer"))
 
 
+# --- get_peft_config(model_config=...) / get_quantization_config(model_config=...) -> model_args --------
+
+for _helper in ("get_peft_config", "get_quantization_config"):
+    record(
+        f"trl-{_helper.replace('_', '-')}-model-config",
+        f"trl.trainer.utils:{_helper}",
+        kind="kwarg",
+        fixes=f"TypeError: {_helper}() got an unexpected keyword argument 'model_config'",
+        affects="trl>=0.15.0",
+        note="(the parameter was renamed model_args)",
+        upstream=f"trl v0.12.2 trl/trainer/utils.py ({_helper}(model_config)); "
+        f"trl v0.15.2 trl/trainer/utils.py ({_helper}(model_args))",
+        remove_when="callers pass the ModelConfig positionally or as model_args",
+        needed=renaming(_helper, "model_config", "model_args"),
+        proof=(
+            "test_repairs_trl::test_peft_and_quantization_config_take_model_config",
+            "test_repairs_trl::test_peft_and_quantization_config_untouched_on_0_12",
+        ),
+    )(_renamer("model_config", "model_args"))
+
+
 # --- SFTTrainer(dataset_text_field=..., max_seq_length=..., packing=..., ...) -> SFTConfig -------
 
 # The trainer arguments trl 0.12 still took and moved into the config (trl 0.12.2 sft_trainer.py).
@@ -109,7 +130,7 @@ _SFT_MOVED = (
     "trl.trainer.sft_trainer:SFTTrainer.__init__",
     kind="kwarg",
     fixes="TypeError: SFTTrainer.__init__() got an unexpected keyword argument 'dataset_text_field' "
-    "(also 'max_seq_length', 'packing', 'dataset_num_proc', ...)",
+    f"(also {', '.join(repr(k) for k in _SFT_MOVED if k != 'dataset_text_field')})",
     affects="trl>=0.13.0",
     note="(deprecated in 0.12)",
     upstream="https://github.com/huggingface/trl/pull/2306; https://github.com/unslothai/unsloth/issues/1264; "
@@ -665,7 +686,7 @@ _DPO_MOVED = (
     "trl.trainer.dpo_trainer:DPOTrainer.__init__",
     kind="kwarg",
     fixes="TypeError: DPOTrainer.__init__() got an unexpected keyword argument 'beta' "
-    "(also 'max_length', 'max_prompt_length', 'loss_type', ...; and args=TrainingArguments)",
+    f"(also {', '.join(repr(k) for k in _DPO_MOVED if k != 'beta')}; and args=TrainingArguments)",
     affects="trl>=0.13.0",
     note="(deprecated in 0.12; trl<=0.8 took them with a TrainingArguments)",
     upstream="trl v0.12.2 trl/trainer/dpo_trainer.py (the moves this adapter repeats); "
