@@ -366,6 +366,15 @@ def _output_dir_not_writable(tmp_path: Path) -> tuple[list[str], str]:
     return ["--output_dir", str(tmp_path / "locked" / "out")], "not writable"
 
 
+def _yaml_value_of_the_wrong_type(key: str, value: str):
+    def case(tmp_path: Path) -> tuple[list[str], str]:
+        path = tmp_path / "sft.yaml"
+        path.write_text(f"max_steps: 2\n{key}: {value}\n")
+        return ["--config", str(path)], f"{path}: '{key}'"
+
+    return case
+
+
 BAD_INPUTS = {
     "non-utf8-jsonl": _non_utf8_jsonl,
     "json-bracket-before-data": _bracket_before_the_data_list,
@@ -376,6 +385,25 @@ BAD_INPUTS = {
         ["--gradient_accumulation_steps", "0"],
         "--gradient_accumulation_steps",
     ),
+    "eval-batch-size-0": lambda _: (["--per_device_eval_batch_size", "0"], "--per_device_eval_batch_size"),
+    "learning-rate-negative": lambda _: (["--learning_rate", "-1"], "--learning_rate"),
+    "lora-r-0": lambda _: (["--use_peft", "true", "--lora_r", "0"], "--lora_r"),
+    "eval-on-start-without-eval-rows": lambda _: (
+        ["--eval_on_start", "true", "--eval_samples", "0"],
+        "--eval_on_start",
+    ),
+    "save-strategy-best-without-eval": lambda _: (["--save_strategy", "best"], "--save_strategy best"),
+    "save-strategy-best-without-metric": lambda _: (
+        ["--save_strategy", "best", "--eval_strategy", "steps"],
+        "--metric_for_best_model",
+    ),
+    "report-to-unknown": lambda _: (["--report_to", "tensorboardx"], "--report_to tensorboardx"),
+    # HF's parser takes --padding-free for --padding_free: refused all the same, not ignored
+    "unsupported-flag-dashed": lambda _: (["--padding-free", "true"], "--padding_free"),
+    "yaml-float-for-int": _yaml_value_of_the_wrong_type("max_length", "8.5"),
+    "yaml-float-seed": _yaml_value_of_the_wrong_type("seed", "1.5"),
+    "yaml-list-for-float": _yaml_value_of_the_wrong_type("learning_rate", "[1, 2]"),
+    "yaml-bool-for-int": _yaml_value_of_the_wrong_type("max_steps", "true"),
     "output-dir-file": _output_dir_is_a_file,
     "output-dir-not-writable": _output_dir_not_writable,
 }
@@ -391,6 +419,31 @@ def test_bad_input_exits_2_before_the_model_load(case, capsys, tmp_path, monkeyp
     err = capsys.readouterr().err
     assert code == train.EXIT_BAD_INPUT and named in err, err
     assert "Traceback" not in err
+
+
+def test_report_to_a_tracker_that_is_not_installed_exits_2_before_the_model_load(
+    capsys, tmp_path, no_model_load
+):
+    import importlib.util
+
+    if importlib.util.find_spec("wandb") is not None:
+        pytest.skip("wandb is installed here")
+    code = train.main(["--output_dir", str(tmp_path / "out"), "--report_to", "wandb"])
+    err = capsys.readouterr().err
+    assert code == train.EXIT_BAD_INPUT and "--report_to wandb" in err and "pip install wandb" in err, err
+
+
+def test_yaml_values_of_the_right_type_still_parse(tmp_path):
+    from odin_slm.config import parse_args
+
+    path = tmp_path / "sft.yaml"
+    path.write_text(
+        "max_length: 64\nlearning_rate: 1\nmax_steps: '3'\nuse_peft: true\nseed: 7\n"
+        "lora_target_modules: [q_proj, v_proj]\nlr_scheduler_kwargs: {}\nmodel_revision: null\n"
+    )
+    _, model_args, args, _ = parse_args(["--config", str(path), "--output_dir", str(tmp_path / "out")])
+    assert (args.max_length, args.learning_rate, args.max_steps, args.seed) == (64, 1.0, 3, 7)
+    assert model_args.use_peft and list(model_args.lora_target_modules) == ["q_proj", "v_proj"]
 
 
 # ------------------------------------------------------------------ trust_remote_code

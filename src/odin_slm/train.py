@@ -118,7 +118,12 @@ def check_options(script: Any, model_args: Any, args: Any, engine: Engine) -> bo
         raise ConfigError("--merge_lora merges a LoRA adapter: it needs --use_peft.")
     check_quantization(model_args)  # --load_in_4bit: CUDA, bitsandbytes and --use_peft
     preflight.check_hub(args)  # --push_to_hub: not offline
-    return getattr(getattr(args, "eval_strategy", "no"), "value", args.eval_strategy) != "no"
+    preflight.check_reporting(args)  # --report_to: known integrations, installed
+    return preflight.check_evaluation(args)  # --eval_strategy, --eval_on_start, --save_strategy best
+
+
+def _enum_value(option: Any) -> Any:
+    return getattr(option, "value", option)  # enum options print as their value
 
 
 class SFTRecipe:
@@ -141,7 +146,7 @@ class SFTRecipe:
     def _arguments(self) -> None:
         self.script, self.model_args, self.args, self.provenance = parse_args(self.argv)
         self.engine = get_engine(choose_engine(self.script.engine))
-        preflight.check_numbers(self.script, self.args)
+        preflight.check_numbers(self.script, self.args, self.model_args)
         preflight.check_writable(self.args.output_dir)
         self.evaluating = check_options(self.script, self.model_args, self.args, self.engine)
         self.resume = resolve_resume(self.args.resume_from_checkpoint, self.args.output_dir)
@@ -169,8 +174,9 @@ class SFTRecipe:
                 f"--assistant_only_loss needs chat 'messages' rows; {splits.source} has {splits.fmt!r} rows."
             )
         if self.evaluating and not splits.eval:
+            flag = "--eval_strategy" if _enum_value(args.eval_strategy) != "no" else "--eval_on_start"
             raise ConfigError(
-                "--eval_strategy needs eval rows: pass --eval_dataset_name, or a dataset "
+                f"{flag} needs eval rows: pass --eval_dataset_name, or a dataset "
                 "with a test split, and keep --eval_samples above 0."
             )
         log.info(

@@ -205,6 +205,10 @@ class LoopEngine(Engine):
             raise ConfigError(f"--report_to {' '.join(reports)}: {_REFUSED}")
         if _value(args.eval_strategy) != "no":
             raise ConfigError(f"--eval_strategy {_value(args.eval_strategy)}: {_REFUSED}")
+        if getattr(args, "eval_on_start", False):
+            raise ConfigError(f"--eval_on_start true: {_REFUSED}")
+        if _value(args.save_strategy) == "best":
+            raise ConfigError(f"--save_strategy best: {_REFUSED}")
         if getattr(args, "packing", False):
             raise ConfigError(f"--packing true: the loop engine trains on unpacked rows; {_USE_TRL}")
         if getattr(args, "push_to_hub", False):
