@@ -197,6 +197,68 @@ def test_resume_latest_after_a_kill_during_a_save(tmp_path, tiny, tiny_data, cap
     assert "checkpoint-3" in caplog.text and "incomplete" in caplog.text
 
 
+def _saved_checkpoint(folder: Path, *, loop_engine: bool, lora_rank: int | None) -> Path:
+    """A complete checkpoint as the trl or loop engine saves it, for a LoRA run (of a rank) or a full one."""
+    import torch
+    from safetensors.torch import save_file
+
+    folder.mkdir(parents=True)
+    layer = "model.layers.0.self_attn.q_proj"
+    tensors = {f"{layer}.weight": torch.zeros(2, 2)}
+    if loop_engine:  # accelerate's save_state: the whole (PEFT) model, one file
+        if lora_rank:
+            tensors[f"base_model.model.{layer}.lora_A.default.weight"] = torch.zeros(lora_rank, 2)
+        save_file(tensors, folder / "model.safetensors")
+        (folder / loop.STATE_FILE).write_text(json.dumps({"global_step": 2, "losses": []}))
+        return folder
+    if lora_rank:  # Trainer: the adapter and its config
+        save_file({f"{layer}.lora_A.weight": torch.zeros(lora_rank, 2)}, folder / "adapter_model.safetensors")
+        (folder / "adapter_config.json").write_text(json.dumps({"r": lora_rank, "peft_type": "LORA"}))
+    else:
+        save_file(tensors, folder / "model.safetensors")
+    (folder / "trainer_state.json").write_text(json.dumps({"global_step": 2}))
+    return folder
+
+
+@pytest.mark.parametrize(
+    "saved,argv,named",
+    [
+        ({"loop_engine": False, "lora_rank": 16}, ["--engine", "loop"], "--engine trl"),
+        ({"loop_engine": True, "lora_rank": 16}, ["--engine", "trl"], "--engine loop"),
+        ({"loop_engine": False, "lora_rank": None}, ["--use_peft", "true"], "--use_peft false"),
+        (
+            {"loop_engine": True, "lora_rank": 16},
+            ["--engine", "loop", "--use_peft", "false"],
+            "--use_peft true",
+        ),
+        ({"loop_engine": False, "lora_rank": 4}, ["--lora_r", "8"], "--lora_r 4"),
+        ({"loop_engine": True, "lora_rank": 4}, ["--engine", "loop", "--lora_r", "8"], "--lora_r 4"),
+    ],
+)
+def test_resume_with_other_settings_exits_2_before_the_model_load(
+    capsys, tmp_path, no_model_load, saved, argv, named
+):
+    """A checkpoint that this run cannot continue used to crash after the model load (optimizer, files)."""
+    _saved_checkpoint(tmp_path / "out" / "checkpoint-2", **saved)
+    code = train.main(["--output_dir", str(tmp_path / "out"), "--resume_from_checkpoint", "latest", *argv])
+    err = capsys.readouterr().err
+    assert code == train.EXIT_BAD_INPUT and named in err and "checkpoint-2" in err, err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("loop_engine", [False, True])
+def test_resume_with_the_same_settings_passes_the_check(loop_engine, tmp_path):
+    from odin_slm.checkpoints import check_resume_fits
+
+    for rank in (None, 8):
+        folder = _saved_checkpoint(
+            tmp_path / f"r{rank}" / "checkpoint-2", loop_engine=loop_engine, lora_rank=rank
+        )
+        check_resume_fits(
+            str(folder), "loop" if loop_engine else "trl", use_peft=bool(rank), lora_r=rank or 16
+        )
+
+
 # ------------------------------------------------------------------ one output_dir, one run
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from odin_slm import fast, preflight, report
-from odin_slm.checkpoints import CheckpointError, resolve_resume
+from odin_slm.checkpoints import CheckpointError, check_resume_fits, resolve_resume
 from odin_slm.config import ConfigError, parse_args
 from odin_slm.data import CHAT_FORMATS, CountingCollator, DataError, PadCollator, load_splits, tokenize
 from odin_slm.distributed import launcher_rank, sum_over_ranks, weights_digest, world_size
@@ -150,6 +150,7 @@ class SFTRecipe:
         preflight.check_writable(self.args.output_dir)
         self.evaluating = check_options(self.script, self.model_args, self.args, self.engine)
         self.resume = resolve_resume(self.args.resume_from_checkpoint, self.args.output_dir)
+        check_resume_fits(self.resume, self.engine.name, self.model_args.use_peft, self.model_args.lora_r)
         self.stale = preflight.check_reuse(self.args.output_dir, self.resume, self.args.overwrite_output_dir)
         self.out = Path(self.args.output_dir)
         from transformers import set_seed
