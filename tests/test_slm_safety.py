@@ -10,6 +10,7 @@ import odin_compat  # noqa: F401,I001  (first, as in the trainer)
 import json
 import logging
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -257,6 +258,97 @@ def test_resume_with_the_same_settings_passes_the_check(loop_engine, tmp_path):
         check_resume_fits(
             str(folder), "loop" if loop_engine else "trl", use_peft=bool(rank), lora_r=rank or 16
         )
+
+
+@pytest.mark.parametrize(
+    "argv,saved",
+    [
+        # HF reads a --save_steps below 1 as a fraction of the run (the loop engine divided by zero)
+        (["--max_steps", "4", "--save_steps", "0.5"], ["checkpoint-2", "checkpoint-4"]),
+        # --save_strategy epoch saves at each epoch's end (the loop engine never saved)
+        (
+            ["--max_steps", "-1", "--num_train_epochs", "2", "--save_strategy", "epoch"],
+            ["checkpoint-4", "checkpoint-8"],
+        ),
+        # every --save_steps, and the last step, as Trainer saves
+        (["--max_steps", "5", "--save_steps", "2"], ["checkpoint-2", "checkpoint-4", "checkpoint-5"]),
+    ],
+)
+def test_the_loop_engine_saves_checkpoints_where_the_trainer_does(tmp_path, tiny, tiny_data, argv, saved):
+    for engine in ("trl", "loop"):
+        out = tmp_path / engine
+        code = _tiny_train(out, tiny, tiny_data, "--engine", engine, *argv, "--save_total_limit", "10")
+        assert code == 0
+        assert sorted(p.name for p in out.glob("checkpoint-*")) == saved, engine
+
+
+def _sigterm_at_train_end():
+    """A TrainerCallback that sends this process SIGTERM after the last step, as the Trainer finishes."""
+    from transformers import TrainerCallback
+
+    class SigtermAtTrainEnd(TrainerCallback):
+        def on_train_end(self, args, state, control, **kwargs):
+            os.kill(os.getpid(), signal.SIGTERM)
+            return control
+
+    return SigtermAtTrainEnd()
+
+
+def test_a_signal_after_the_last_step_still_writes_the_outputs(tmp_path, tiny, tiny_data):
+    """SIGTERM while the Trainer finishes (after the last step; no checkpoint saved with
+    --save_strategy no) used to exit claiming a checkpoint that did not exist: the run was lost."""
+    out = tmp_path / "run"
+    code = train.main(
+        [
+            *("--output_dir", str(out), "--model_name_or_path", str(tiny), "--dataset_name", str(tiny_data)),
+            *TINY_RUN,
+            *("--max_steps", "3", "--save_strategy", "no"),
+        ],
+        callbacks=[_sigterm_at_train_end()],
+    )
+    assert code == 143
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["global_step"] == 3 and len(metrics["loss_curve"]) == 3
+    assert (out / "final" / "model.safetensors").is_file()
+
+
+SIGTERM_WHILE_WRITING = """
+import os, signal, sys
+from odin_slm import report, train
+
+plot = report.plot_losses
+
+
+def plot_then_signal(*args, **kwargs):  # the outputs are being written: final/ is saved, metrics.json is not
+    os.kill(os.getpid(), signal.SIGTERM)
+    return plot(*args, **kwargs)
+
+
+report.plot_losses = plot_then_signal
+sys.exit(train.main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize("engine", ["trl", "loop"])
+def test_a_signal_while_the_outputs_are_written_waits_for_them(tmp_path, tiny, tiny_data, engine):
+    """SIGTERM during the final write used to kill the run: no metrics.json, the last steps lost."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "run"
+    argv = ["--output_dir", str(out), "--model_name_or_path", str(tiny), "--dataset_name", str(tiny_data)]
+    argv += [*TINY_RUN, "--engine", engine, "--max_steps", "3", "--save_strategy", "no"]
+    proc = subprocess.run(
+        [sys.executable, "-c", SIGTERM_WHILE_WRITING, *argv],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        timeout=600,
+    )
+    assert proc.returncode == 143, proc.stderr[-3000:]
+    assert json.loads((out / "metrics.json").read_text())["global_step"] == 3
+    assert (out / "final" / "model.safetensors").is_file() and (out / "loss.png").is_file()
+    assert "outputs are complete" in proc.stderr
 
 
 # ------------------------------------------------------------------ one output_dir, one run
