@@ -646,3 +646,24 @@ def test_trust_remote_code_is_always_passed_explicitly(tmp_path, tiny, monkeypat
     code = train.main(["--output_dir", str(tmp_path / "out"), "--model_name_or_path", str(tiny), *flag])
     assert code == train.EXIT_BAD_INPUT
     assert calls and calls[0].get("trust_remote_code", "not passed") is expected
+
+
+@pytest.mark.parametrize("flag,expected", [([], False), (["--trust_remote_code", "true"], True)])
+def test_the_model_rebuilt_after_fsdp_keeps_trust_remote_code(tmp_path, tiny, monkeypatch, flag, expected):
+    """After FSDP, rank 0 loads the model again for the gathered weights: with the run's own
+    --trust_remote_code (an SFTConfig field on trl 1.x), or a model with its own code fails there."""
+    from odin_slm.config import parse_args
+
+    _, model_args, args, _ = parse_args(
+        ["--output_dir", str(tmp_path / "out"), "--model_name_or_path", str(tiny), *flag]
+    )
+    calls = []
+
+    def spy(name, **kwargs):
+        calls.append(kwargs)
+        raise model.ModelError("stop after the load call")
+
+    monkeypatch.setattr(model, "load_model_and_tokenizer", spy)
+    with pytest.raises(model.ModelError):
+        model.model_from_state_dict(model_args, {}, "cpu", args)
+    assert calls[0]["trust_remote_code"] is expected

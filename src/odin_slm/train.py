@@ -351,7 +351,9 @@ class SFTRecipe:
             if sharded:
                 from odin_slm.model import model_from_state_dict
 
-                result.model = model_from_state_dict(self.model_args, result.full_state_dict, args.device)
+                result.model = model_from_state_dict(
+                    self.model_args, result.full_state_dict, args.device, args
+                )
             record = report.RunRecord(
                 out=self.out,
                 engine=self.engine.name,
