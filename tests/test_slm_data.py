@@ -135,3 +135,20 @@ def test_tokenize_masks_prompts_for_each_format(tmp_path):
         assert tok.eos_token in learned or fmt == "messages" and "<|im_end|>" in learned, (fmt, learned)
     with pytest.raises(DataError, match="no answer token"):
         data.tokenize([data.Row(rows["prompt-completion"], "t:7")], "prompt-completion", tok, max_length=2)
+
+
+@pytest.mark.parametrize(
+    "name,text",
+    [
+        ("train.jsonl", '{"text": "a"}\n{"text": "b"}\n'),
+        ("train.json", '[{"text": "a"},\n {"text": "b"}]'),
+        ("train.csv", "text\na\nb\n"),
+    ],
+)
+def test_a_byte_order_mark_is_read_as_datasets_reads_it(tmp_path, name, text):
+    """Excel and Windows editors start UTF-8 files with a BOM; it used to break line 1 or the CSV header."""
+    path = tmp_path / name
+    path.write_bytes(b"\xef\xbb\xbf" + text.encode())
+    rows = data.read_rows(path)
+    assert data.validate(rows) == "text" and [r.data["text"] for r in rows] == ["a", "b"]
+    assert rows[1].where.endswith(":2" if name != "train.csv" else ":3")

@@ -10,6 +10,7 @@ import odin_compat  # noqa: F401,I001  (first, as in the trainer)
 import json
 import logging
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -197,6 +198,159 @@ def test_resume_latest_after_a_kill_during_a_save(tmp_path, tiny, tiny_data, cap
     assert "checkpoint-3" in caplog.text and "incomplete" in caplog.text
 
 
+def _saved_checkpoint(folder: Path, *, loop_engine: bool, lora_rank: int | None) -> Path:
+    """A complete checkpoint as the trl or loop engine saves it, for a LoRA run (of a rank) or a full one."""
+    import torch
+    from safetensors.torch import save_file
+
+    folder.mkdir(parents=True)
+    layer = "model.layers.0.self_attn.q_proj"
+    tensors = {f"{layer}.weight": torch.zeros(2, 2)}
+    if loop_engine:  # accelerate's save_state: the whole (PEFT) model, one file
+        if lora_rank:
+            tensors[f"base_model.model.{layer}.lora_A.default.weight"] = torch.zeros(lora_rank, 2)
+        save_file(tensors, folder / "model.safetensors")
+        (folder / loop.STATE_FILE).write_text(json.dumps({"global_step": 2, "losses": []}))
+        return folder
+    if lora_rank:  # Trainer: the adapter and its config
+        save_file({f"{layer}.lora_A.weight": torch.zeros(lora_rank, 2)}, folder / "adapter_model.safetensors")
+        (folder / "adapter_config.json").write_text(json.dumps({"r": lora_rank, "peft_type": "LORA"}))
+    else:
+        save_file(tensors, folder / "model.safetensors")
+    (folder / "trainer_state.json").write_text(json.dumps({"global_step": 2}))
+    return folder
+
+
+@pytest.mark.parametrize(
+    "saved,argv,named",
+    [
+        ({"loop_engine": False, "lora_rank": 16}, ["--engine", "loop"], "--engine trl"),
+        ({"loop_engine": True, "lora_rank": 16}, ["--engine", "trl"], "--engine loop"),
+        ({"loop_engine": False, "lora_rank": None}, ["--use_peft", "true"], "--use_peft false"),
+        (
+            {"loop_engine": True, "lora_rank": 16},
+            ["--engine", "loop", "--use_peft", "false"],
+            "--use_peft true",
+        ),
+        ({"loop_engine": False, "lora_rank": 4}, ["--lora_r", "8"], "--lora_r 4"),
+        ({"loop_engine": True, "lora_rank": 4}, ["--engine", "loop", "--lora_r", "8"], "--lora_r 4"),
+    ],
+)
+def test_resume_with_other_settings_exits_2_before_the_model_load(
+    capsys, tmp_path, no_model_load, saved, argv, named
+):
+    """A checkpoint that this run cannot continue used to crash after the model load (optimizer, files)."""
+    _saved_checkpoint(tmp_path / "out" / "checkpoint-2", **saved)
+    code = train.main(["--output_dir", str(tmp_path / "out"), "--resume_from_checkpoint", "latest", *argv])
+    err = capsys.readouterr().err
+    assert code == train.EXIT_BAD_INPUT and named in err and "checkpoint-2" in err, err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("loop_engine", [False, True])
+def test_resume_with_the_same_settings_passes_the_check(loop_engine, tmp_path):
+    from odin_slm.checkpoints import check_resume_fits
+
+    for rank in (None, 8):
+        folder = _saved_checkpoint(
+            tmp_path / f"r{rank}" / "checkpoint-2", loop_engine=loop_engine, lora_rank=rank
+        )
+        check_resume_fits(
+            str(folder), "loop" if loop_engine else "trl", use_peft=bool(rank), lora_r=rank or 16
+        )
+
+
+@pytest.mark.parametrize(
+    "argv,saved",
+    [
+        # HF reads a --save_steps below 1 as a fraction of the run (the loop engine divided by zero)
+        (["--max_steps", "4", "--save_steps", "0.5"], ["checkpoint-2", "checkpoint-4"]),
+        # --save_strategy epoch saves at each epoch's end (the loop engine never saved)
+        (
+            ["--max_steps", "-1", "--num_train_epochs", "2", "--save_strategy", "epoch"],
+            ["checkpoint-4", "checkpoint-8"],
+        ),
+        # every --save_steps, and the last step, as Trainer saves
+        (["--max_steps", "5", "--save_steps", "2"], ["checkpoint-2", "checkpoint-4", "checkpoint-5"]),
+    ],
+)
+def test_the_loop_engine_saves_checkpoints_where_the_trainer_does(tmp_path, tiny, tiny_data, argv, saved):
+    for engine in ("trl", "loop"):
+        out = tmp_path / engine
+        code = _tiny_train(out, tiny, tiny_data, "--engine", engine, *argv, "--save_total_limit", "10")
+        assert code == 0
+        assert sorted(p.name for p in out.glob("checkpoint-*")) == saved, engine
+
+
+def _sigterm_at_train_end():
+    """A TrainerCallback that sends this process SIGTERM after the last step, as the Trainer finishes."""
+    from transformers import TrainerCallback
+
+    class SigtermAtTrainEnd(TrainerCallback):
+        def on_train_end(self, args, state, control, **kwargs):
+            os.kill(os.getpid(), signal.SIGTERM)
+            return control
+
+    return SigtermAtTrainEnd()
+
+
+def test_a_signal_after_the_last_step_still_writes_the_outputs(tmp_path, tiny, tiny_data):
+    """SIGTERM while the Trainer finishes (after the last step; no checkpoint saved with
+    --save_strategy no) used to exit claiming a checkpoint that did not exist: the run was lost."""
+    out = tmp_path / "run"
+    code = train.main(
+        [
+            *("--output_dir", str(out), "--model_name_or_path", str(tiny), "--dataset_name", str(tiny_data)),
+            *TINY_RUN,
+            *("--max_steps", "3", "--save_strategy", "no"),
+        ],
+        callbacks=[_sigterm_at_train_end()],
+    )
+    assert code == 143
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["global_step"] == 3 and len(metrics["loss_curve"]) == 3
+    assert (out / "final" / "model.safetensors").is_file()
+
+
+SIGTERM_WHILE_WRITING = """
+import os, signal, sys
+from odin_slm import report, train
+
+plot = report.plot_losses
+
+
+def plot_then_signal(*args, **kwargs):  # the outputs are being written: final/ is saved, metrics.json is not
+    os.kill(os.getpid(), signal.SIGTERM)
+    return plot(*args, **kwargs)
+
+
+report.plot_losses = plot_then_signal
+sys.exit(train.main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize("engine", ["trl", "loop"])
+def test_a_signal_while_the_outputs_are_written_waits_for_them(tmp_path, tiny, tiny_data, engine):
+    """SIGTERM during the final write used to kill the run: no metrics.json, the last steps lost."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "run"
+    argv = ["--output_dir", str(out), "--model_name_or_path", str(tiny), "--dataset_name", str(tiny_data)]
+    argv += [*TINY_RUN, "--engine", engine, "--max_steps", "3", "--save_strategy", "no"]
+    proc = subprocess.run(
+        [sys.executable, "-c", SIGTERM_WHILE_WRITING, *argv],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        timeout=600,
+    )
+    assert proc.returncode == 143, proc.stderr[-3000:]
+    assert json.loads((out / "metrics.json").read_text())["global_step"] == 3
+    assert (out / "final" / "model.safetensors").is_file() and (out / "loss.png").is_file()
+    assert "outputs are complete" in proc.stderr
+
+
 # ------------------------------------------------------------------ one output_dir, one run
 
 
@@ -366,6 +520,15 @@ def _output_dir_not_writable(tmp_path: Path) -> tuple[list[str], str]:
     return ["--output_dir", str(tmp_path / "locked" / "out")], "not writable"
 
 
+def _yaml_value_of_the_wrong_type(key: str, value: str):
+    def case(tmp_path: Path) -> tuple[list[str], str]:
+        path = tmp_path / "sft.yaml"
+        path.write_text(f"max_steps: 2\n{key}: {value}\n")
+        return ["--config", str(path)], f"{path}: '{key}'"
+
+    return case
+
+
 BAD_INPUTS = {
     "non-utf8-jsonl": _non_utf8_jsonl,
     "json-bracket-before-data": _bracket_before_the_data_list,
@@ -376,6 +539,25 @@ BAD_INPUTS = {
         ["--gradient_accumulation_steps", "0"],
         "--gradient_accumulation_steps",
     ),
+    "eval-batch-size-0": lambda _: (["--per_device_eval_batch_size", "0"], "--per_device_eval_batch_size"),
+    "learning-rate-negative": lambda _: (["--learning_rate", "-1"], "--learning_rate"),
+    "lora-r-0": lambda _: (["--use_peft", "true", "--lora_r", "0"], "--lora_r"),
+    "eval-on-start-without-eval-rows": lambda _: (
+        ["--eval_on_start", "true", "--eval_samples", "0"],
+        "--eval_on_start",
+    ),
+    "save-strategy-best-without-eval": lambda _: (["--save_strategy", "best"], "--save_strategy best"),
+    "save-strategy-best-without-metric": lambda _: (
+        ["--save_strategy", "best", "--eval_strategy", "steps"],
+        "--metric_for_best_model",
+    ),
+    "report-to-unknown": lambda _: (["--report_to", "tensorboardx"], "--report_to tensorboardx"),
+    # HF's parser takes --padding-free for --padding_free: refused all the same, not ignored
+    "unsupported-flag-dashed": lambda _: (["--padding-free", "true"], "--padding_free"),
+    "yaml-float-for-int": _yaml_value_of_the_wrong_type("max_length", "8.5"),
+    "yaml-float-seed": _yaml_value_of_the_wrong_type("seed", "1.5"),
+    "yaml-list-for-float": _yaml_value_of_the_wrong_type("learning_rate", "[1, 2]"),
+    "yaml-bool-for-int": _yaml_value_of_the_wrong_type("max_steps", "true"),
     "output-dir-file": _output_dir_is_a_file,
     "output-dir-not-writable": _output_dir_not_writable,
 }
@@ -391,6 +573,31 @@ def test_bad_input_exits_2_before_the_model_load(case, capsys, tmp_path, monkeyp
     err = capsys.readouterr().err
     assert code == train.EXIT_BAD_INPUT and named in err, err
     assert "Traceback" not in err
+
+
+def test_report_to_a_tracker_that_is_not_installed_exits_2_before_the_model_load(
+    capsys, tmp_path, no_model_load
+):
+    import importlib.util
+
+    if importlib.util.find_spec("wandb") is not None:
+        pytest.skip("wandb is installed here")
+    code = train.main(["--output_dir", str(tmp_path / "out"), "--report_to", "wandb"])
+    err = capsys.readouterr().err
+    assert code == train.EXIT_BAD_INPUT and "--report_to wandb" in err and "pip install wandb" in err, err
+
+
+def test_yaml_values_of_the_right_type_still_parse(tmp_path):
+    from odin_slm.config import parse_args
+
+    path = tmp_path / "sft.yaml"
+    path.write_text(
+        "max_length: 64\nlearning_rate: 1\nmax_steps: '3'\nuse_peft: true\nseed: 7\n"
+        "lora_target_modules: [q_proj, v_proj]\nlr_scheduler_kwargs: {}\nmodel_revision: null\n"
+    )
+    _, model_args, args, _ = parse_args(["--config", str(path), "--output_dir", str(tmp_path / "out")])
+    assert (args.max_length, args.learning_rate, args.max_steps, args.seed) == (64, 1.0, 3, 7)
+    assert model_args.use_peft and list(model_args.lora_target_modules) == ["q_proj", "v_proj"]
 
 
 # ------------------------------------------------------------------ trust_remote_code
@@ -439,3 +646,24 @@ def test_trust_remote_code_is_always_passed_explicitly(tmp_path, tiny, monkeypat
     code = train.main(["--output_dir", str(tmp_path / "out"), "--model_name_or_path", str(tiny), *flag])
     assert code == train.EXIT_BAD_INPUT
     assert calls and calls[0].get("trust_remote_code", "not passed") is expected
+
+
+@pytest.mark.parametrize("flag,expected", [([], False), (["--trust_remote_code", "true"], True)])
+def test_the_model_rebuilt_after_fsdp_keeps_trust_remote_code(tmp_path, tiny, monkeypatch, flag, expected):
+    """After FSDP, rank 0 loads the model again for the gathered weights: with the run's own
+    --trust_remote_code (an SFTConfig field on trl 1.x), or a model with its own code fails there."""
+    from odin_slm.config import parse_args
+
+    _, model_args, args, _ = parse_args(
+        ["--output_dir", str(tmp_path / "out"), "--model_name_or_path", str(tiny), *flag]
+    )
+    calls = []
+
+    def spy(name, **kwargs):
+        calls.append(kwargs)
+        raise model.ModelError("stop after the load call")
+
+    monkeypatch.setattr(model, "load_model_and_tokenizer", spy)
+    with pytest.raises(model.ModelError):
+        model.model_from_state_dict(model_args, {}, "cpu", args)
+    assert calls[0]["trust_remote_code"] is expected

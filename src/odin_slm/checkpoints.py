@@ -99,6 +99,73 @@ def resolve_resume(value: Any, output_dir: str) -> str | None:
     return str(folder)
 
 
+def _safetensors_header(path: Path) -> dict:
+    """The tensor names and shapes of a safetensors file, read from its JSON header (no weights)."""
+    try:
+        with open(path, "rb") as fh:
+            size = int.from_bytes(fh.read(8), "little")
+            header = json.loads(fh.read(size)) if 0 < size < 1 << 28 else {}
+    except (OSError, ValueError):
+        return {}
+    return header if isinstance(header, dict) else {}
+
+
+def checkpoint_lora_rank(folder: Path) -> tuple[bool, int | None] | None:
+    """(LoRA?, rank) of the weights in a checkpoint, or None when its files do not say.
+
+    Trainer saves a LoRA run as ``adapter_model.*`` with ``adapter_config.json``; accelerate's
+    ``save_state`` (the loop engine) saves the whole PEFT model, whose tensor names hold ``lora_A``.
+    """
+    if any(p.name.startswith("adapter_model") for p in folder.iterdir()):
+        try:
+            rank = json.loads((folder / "adapter_config.json").read_text(encoding="utf-8")).get("r")
+        except (OSError, ValueError, AttributeError):
+            rank = None
+        return True, rank if isinstance(rank, int) else None
+    weights = sorted(folder.glob("model*.safetensors"))
+    if not weights:
+        return None
+    shapes = [v.get("shape") for k, v in _safetensors_header(weights[0]).items() if ".lora_A." in k]
+    if shapes:
+        return True, shapes[0][0] if shapes[0] else None
+    return (False, None) if _safetensors_header(weights[0]) else None
+
+
+def check_resume_fits(resume: str | None, engine: str, use_peft: bool, lora_r: int) -> None:
+    """Refuse a checkpoint that this run's engine or method cannot continue, before the model load.
+
+    Trainer (trl and unsloth engines) and the loop engine save different checkpoints, and a LoRA
+    checkpoint holds an adapter of one rank where a full fine-tune's holds the whole model: resuming
+    across them crashes in the optimizer or file loading, after the model load.
+    """
+    if not resume:
+        return
+    folder = Path(resume)
+    saved_by = "loop" if (folder / LOOP_STATE).is_file() else "trl"
+    if (saved_by == "loop") != (engine == "loop"):
+        raise CheckpointError(
+            f"--resume_from_checkpoint {resume} was saved by the "
+            f"{'loop engine' if saved_by == 'loop' else 'Trainer (engine trl or unsloth)'}, "
+            f"which --engine {engine} cannot continue: resume with "
+            f"{'--engine loop' if saved_by == 'loop' else '--engine trl'}, or start a new run in another --output_dir."
+        )
+    kind = checkpoint_lora_rank(folder)
+    if kind is None:
+        return
+    lora, rank = kind
+    if lora != bool(use_peft):
+        raise CheckpointError(
+            f"--resume_from_checkpoint {resume} holds {'a LoRA adapter' if lora else 'a full fine-tune'}, "
+            f"but this run has --use_peft {str(bool(use_peft)).lower()}: resume with "
+            f"--use_peft {str(lora).lower()}, or start a new run in another --output_dir."
+        )
+    if lora and rank is not None and rank != lora_r:
+        raise CheckpointError(
+            f"--resume_from_checkpoint {resume} holds a LoRA adapter of rank {rank}, but this run has "
+            f"--lora_r {lora_r}: resume with --lora_r {rank}, or start a new run in another --output_dir."
+        )
+
+
 def remove_path(path: Path) -> None:
     """Remove a file, a link (never what it points to) or a folder tree."""
     if path.is_dir() and not path.is_symlink():

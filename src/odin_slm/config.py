@@ -310,6 +310,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[Any, Any, Any, dict]:
                 f"{config_file}: unknown key '{key}'{_suggest(key, valid)}. Keys are the fields of TRL's "
                 "ScriptArguments, ModelConfig and SFTConfig, and odin's options; see `odin-train --help`."
             )
+    check_yaml_types(parser, yaml_values, config_file or "")
     defaults = {**BASE_DEFAULTS, **device_defaults(), **yaml_values}
     # TRL's own way to put a config file under the flags (it also lifts `required` from output_dir
     # on transformers 4.x, where the config file or odin's default supplies it).
@@ -341,6 +342,47 @@ def parse_args(argv: list[str] | None = None) -> tuple[Any, Any, Any, dict]:
     return script, model, training, provenance
 
 
+def _yaml_type_problem(action: Any, value: Any) -> str | None:
+    """Why a YAML value cannot be what a flag of ``action`` parses to, or None.
+
+    argparse converts defaults only when they are strings, so a YAML number or list lands in the
+    arguments unchecked (``max_length: 8.5``, ``seed: 1.5``, ``learning_rate: [1, 2]``) and fails long
+    after the model load. Strings are left to argparse, which converts and checks them as flags.
+    """
+    # trl wraps the converter of an optional field (``int | None``) in one that keeps its name.
+    kind = getattr(action.type, "__name__", "")
+    if value is None or isinstance(value, str) or kind not in ("int", "float", "string_to_bool"):
+        return None
+    if isinstance(value, (list, tuple)) and action.nargs in ("+", "*"):
+        problems = [_yaml_type_problem(_Single(action.type), item) for item in value]
+        return next((p for p in problems if p), None)
+    if isinstance(value, (list, tuple, dict)):
+        return f"expects a single value, got {type(value).__name__} {value!r}"
+    if kind == "string_to_bool":
+        return None if isinstance(value, bool) or value in (0, 1) else f"expects true or false, got {value!r}"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return f"expects a number, got {value!r}"
+    if kind == "int" and not float(value).is_integer():
+        return f"expects an integer, got {value!r}"
+    return None
+
+
+@dataclass
+class _Single:
+    type: Any
+    nargs: Any = None
+
+
+def check_yaml_types(parser: Any, values: dict[str, Any], config_file: str) -> None:
+    """Refuse YAML values of the wrong type for their flag, naming the file and the key (exit 2)."""
+    actions = {a.dest: a for a in parser._actions}  # argparse's own list of the parser's options
+    for key, value in values.items():
+        action = actions.get(key)
+        problem = _yaml_type_problem(action, value) if action is not None else None
+        if problem:
+            raise ConfigError(f"{config_file}: '{key}' {problem}.")
+
+
 def _default(f: Any) -> Any:
     if f.default is not MISSING:
         return f.default
@@ -348,8 +390,9 @@ def _default(f: Any) -> Any:
 
 
 def _flags_in(argv: list[str]) -> set[str]:
-    """The option names a command line sets (`--name value`, `--name=value`)."""
-    return {a[2:].split("=", 1)[0] for a in argv if a.startswith("--")}
+    """The option names a command line sets (`--name value`, `--name=value`), with HF's dashed
+    spelling (`--padding-free`) read as the field name it sets (`padding_free`)."""
+    return {a[2:].split("=", 1)[0].replace("-", "_") for a in argv if a.startswith("--")}
 
 
 def check_supported(obj: Any, given: set[str]) -> None:

@@ -17,6 +17,7 @@ dataset with a padding collator: both engines and both stacks then see the very 
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import json
@@ -110,7 +111,13 @@ def read_rows(path: str | Path) -> list[Row]:
 
 
 def _decode(p: Path, raw: bytes, first_line: int = 1) -> str:
-    """UTF-8 text of a file (or of its line ``first_line``); a bad byte is reported by line and column."""
+    """UTF-8 text of a file (or of its line ``first_line``); a bad byte is reported by line and column.
+
+    A byte-order mark at the start of the file (Excel and Windows editors write one) is dropped,
+    as datasets' readers drop it.
+    """
+    if first_line == 1 and raw.startswith(codecs.BOM_UTF8):
+        raw = raw[len(codecs.BOM_UTF8) :]
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -400,9 +400,12 @@ def save_merged(model: Any, tokenizer: Any, folder: Path) -> Path:
     return folder
 
 
-def model_from_state_dict(model_args: Any, state: dict, device: Any) -> Any:
-    """Rebuild the trained model on one device from a full state dict (gathered from FSDP shards)."""
-    model, _, _ = load_model_and_tokenizer(model_args.model_name_or_path, **load_args(model_args))
+def model_from_state_dict(model_args: Any, state: dict, device: Any, args: Any = None) -> Any:
+    """Rebuild the trained model on one device from a full state dict (gathered from FSDP shards).
+
+    ``args`` (the SFTConfig) carries ``--trust_remote_code`` on trl 1.x, as it did for the first load.
+    """
+    model, _, _ = load_model_and_tokenizer(model_args.model_name_or_path, **load_args(model_args, args))
     if model_args.use_peft:
         model = apply_lora(model, model_args)
     missing, unexpected = model.load_state_dict(state, strict=False)

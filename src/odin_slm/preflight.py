@@ -22,12 +22,14 @@ log = logging.getLogger("odin_slm")
 RUN_OUTPUTS = ("metrics.json", "environment.json", "loss.png", "final")
 
 
-def check_numbers(script: Any, args: Any) -> None:
+def check_numbers(script: Any, args: Any, model_args: Any = None) -> None:
     """Reject values that would crash after the model load, or silently do something else."""
     # -1 is HF's "unset: train --num_train_epochs"; Trainer reads 0 and other negatives the same way.
     epochs_only = args.max_steps == -1
     rules = [
         ("per_device_train_batch_size", args, lambda v: v >= 1, "at least 1"),
+        ("per_device_eval_batch_size", args, lambda v: v >= 1, "at least 1"),
+        ("learning_rate", args, lambda v: v >= 0, "0 or more"),
         ("gradient_accumulation_steps", args, lambda v: v >= 1, "at least 1"),
         ("max_steps", args, lambda v: v >= 1 or v == -1, "positive, or -1 to train for --num_train_epochs"),
         ("num_train_epochs", args, lambda v: v > 0 or not epochs_only, "positive when --max_steps is -1"),
@@ -35,6 +37,8 @@ def check_numbers(script: Any, args: Any) -> None:
         ("eval_samples", script, lambda v: v >= 0, "0 (no eval) or more"),
         ("eval_max_new_tokens", script, lambda v: v >= 1, "at least 1"),
     ]
+    if model_args is not None and model_args.use_peft:
+        rules.append(("lora_r", model_args, lambda v: v >= 1, "at least 1 with --use_peft"))
     problems = [
         f"--{flag} must be {rule}, not {getattr(owner, flag)}."
         for flag, owner, ok, rule in rules
@@ -116,3 +120,44 @@ def check_hub(args: Any) -> None:
             "  Unset HF_HUB_OFFLINE (and log in: hf auth login, or pass --hub_token), "
             "or train without --push_to_hub and upload output_dir/final later with: hf upload <repo> <folder>"
         )
+
+
+def _value(option: Any) -> Any:
+    return getattr(option, "value", option)  # enum options print as their value
+
+
+def check_evaluation(args: Any) -> bool:
+    """Options that need an evaluation pass; True when the run evaluates (the eval rows must exist).
+
+    ``--eval_on_start`` evaluates even with ``--eval_strategy no``; ``--save_strategy best`` keeps
+    the checkpoints where ``--metric_for_best_model`` improved, a metric that only evaluation gives.
+    """
+    evaluating = _value(args.eval_strategy) != "no" or bool(getattr(args, "eval_on_start", False))
+    if _value(args.save_strategy) == "best":
+        if not evaluating:
+            raise ConfigError(
+                "--save_strategy best saves when --metric_for_best_model improves, which evaluation gives: "
+                "add --eval_strategy steps (or epoch) and eval data."
+            )
+        if not getattr(args, "metric_for_best_model", None):
+            raise ConfigError("--save_strategy best needs --metric_for_best_model (for example eval_loss).")
+    return evaluating
+
+
+def check_reporting(args: Any) -> None:
+    """--report_to: names that transformers knows, whose packages are installed (else Trainer fails late)."""
+    reports = args.report_to if isinstance(args.report_to, list) else [args.report_to]
+    reports = [_value(r) for r in reports if r and _value(r) != "none"]
+    if not reports:
+        return
+    from transformers.integrations import get_reporting_integration_callbacks
+
+    try:
+        callbacks = get_reporting_integration_callbacks(reports)
+    except ValueError as exc:
+        raise ConfigError(f"--report_to {' '.join(reports)}: {exc}") from None
+    for callback in callbacks:
+        try:
+            callback()  # each integration's callback checks that its package is installed
+        except (ImportError, RuntimeError) as exc:
+            raise ConfigError(f"--report_to {' '.join(reports)}: {exc}") from None

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from odin_slm import fast, preflight, report
-from odin_slm.checkpoints import CheckpointError, resolve_resume
+from odin_slm.checkpoints import CheckpointError, check_resume_fits, resolve_resume
 from odin_slm.config import ConfigError, parse_args
 from odin_slm.data import CHAT_FORMATS, CountingCollator, DataError, PadCollator, load_splits, tokenize
 from odin_slm.distributed import launcher_rank, sum_over_ranks, weights_digest, world_size
@@ -44,6 +44,7 @@ class Interrupted:
     def __init__(self) -> None:
         self.signum: int | None = None
         self._previous: dict[int, Any] = {}
+        self.then = "saving a checkpoint after this step"  # what the run does before it stops
 
     def install(self) -> None:
         for sig in SIGNAL_EXIT:
@@ -55,10 +56,7 @@ class Interrupted:
 
     def _handle(self, signum: int, _frame: Any) -> None:
         self.signum = signum
-        log.warning(
-            "Got %s: saving a checkpoint after this step (signal again to abort).",
-            signal.Signals(signum).name,
-        )
+        log.warning("Got %s: %s (signal again to abort).", signal.Signals(signum).name, self.then)
         self.restore()  # a second signal acts at once
 
     def __bool__(self) -> bool:
@@ -118,7 +116,12 @@ def check_options(script: Any, model_args: Any, args: Any, engine: Engine) -> bo
         raise ConfigError("--merge_lora merges a LoRA adapter: it needs --use_peft.")
     check_quantization(model_args)  # --load_in_4bit: CUDA, bitsandbytes and --use_peft
     preflight.check_hub(args)  # --push_to_hub: not offline
-    return getattr(getattr(args, "eval_strategy", "no"), "value", args.eval_strategy) != "no"
+    preflight.check_reporting(args)  # --report_to: known integrations, installed
+    return preflight.check_evaluation(args)  # --eval_strategy, --eval_on_start, --save_strategy best
+
+
+def _enum_value(option: Any) -> Any:
+    return getattr(option, "value", option)  # enum options print as their value
 
 
 class SFTRecipe:
@@ -141,10 +144,11 @@ class SFTRecipe:
     def _arguments(self) -> None:
         self.script, self.model_args, self.args, self.provenance = parse_args(self.argv)
         self.engine = get_engine(choose_engine(self.script.engine))
-        preflight.check_numbers(self.script, self.args)
+        preflight.check_numbers(self.script, self.args, self.model_args)
         preflight.check_writable(self.args.output_dir)
         self.evaluating = check_options(self.script, self.model_args, self.args, self.engine)
         self.resume = resolve_resume(self.args.resume_from_checkpoint, self.args.output_dir)
+        check_resume_fits(self.resume, self.engine.name, self.model_args.use_peft, self.model_args.lora_r)
         self.stale = preflight.check_reuse(self.args.output_dir, self.resume, self.args.overwrite_output_dir)
         self.out = Path(self.args.output_dir)
         from transformers import set_seed
@@ -169,8 +173,9 @@ class SFTRecipe:
                 f"--assistant_only_loss needs chat 'messages' rows; {splits.source} has {splits.fmt!r} rows."
             )
         if self.evaluating and not splits.eval:
+            flag = "--eval_strategy" if _enum_value(args.eval_strategy) != "no" else "--eval_on_start"
             raise ConfigError(
-                "--eval_strategy needs eval rows: pass --eval_dataset_name, or a dataset "
+                f"{flag} needs eval rows: pass --eval_dataset_name, or a dataset "
                 "with a test split, and keep --eval_samples above 0."
             )
         log.info(
@@ -259,7 +264,11 @@ class SFTRecipe:
         return int(math.ceil(len(self.train_rows) / per_step) * args.num_train_epochs)
 
     def train(self) -> TrainResult:
-        """Train with the engine; SIGINT/SIGTERM save a checkpoint and stop after the current step."""
+        """Train with the engine; SIGINT/SIGTERM save a checkpoint and stop after the current step.
+
+        The signal handlers stay installed until :func:`run` ends: a signal that arrives after the
+        last step waits for :meth:`write_outputs`, so that the trained model is never lost.
+        """
         import torch
 
         if self.main_process:  # a metrics.json from an earlier run would claim this one succeeded
@@ -288,10 +297,7 @@ class SFTRecipe:
         )
         self.stop.install()
         t0 = time.perf_counter()
-        try:
-            result = self.engine.train(job)
-        finally:
-            self.stop.restore()
+        result = self.engine.train(job)
         self.train_seconds = time.perf_counter() - t0
         return result
 
@@ -308,8 +314,21 @@ class SFTRecipe:
     # ------------------------------------------------------------------ outputs
 
     def write_outputs(self, result: TrainResult) -> int:
-        """Score exact match after training and write the outputs (rank 0); push to the Hub when asked."""
+        """Score exact match after training and write the outputs (rank 0); push to the Hub when asked.
+
+        A signal that arrived after the last step (during the Trainer's last evaluation or clean-up),
+        or arrives now, no longer stops the run before its outputs exist: they are written (without
+        the exact match after training, when the signal came first), the push is skipped, and the
+        run exits with the signal's status.
+        """
         args, collator = self.args, self.collator
+        self.stop.then = "writing the outputs first"
+        if self.stop:
+            log.warning(
+                "Got %s after the last training step: writing the outputs in %s before stopping.",
+                signal.Signals(self.stop.signum).name,
+                self.out,
+            )
         tokens = sum_over_ranks(collator.tokens) if args.world_size > 1 else collator.tokens
         if args.world_size == 1 and world_size() > 1:
             log.warning(
@@ -332,7 +351,9 @@ class SFTRecipe:
             if sharded:
                 from odin_slm.model import model_from_state_dict
 
-                result.model = model_from_state_dict(self.model_args, result.full_state_dict, args.device)
+                result.model = model_from_state_dict(
+                    self.model_args, result.full_state_dict, args.device, args
+                )
             record = report.RunRecord(
                 out=self.out,
                 engine=self.engine.name,
@@ -350,14 +371,27 @@ class SFTRecipe:
                 started=self.started,
                 provenance=self.provenance,
                 eval_before=self.before,
-                eval_after=self._exact_match(result.model, "after"),
+                eval_after=None if self.stop else self._exact_match(result.model, "after"),
                 extra={"packing": bool(getattr(args, "packing", False)), "fast_levers": result.fast},
             )
             metrics = report.write_outputs(record, result, self.tokenizer, self.script.merge_lora)
-        if getattr(args, "push_to_hub", False):  # last: the outputs above are safe whatever the Hub says
+        pushing = getattr(args, "push_to_hub", False)
+        if pushing and self.stop:
+            log.warning(
+                "Not pushed to the Hub after the signal; upload later with: hf upload <repo> %s",
+                self.out / "final",
+            )
+        elif pushing:  # last: the outputs above are safe whatever the Hub says
             self._push(result)
         if metrics is not None:
             print(report.summary(metrics, self.out), flush=True)
+        if self.stop:
+            log.error(
+                "Stopped by %s after training finished; the outputs are complete in %s.",
+                signal.Signals(self.stop.signum).name,
+                self.out,
+            )
+            return SIGNAL_EXIT.get(self.stop.signum, 1)
         return 0
 
     def _push(self, result: TrainResult) -> None:
@@ -382,10 +416,13 @@ def run(argv: list[str], callbacks: list[Any] | None = None) -> int:
     import_early(argv)
     recipe = SFTRecipe(argv, callbacks)
     recipe.setup()
-    result = recipe.train()
-    if recipe.stop:
-        return recipe.interrupted(result)
-    return recipe.write_outputs(result)
+    try:
+        result = recipe.train()
+        if result.interrupted:  # stopped early by SIGINT/SIGTERM, with a checkpoint of that step
+            return recipe.interrupted(result)
+        return recipe.write_outputs(result)  # a later signal waits for the outputs
+    finally:
+        recipe.stop.restore()
 
 
 def _is_oom(exc: BaseException) -> bool:

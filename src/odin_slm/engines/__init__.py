@@ -48,6 +48,9 @@ class TrainResult:
     fast: dict | None = None  # what odin_slm.fast turned on, when asked
     checkpoints: list[Path] = field(default_factory=list)
     trainer: Any = None  # the Trainer, for push_to_hub; None for the loop engine
+    # True when the engine stopped early for SIGINT/SIGTERM and saved a checkpoint of that step;
+    # a signal that arrives after the last step leaves it False: the run then writes its outputs.
+    interrupted: bool = False
 
 
 class Engine:

@@ -123,9 +123,13 @@ def train_loop(
         log.info("Resumed the loop engine from %s at step %d", resume, step)
 
     trainer_state, control = TrainerState(global_step=step, max_steps=max_steps), TrainerControl()
+    # As Trainer: a --logging_steps / --save_steps below 1 is a fraction of the run's steps.
+    log_every, save_every = _every(args.logging_steps, max_steps), _every(args.save_steps, max_steps)
+    strategy = _value(args.save_strategy)
     model.train()
     bar = tqdm(total=max_steps, initial=step, desc="train (loop)", disable=args.disable_tqdm)
     epoch = step // steps_per_epoch
+    stopping = False  # read once per step: a signal during a step's save is seen at the next step
     while step < max_steps:
         loader.set_epoch(epoch)
         # Skip the micro-batches a resumed run has already trained on in this epoch.
@@ -153,17 +157,23 @@ def train_loop(
             scheduler.step()
             optimizer.zero_grad()
             step += 1
-            if step % max(1, int(args.logging_steps)) == 0 or step == max_steps:
+            if (log_every and step % log_every == 0) or step == max_steps:
                 losses.append({"step": step, "loss": total})
                 bar.set_postfix(loss=f"{total:.4f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
             bar.update(1)
             control = _step_end(callbacks or [], args, trainer_state, step)
-            save_now = args.save_strategy == "steps" and args.save_steps and step % int(args.save_steps) == 0
-            if stop or save_now or control.should_save:
+            stopping = bool(stop)
+            last = step >= max_steps
+            epoch_end = step % steps_per_epoch == 0
+            # Trainer's schedule: every save_steps and at the last step ("steps"), each epoch's end ("epoch").
+            save_now = (strategy == "steps" and save_every > 0 and (step % save_every == 0 or last)) or (
+                strategy == "epoch" and (epoch_end or last)
+            )
+            if stopping or save_now or control.should_save:
                 _save(accelerator, out, step, losses, args.save_total_limit)
-            if stop or control.should_training_stop or step >= max_steps:
+            if stopping or control.should_training_stop or last:
                 break
-        if stop or control.should_training_stop:
+        if stopping or control.should_training_stop:
             break
         epoch += 1
     bar.close()
@@ -173,7 +183,15 @@ def train_loop(
         losses=losses,
         log_history=list(losses),
         train_sequences=len(train_ds),
+        interrupted=stopping,
     )
+
+
+def _every(value: float, max_steps: int) -> int:
+    """Trainer's reading of --logging_steps / --save_steps: below 1, a fraction of max_steps (0: never)."""
+    if value is None or value <= 0:
+        return 0
+    return math.ceil(max_steps * value) if value < 1 else int(value)
 
 
 def _step_end(callbacks: list[Any], args: Any, state: Any, step: int) -> Any:
@@ -205,6 +223,10 @@ class LoopEngine(Engine):
             raise ConfigError(f"--report_to {' '.join(reports)}: {_REFUSED}")
         if _value(args.eval_strategy) != "no":
             raise ConfigError(f"--eval_strategy {_value(args.eval_strategy)}: {_REFUSED}")
+        if getattr(args, "eval_on_start", False):
+            raise ConfigError(f"--eval_on_start true: {_REFUSED}")
+        if _value(args.save_strategy) == "best":
+            raise ConfigError(f"--save_strategy best: {_REFUSED}")
         if getattr(args, "packing", False):
             raise ConfigError(f"--packing true: the loop engine trains on unpacked rows; {_USE_TRL}")
         if getattr(args, "push_to_hub", False):

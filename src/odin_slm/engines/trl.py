@@ -22,10 +22,13 @@ def _stop_on_signal(stop: Any) -> Any:
     from transformers import TrainerCallback
 
     class StopOnSignal(TrainerCallback):
+        fired = False  # the Trainer stopped for the signal, saving this step's checkpoint
+
         def on_step_end(self, _args: Any, _state: Any, control: Any, **_kw: Any) -> Any:
             if stop:
                 control.should_save = True
                 control.should_training_stop = True
+                self.fired = True
             return control
 
     return StopOnSignal()
@@ -75,6 +78,7 @@ class TrlEngine(Engine):
         if packing:
             # TRL packs the rows and pads them with its own (padding-free) collator, which refuses another.
             trainer_cls = _counting_train_loader(trainer_cls, job.collator)
+        on_signal = _stop_on_signal(job.stop)
         trainer = trainer_cls(
             model=job.model,
             args=args,
@@ -83,7 +87,7 @@ class TrlEngine(Engine):
             processing_class=job.tokenizer,
             data_collator=None if packing else job.collator,
             # The run's own callbacks see each step first: one that asks to stop is honoured at once.
-            callbacks=[*job.callbacks, _stop_on_signal(job.stop)],
+            callbacks=[*job.callbacks, on_signal],
         )
         if packing and "labels" not in trainer.train_dataset.column_names:
             raise ConfigError(
@@ -107,6 +111,7 @@ class TrlEngine(Engine):
             full_state_dict=trainer.accelerator.get_state_dict(trainer.model) if fsdp else None,
             fast=plan.as_dict() if hasattr(plan, "as_dict") else plan,
             trainer=trainer,
+            interrupted=on_signal.fired,
         )
 
 
