@@ -122,13 +122,16 @@ assert isinstance(script, trl.ScriptArguments) and isinstance(model, trl.ModelCo
 assert isinstance(args, trl.SFTConfig) and trl.__version__ == "0.17.0"
 assert prov["config_file"].endswith("gpu-lora.yaml") and script.dataset_config == "c"
 assert model.model_revision == "v1" and model.use_peft and model.lora_target_modules == "all-linear"
+# Carried out through TRL and the Trainer on this stack too (TRL 0.17's packer is checked before training).
 for flag in ("--packing", "--push_to_hub"):
-    try:
-        parse_args(["--output_dir", "o", flag, "true"])
-    except ConfigError as exc:
-        assert flag in str(exc), exc
-    else:
-        raise AssertionError(flag + " accepted")
+    _, _, args, _ = parse_args(["--output_dir", "o", flag, "true"])
+    assert getattr(args, flag[2:]) is True, flag
+try:
+    parse_args(["--output_dir", "o", "--padding_free", "true"])
+except ConfigError as exc:
+    assert "--padding_free" in str(exc), exc
+else:
+    raise AssertionError("--padding_free accepted")
 print("PARSED")
 """
 
