@@ -488,3 +488,64 @@ def test_trl_parser_removed_flags_break_on_1_16_and_are_translated() -> None:
         TRL_FLAGS, *folders, error="ValueError: Some specified arguments are not used by the HfArgumentParser"
     )
     assert works(TRL_FLAGS, *folders).strip() == "10"
+
+
+# --- modules that moved (trl.trainer.cpo_config -> trl.experimental.cpo.cpo_config, ...) --------------------
+
+MOVED_MODULES = """
+import importlib, json, sys, warnings
+warnings.simplefilter("ignore")
+from odin_compat.repairs.trl import MOVED_MODULES
+import trl, trl.trainer, trl.extras
+light = sorted(m for m in sys.modules if m.startswith(("trl.experimental.", "trl.generation.")))
+out = {}
+for old, new, _ in MOVED_MODULES:
+    try:
+        module = importlib.import_module(old)
+    except ImportError as exc:
+        out[old] = type(exc).__name__
+        continue
+    today = importlib.import_module(new)
+    names = [n for n, v in vars(today).items() if getattr(v, "__module__", None) == new]
+    star = {}
+    exec(f"from {old} import *", star)
+    same = all(getattr(module, n) is getattr(today, n) for n in names) and names and all(
+        star[n] is getattr(today, n) for n in getattr(today, "__all__", [n for n in names if n[0] != "_"])
+    )
+    out[old] = "same" if same else f"other objects: {names}"
+print(json.dumps({"light": light, "modules": out}))
+"""
+
+
+def test_moved_modules_break_on_1_16_and_are_aliased() -> None:
+    import json
+
+    from matrix import run
+
+    folders = stack("1.16.0", T5)
+    plain = run(MOVED_MODULES, *folders, odin=False)  # the table only: ODIN_COMPAT_DISABLE=1
+    assert plain.returncode == 0, plain.stderr[-3000:]
+    before = json.loads(plain.stdout.splitlines()[-1])["modules"]
+    assert set(before.values()) == {"ModuleNotFoundError"}, before  # every old path fails without odin
+    after = json.loads(works(MOVED_MODULES, *folders).splitlines()[-1])
+    assert after["light"] == [], after["light"]  # importing the packages imports none of the moved modules
+    assert set(after["modules"].values()) == {"same"}, after["modules"]
+
+
+def test_moved_modules_untouched_where_upstream_has_them() -> None:
+    code = """
+import warnings
+warnings.simplefilter("ignore")
+import trl.trainer.cpo_config as m, trl.trainer.orpo_trainer as t, trl.utils as u, os
+assert m.__file__ and os.path.exists(m.__file__) and os.path.exists(t.__file__) and os.path.exists(u.__file__)
+RECORD = ("trl-module-trainer-cpo-config", "trl-module-trainer-orpo-trainer", "trl-module-utils")
+"""
+    untouched(code, *stack("0.12.2", T449))
+    kto = """
+import warnings
+warnings.simplefilter("ignore")
+import trl.experimental.kto.kto_config as m, os
+assert os.path.exists(m.__file__)
+RECORD = "trl-module-experimental-kto-kto-config"
+"""
+    untouched(kto, *stack("1.7.1", T5))

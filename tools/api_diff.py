@@ -1099,7 +1099,8 @@ def coverage(data: dict, restore_data: dict) -> dict:
             elif r["kind"] == "module":
                 status, detail = (
                     "not-repaired",
-                    "a whole module (odin restores names, not module paths, here)",
+                    "a whole module that today's release has no counterpart of (odin_compat.explain names "
+                    "the release that removed it)",
                 )
             elif f"{lib}:{r['where']}:{r['name']}" in nsc:
                 status, detail = "not-self-contained", nsc[f"{lib}:{r['where']}:{r['name']}"]

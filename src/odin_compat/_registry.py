@@ -90,6 +90,9 @@ def lazy_names(module: ModuleType) -> set[str]:
         table = vars(module).get(attr)
         if isinstance(table, dict):
             names.update(table)
+    table = vars(module).get("__odin_moved__")  # odin's own names on an ordinary module (lazy_alias)
+    if isinstance(table, dict):
+        names.update(table)
     table = vars(module).get("_SUBMOD_ATTRS")  # huggingface_hub: submodule -> names
     if isinstance(table, dict):
         for values in table.values():

@@ -16,13 +16,17 @@ _PATTERNS = (
     ("name", re.compile(r"cannot import name '(?P<name>[\w.]+)' from '(?P<where>[\w.]+)'")),
     ("module", re.compile(r"No module named '(?P<where>[\w.]+)'")),
     ("keyword", re.compile(r"(?P<where>[\w.]+)\(\) got an unexpected keyword argument '(?P<name>\w+)'")),
+    # Trainer.train's own check of its **kwargs: "train() got unexpected keyword arguments: model_path."
+    ("keywords", re.compile(r"(?P<where>[\w.]+)\(\) got unexpected keyword arguments: (?P<names>[\w, ]+)")),
     ("field", re.compile(r"'(?P<where>\w+)' object has no attribute '(?P<name>\w+)'")),
+    # a plain module's message quotes both; transformers' lazy module quotes neither
+    ("attribute", re.compile(r"module '?(?P<where>[\w.]+)'? has no attribute '?(?P<name>\w+)'?")),
     ("flag", re.compile(r"not used by the HfArgumentParser: \[(?P<names>[^\]]*)\]")),
 )
 _WHY = {
     "moved": "it now lives in `{target}`",
     "renamed": "its replacement is `{target}`",
-    "removed": "no replacement was found in this release",
+    "removed": "{lib} {today} has no replacement for it",
     "semantics-gone": "that backend (TensorFlow / Flax / JAX) is no longer supported: use the PyTorch class",
 }
 
@@ -38,16 +42,22 @@ def _data() -> dict:
 
 
 def _find(kind: str, where: str, name: str) -> tuple[str, list] | None:
-    """(library, finding row) for a finding of `kind` at `where` (a module, class or Class.method)."""
+    """(library, finding row) for a finding of `kind` at `where`.
+
+    Names and modules match their module's full dotted path only, so a script's own module that
+    happens to share a last part with a library's (`utils`) is never explained. Keywords and fields
+    name a callable or class as the error message does ("DPOTrainer.__init__" -> "DPOTrainer",
+    "train"), so they match the finding's qualified name or its last parts.
+    """
     libraries = _data()["libraries"]
     for lib, lib_data in libraries.items():
         by_where = lib_data["findings"].get(kind, {})
         for key, items in by_where.items():
-            if (
-                key == where
-                or (kind != "module" and key.rpartition(".")[0] == where)
-                or key.endswith("." + where)
-            ):
+            if kind in ("name", "module"):
+                hit = key == where
+            else:
+                hit = key == where or key.rpartition(".")[0] == where or key.endswith("." + where)
+            if hit:
                 for row in items:
                     if row[0] == name:
                         return lib, [key, *row]
@@ -58,40 +68,63 @@ def _sentence(kind: str, lib: str, row: list) -> str:
     where, name, cls, target, _first, last, gone_in = row
     releases = _data()["libraries"][lib]["releases"]
     thing = f"`{where}`" if kind == "module" else f"`{name}` ({kind} of `{where}`)"
-    why = _WHY[cls].format(target=target)
+    why = _WHY[cls].format(target=target, lib=lib, today=releases[-1])
     return (
         f"odin_compat: {thing} was removed from {lib} after {releases[last]} "
         f"({releases[gone_in]} lacks it); {why}."
     )
 
 
-def explain(exc: BaseException) -> str | None:
-    """One sentence on the removal behind `exc`, or None."""
-    message = str(exc)
-    try:
-        for kind, pattern in _PATTERNS:
-            match = pattern.search(message)
-            if not match:
-                continue
-            if kind == "flag":
-                for flag in re.findall(r"'--(\w+)'", match["names"]):
-                    for cls in ("TrainingArguments", "Seq2SeqTrainingArguments", "SFTConfig", "DPOConfig"):
-                        found = _find("field", cls, flag)
-                        if found:
-                            return _sentence("field", *found)
-                return None
-            if kind == "module":
-                parts = match["where"].split(".")
-                for end in range(len(parts), 1, -1):  # the module, else its nearest removed parent
-                    found = _find("module", ".".join(parts[:end]), "")
+def _explain_one(message: str) -> str | None:
+    for kind, pattern in _PATTERNS:
+        match = pattern.search(message)
+        if not match:
+            continue
+        if kind == "flag":
+            for flag in re.findall(r"'--(\w+)'", match["names"]):
+                for cls in ("TrainingArguments", "Seq2SeqTrainingArguments", "SFTConfig", "DPOConfig"):
+                    found = _find("field", cls, flag)
                     if found:
-                        return _sentence("module", *found)
-                return None
-            where = match["where"].removesuffix(".__init__")
-            found = _find(kind, where, match["name"])
-            if found is None and kind == "keyword":  # a dataclass's keyword is one of its fields
-                kind, found = "field", _find("field", where, match["name"])
-            return _sentence(kind, *found) if found else None
+                        return _sentence("field", *found)
+            return None
+        if kind == "module":
+            parts = match["where"].split(".")
+            for end in range(len(parts), 1, -1):  # the module, else its nearest removed parent
+                found = _find("module", ".".join(parts[:end]), "")
+                if found:
+                    return _sentence("module", *found)
+            return None
+        where = match["where"].removesuffix(".__init__")
+        if kind == "keywords":
+            for name in re.findall(r"\w+", match["names"]):
+                found = _find("keyword", where, name)
+                if found:
+                    return _sentence("keyword", *found)
+            return None
+        if kind in ("name", "attribute"):  # a name of a module, or a removed submodule of it
+            found = _find("name", where, match["name"])
+            if found:
+                return _sentence("name", *found)
+            found = _find("module", f"{where}.{match['name']}", "")
+            return _sentence("module", *found) if found else None
+        found = _find(kind, where, match["name"])
+        if found is None and kind == "keyword":  # a dataclass's keyword is one of its fields
+            kind, found = "field", _find("field", where, match["name"])
+        return _sentence(kind, *found) if found else None
+    return None
+
+
+def explain(exc: BaseException) -> str | None:
+    """One sentence on the removal behind `exc` (or behind an error it was raised from), or None."""
+    try:
+        seen: set[int] = set()
+        current: BaseException | None = exc
+        while current is not None and id(current) not in seen:
+            seen.add(id(current))
+            sentence = _explain_one(str(current))
+            if sentence:
+                return sentence
+            current = current.__cause__ or current.__context__
     except Exception:  # an explanation must never raise
         return None
     return None

@@ -46,7 +46,7 @@ if TYPE_CHECKING:  # no typing import at run time: `import odin_compat` must sta
 
 __all__ = [
     "KINDS", "REGISTRY", "Record", "record", "accepts", "adapted", "carry_to_subclasses", "handled_upstream",
-    "kwarg_adapter", "lacks_kwarg", "lacks_module", "lazy_export", "lazy_names", "not_adapted", "relocate",
+    "kwarg_adapter", "lacks_kwarg", "lacks_module", "lazy_alias", "lazy_export", "lazy_names", "module_alias", "module_moved", "not_adapted", "relocate",
     "rename_kwarg", "renaming", "warn_once",
 ]  # fmt: skip
 
@@ -241,6 +241,99 @@ def lacks_module(name: str) -> Predicate:
     return needed
 
 
+def findable(dotted: str) -> bool:
+    """True when module `dotted` can be imported, found on disk without importing its parents
+    (`importlib.util.find_spec` would import them: a moved module's new home may be heavy)."""
+    import importlib.util
+    import os
+    import sys
+    from importlib.machinery import all_suffixes
+
+    if dotted in sys.modules:
+        return True
+    parts = dotted.split(".")
+    for i in range(len(parts) - 1, 0, -1):  # the nearest parent already imported
+        parent = sys.modules.get(".".join(parts[:i]))
+        if parent is not None:
+            paths = list(getattr(parent, "__path__", None) or ())
+            break
+    else:  # nothing of it imported: the top-level package's spec imports nothing
+        spec = importlib.util.find_spec(parts[0])
+        if spec is None:
+            return False
+        if len(parts) == 1:
+            return True
+        i, paths = 1, list(spec.submodule_search_locations or ())
+    rest = parts[i:]
+    for depth, part in enumerate(rest):
+        found = []
+        for folder in paths:
+            package = os.path.join(folder, part)
+            if os.path.isfile(os.path.join(package, "__init__.py")):
+                found.append(package)
+            elif depth == len(rest) - 1 and any(
+                os.path.isfile(os.path.join(folder, part + suffix)) for suffix in all_suffixes()
+            ):
+                return True
+        if not found:
+            return False
+        paths = found
+    return True
+
+
+def module_moved(old: str, new: str) -> Predicate:
+    """`needed` for a record that puts back module `old` as today's module `new`: the package lacks
+    `old` (see `lacks_module`) and `new` exists (found on disk; nothing is imported)."""
+    lacks = lacks_module(old)
+
+    def needed(module: ModuleType, record: Record | None = None) -> bool:
+        return lacks(module, record) and findable(new)
+
+    return needed
+
+
+def module_alias(old: str, new: str) -> ModuleType:
+    """A module named `old` whose names are today's module `new`'s objects themselves, and install it
+    in `sys.modules` (unless a module of that name is already there). `new` is imported on the first
+    name asked of it, so importing the package stays as cheap as upstream's.
+
+    Every name is looked up on `new` each time: what `old.X` gives is always `new.X`, the same object.
+    Returns the module now in `sys.modules[old]`.
+    """
+    import sys
+    import types
+    from importlib.machinery import ModuleSpec
+
+    alias = types.ModuleType(old, f"odin_compat: `{old}` moved to `{new}`; its names are `{new}`'s objects.")
+    alias.__spec__ = ModuleSpec(old, None, origin=f"alias of {new}")  # find_spec(old) must not raise
+    alias.__odin_alias_of__ = new  # type: ignore[attr-defined]
+
+    def target() -> ModuleType:
+        import importlib
+
+        return importlib.import_module(new)
+
+    def __getattr__(name: str) -> object:
+        # `import`, `inspect` and friends probe dunders (`__path__`, `__file__`) of every module in
+        # sys.modules: those must not import the moved module; `__all__` does (`from old import *`)
+        if name.startswith("__") and name != "__all__":
+            raise AttributeError(f"module {old!r} has no attribute {name!r}")
+        module = target()
+        if name == "__all__":
+            return list(getattr(module, "__all__", [n for n in vars(module) if not n.startswith("_")]))
+        try:
+            return getattr(module, name)
+        except AttributeError:
+            raise AttributeError(f"module {old!r} has no attribute {name!r}") from None
+
+    def __dir__() -> list[str]:
+        return sorted(set(vars(alias)) | set(dir(target())))
+
+    alias.__getattr__ = __getattr__  # type: ignore[attr-defined]
+    alias.__dir__ = __dir__  # type: ignore[attr-defined]
+    return sys.modules.setdefault(old, alias)
+
+
 # --- helpers for providers ---------------------------------------------------------------------
 
 
@@ -257,6 +350,35 @@ def lazy_export(module: ModuleType, name: str, submodule: str) -> None:
     all_ = vars(module).get("__all__")
     if isinstance(all_, list) and name not in all_:
         all_.append(name)
+
+
+def lazy_alias(module: ModuleType, name: str, target: str) -> None:
+    """Make `module.name` resolve, on first use, to `name` of module `target` (the same object).
+
+    For an ordinary module (no lazy table): a module `__getattr__` (PEP 562), chained after one that
+    upstream defined, looks the name up in `module.__odin_moved__` and imports `target` then. Nothing
+    is imported now: `target` may import `module` itself (a circular import at this point).
+    """
+    ns = vars(module)
+    table = ns.get("__odin_moved__")
+    if not isinstance(table, dict):
+        table = ns["__odin_moved__"] = {}
+        upstream = ns.get("__getattr__")
+
+        def __getattr__(attr: str) -> object:
+            where = table.get(attr)
+            if where is None:
+                if upstream is not None:
+                    return upstream(attr)
+                raise AttributeError(f"module {module.__name__!r} has no attribute {attr!r}")
+            import importlib
+
+            value = getattr(importlib.import_module(where), attr)
+            return value
+
+        __getattr__.__odin_moved__ = table  # type: ignore[attr-defined]
+        ns["__getattr__"] = __getattr__
+    table[name] = target
 
 
 def relocate(obj: object, module: str) -> object:

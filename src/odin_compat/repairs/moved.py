@@ -8,7 +8,7 @@ diff (`docs/api-diff.md`) of the package top levels, trainer modules and argumen
 
 from __future__ import annotations
 
-from odin_compat.records import REGISTRY, Record, lazy_export
+from odin_compat.records import REGISTRY, Record, lazy_alias, lazy_export
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -37,31 +37,41 @@ def record_id(lib: str, kind: str, where: str, name: str) -> str:
 
 
 def _alias(target: str, name: str) -> object:
-    def provide(module: ModuleType) -> object:
-        import importlib
-
-        return getattr(importlib.import_module(target), name)
+    def provide(module: ModuleType) -> None:
+        lazy_alias(module, name, target)
 
     return provide
 
 
+def relative(where: str, target: str) -> str:
+    """`target` as the lazy package `where` imports it (`"." + entry`, relative to `where`):
+    ("trl", "trl.trainer.x") -> "trainer.x"; ("trl.trainer", "trl.experimental.x") -> ".experimental.x"."""
+    w, t = where.split("."), target.split(".")
+    common = 0
+    while common < min(len(w), len(t)) and w[common] == t[common]:
+        common += 1
+    return "." * (len(w) - common) + ".".join(t[common:])
+
+
 def _lazy(target: str, name: str) -> object:
     def provide(module: ModuleType) -> None:
-        lazy_export(module, name, target.removeprefix(module.__name__ + "."))
+        lazy_export(module, name, relative(module.__name__, target))
 
     return provide
 
 
 for _row in table("moved"):
     _lib, _where, _name, _target = _row["lib"], _row["where"], _row["name"], _row["target"]
-    _lazy_kind = _where in LAZY and _target.startswith(_where + ".")
+    # declared on the lazy package, also for a target elsewhere in the package (trl.trainer's CPOConfig
+    # lives in trl.experimental.cpo): importing the package must not import the target
+    _lazy_kind = _where in LAZY and _target.partition(".")[0] == _where.partition(".")[0]
     REGISTRY.add(
         Record(
             id=record_id(_lib, "moved", _where, _name),
             affects=f"{_lib}>={_row['gone_in']}",
             module=_where,
             name=_name,
-            kind="lazy" if _lazy_kind else "alias",
+            kind="lazy",  # resolved on first use, on a lazy package through its table, else lazy_alias
             fixes=f"ImportError: cannot import name '{_name}' from '{_where}'",
             works=f"{_lib}<={_row['last']}",
             breaks=f"{_lib}>={_row['gone_in']} (the same object lives in {_target})",

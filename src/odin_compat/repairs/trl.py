@@ -12,6 +12,8 @@ from odin_compat.records import (
     lacks_kwarg,
     lacks_module,
     lazy_export,
+    module_alias,
+    module_moved,
     not_adapted,
     record,
     relocate,
@@ -801,6 +803,53 @@ def _env_utils(module: ModuleType, record: Record) -> object:
     env_utils.__all__ = ["strtobool"]
     sys.modules.setdefault("trl.env_utils", env_utils)
     return sys.modules["trl.env_utils"]
+
+
+# --- modules that moved: the old module path hands out today's module's objects ------------------------------
+
+# (old module, today's module, the first release of the API diff without the old one). Each old module's
+# classes and functions are all defined in today's module (docs/api-diff.md: moved modules).
+MOVED_MODULES = (
+    ("trl.trainer.cpo_config", "trl.experimental.cpo.cpo_config", "0.29.1"),
+    ("trl.trainer.cpo_trainer", "trl.experimental.cpo.cpo_trainer", "0.29.1"),
+    ("trl.trainer.gkd_config", "trl.experimental.gkd.gkd_config", "0.29.1"),
+    ("trl.trainer.gkd_trainer", "trl.experimental.gkd.gkd_trainer", "0.29.1"),
+    ("trl.trainer.online_dpo_config", "trl.experimental.online_dpo.online_dpo_config", "0.29.1"),
+    ("trl.trainer.online_dpo_trainer", "trl.experimental.online_dpo.online_dpo_trainer", "0.29.1"),
+    ("trl.trainer.orpo_config", "trl.experimental.orpo.orpo_config", "0.29.1"),
+    ("trl.trainer.orpo_trainer", "trl.experimental.orpo.orpo_trainer", "0.29.1"),
+    ("trl.experimental.kto.kto_config", "trl.trainer.kto_config", "1.16.0"),
+    ("trl.experimental.kto.kto_trainer", "trl.trainer.kto_trainer", "1.16.0"),
+    ("trl.experimental.distillation.distillation_config", "trl.trainer.distillation_config", "1.16.0"),
+    ("trl.experimental.distillation.distillation_trainer", "trl.trainer.distillation_trainer", "1.16.0"),
+    ("trl.extras.vllm_client", "trl.generation.vllm_client", "0.29.1"),
+    ("trl.utils", "trl.scripts.utils", "0.15.2"),
+)
+
+
+def _module_alias(old: str, new: str) -> Callable[..., object]:
+    def provide(module: ModuleType, record: Record) -> object:
+        return module_alias(old, new)
+
+    return provide
+
+
+# Kind "wrap" for its `needed` gate, as trl-commands-cli-utils above: an upstream submodule that is not
+# imported yet is no attribute of its package, and must never be shadowed.
+for _old, _new, _gone_in in MOVED_MODULES:
+    _parent, _, _leaf = _old.rpartition(".")
+    record(
+        "trl-module-" + _old.removeprefix("trl.").replace(".", "-").replace("_", "-"),
+        f"{_parent}:{_leaf}",
+        kind="wrap",
+        fixes=f"ModuleNotFoundError: No module named '{_old}'",
+        affects=f"trl>={_gone_in}",
+        note=f"(the same module's objects live in {_new})",
+        upstream=f"trl v1.16.0 {_new.replace('.', '/')}.py (docs/api-diff.md: moved modules)",
+        remove_when=f"callers import from {_new}",
+        needed=module_moved(_old, _new),
+        proof="test_repairs_trl::test_moved_modules",
+    )(_module_alias(_old, _new))
 
 
 # --- removed flags through trl's own copy of HfArgumentParser (trl/scripts/_hf_argparser.py) ------------------
