@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 5's 2-GPU proof (docs/multi-gpu.md), on nvidia-h100-x2 / nvidia-h200-x2, in three calls on one
+# The 2-GPU proof (docs/multi-gpu.md), on nvidia-h100-x2 / nvidia-h200-x2, in three calls on one
 # warm machine: the GGUF (98 MB) and the two wheel sets are over one call's 64 MiB carry
 # (see scripts/gpu/slm_train.sh for how .slmdev/a, .slmdev/b and .slmdev/whl are made;
 # scripts/gpu/fetch_wheels.sh makes .whl, the user's old stack).
