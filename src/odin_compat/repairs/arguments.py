@@ -105,13 +105,15 @@ def _flag(row: dict) -> object:
 
 
 def _register_flags(cls_name: str, rows: dict[str, dict]) -> None:
-    from odin_compat.repairs.transformers import FLAGS
+    from odin_compat.repairs.transformers import FLAG_SINCE, FLAGS
 
     for name, row in rows.items():
         takes_value = row["annotation"] not in ("bool", "Optional[bool]", "bool | None")
-        # owner: the dataclass; trl's configs derive from TrainingArguments, which the parser sees as a base
-        FLAGS.setdefault(name, ("TrainingArguments" if cls_name.endswith("Config") else cls_name, takes_value,
-                                _flag(row)))  # fmt: skip
+        # owner: the dataclass that dropped it (the parser translates it only for dataclasses derived
+        # from that one); since: the release of its library from which the flag is gone
+        if name not in FLAGS:
+            FLAGS[name] = (cls_name, takes_value, _flag(row))
+            FLAG_SINCE[name] = (row["lib"], row["gone_in"])
 
 
 for _cls, _rows in sorted(_fields().items()):

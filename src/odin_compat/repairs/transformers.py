@@ -627,6 +627,8 @@ FLAGS: dict[str, tuple[str, bool, abc.Callable[[object, set[str]], list[str]]]] 
     "include_inputs_for_metrics": ("TrainingArguments", False,
                                    lambda v, g: ["--include_for_metrics", "inputs"] if v else []),
 }  # fmt: skip
+# flag -> (library, first release without it), for the flags the API diff's table adds (repairs/arguments.py)
+FLAG_SINCE: dict[str, tuple[str, str]] = {}
 
 
 def translate_flags(dataclass_types: abc.Iterable[type], args: list[str]) -> tuple[list[str], list[str]]:
@@ -702,16 +704,37 @@ def _parse_args(module: ModuleType, record: Record) -> object:
 
 def _parse_args_needed(module: ModuleType, record: Record) -> bool:
     import dataclasses
+    import sys
 
     if adapted(module.HfArgumentParser.parse_args_into_dataclasses, record.id):
         return False
     from transformers.training_args import TrainingArguments
 
+    from odin_compat._stack import version
+
     fields = {f.name for f in dataclasses.fields(TrainingArguments)}
-    # needed when TrainingArguments lacks one of its removed flags, or another record module added flags
-    return any(
-        name not in fields if owner == "TrainingArguments" else True for name, (owner, _, _) in FLAGS.items()
-    )
+
+    def gone(name: str, owner: str) -> bool:
+        # a flag of the API diff's table: gone from the installed release of its library
+        if name in FLAG_SINCE:
+            dist, since = FLAG_SINCE[name]
+            if (
+                dist not in sys.modules
+            ):  # trl's flags count once trl is in use (it imports transformers first)
+                return False
+            installed = version(dist)
+            return installed is not None and _release(installed) >= _release(since)
+        return name not in fields if owner == "TrainingArguments" else True
+
+    # needed when the installed releases lack one of the removed flags
+    return any(gone(name, owner) for name, (owner, _, _) in FLAGS.items())
+
+
+def _release(text: str) -> tuple[int, ...]:
+    """`1.16.0rc1` -> (1, 16, 0): the release numbers, enough to order the releases of the API diff."""
+    import re
+
+    return tuple(int(p) for p in re.findall(r"\d+", text.split("+")[0])[:3])
 
 
 record(
