@@ -73,18 +73,18 @@ def test_explain_removed_name_with_no_replacement() -> None:
 
 def test_explain_removed_keyword() -> None:
     explained(
-        "from trl import get_peft_config\nget_peft_config(model_config=None)\n",
-        "TypeError: get_peft_config() got an unexpected keyword argument 'model_config'",
-        "odin_compat: `model_config` (keyword of `get_peft_config`) was removed from trl after 0.12.2 "
+        "from trl import SFTTrainer\nSFTTrainer(model=None, infinite=True)\n",
+        "TypeError: SFTTrainer.__init__() got an unexpected keyword argument 'infinite'",
+        "odin_compat: `infinite` (keyword of `SFTTrainer.__init__`) was removed from trl after 0.12.2 "
         "(0.15.2 lacks it); trl 1.16.0 has no replacement for it.",
     )
 
 
 def test_explain_removed_method_keyword() -> None:
     explained(
-        "from transformers import Trainer\nTrainer.train(object(), model_path='out')\n",
-        "TypeError: Trainer.train() got an unexpected keyword argument 'model_path'",
-        "odin_compat: `model_path` (keyword of `Trainer.train`) was removed from transformers after 4.57.1",
+        "from trl import RewardTrainer\nRewardTrainer(model=None, max_length=128)\n",
+        "TypeError: RewardTrainer.__init__() got an unexpected keyword argument 'max_length'",
+        "odin_compat: `max_length` (keyword of `RewardTrainer.__init__`) was removed from trl after 0.12.2",
     )
 
 

@@ -234,8 +234,9 @@ def lacks_module(name: str) -> Predicate:
 
         if name.rpartition(".")[2] in vars(module):
             return False
-        if name in sys.modules:  # only odin's own backport (no spec): a re-executed package needs it again
-            return getattr(sys.modules[name], "__spec__", None) is None
+        if name in sys.modules:  # only odin's own (a backport without spec, or an alias): a re-executed
+            found = sys.modules[name]  # package needs it again
+            return getattr(found, "__spec__", None) is None or hasattr(found, "__odin_alias_of__")
         return importlib.util.find_spec(name) is None
 
     return needed
