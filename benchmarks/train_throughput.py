@@ -249,6 +249,50 @@ def _callback_class(warmup: int, steps: int, rec: dict[str, Any]):
     return Timer
 
 
+def _profiler_class(first: int, count: int, rec: dict[str, Any]):
+    """torch.profiler over optimizer steps ``first+1 .. first+count``: where a step's host time goes.
+
+    Stored in ``rec["profile"]``: wall and GPU-busy milliseconds per step, and the top host and GPU ops.
+    """
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+    from transformers import TrainerCallback
+
+    class Profiler(TrainerCallback):
+        prof = None
+
+        def on_step_begin(self, args, state, control, **kw):  # noqa: ANN001
+            if state.global_step == first and self.prof is None:
+                torch.cuda.synchronize()
+                self.prof = profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA])
+                self.prof.__enter__()
+                self.t0 = time.perf_counter()
+
+        def on_step_end(self, args, state, control, **kw):  # noqa: ANN001
+            if self.prof is None or state.global_step != first + count:
+                return
+            torch.cuda.synchronize()
+            wall = time.perf_counter() - self.t0
+            self.prof.__exit__(None, None, None)
+            events = self.prof.key_averages()
+            gpu_us = sum(e.self_device_time_total for e in events)
+            rec["profile"] = {
+                "steps": count,
+                "wall_ms_per_step": 1e3 * wall / count,
+                "gpu_busy_ms_per_step": gpu_us / 1e3 / count,
+                "kernels_per_step": sum(e.count for e in events if e.self_device_time_total > 0) / count,
+                "top_host": events.table(
+                    sort_by="self_cpu_time_total", row_limit=25, max_name_column_width=70
+                ),
+                "top_gpu": events.table(
+                    sort_by="self_device_time_total", row_limit=15, max_name_column_width=70
+                ),
+            }
+            self.prof = None
+
+    return Profiler
+
+
 def _build_model(shape: dict[str, Any], seed: int, device: str, tokenizer: Any, legacy: bool = False) -> Any:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
@@ -300,7 +344,10 @@ def parse_levers(spec: str) -> dict[str, Any]:
         key, _, raw = item.partition("=")
         levers[key] = {"true": True, "false": False}.get(raw.lower(), None)
         if levers[key] is None:
-            levers[key] = float(raw)
+            try:
+                levers[key] = float(raw)
+            except ValueError:  # a word: compile_mode=reduce-overhead
+                levers[key] = raw
     return levers
 
 
@@ -342,6 +389,8 @@ def run_one(
 
     plan = None
     trainer_cls = SFTTrainer
+    spec_levers = parse_levers(spec)
+    profile_steps = int(spec_levers.pop("profile", 0))  # any variant: @profile=3 profiles 3 steps
     if variant.startswith("odin"):
         sys.path.insert(0, str(Path(os.environ.get("ODIN_SRC", ROOT / "src"))))
         from odin_slm import fast
@@ -355,7 +404,7 @@ def run_one(
             levers = {"lora_bf16_compute": False}
         elif variant == "odin_lora_gc":
             levers = {"lora_gradient_checkpointing": True}
-        levers.update(parse_levers(spec))
+        levers.update(spec_levers)
         plan = fast.tune(model, args, lora=lora, **levers)
         print(f"PLAN {plan}", flush=True)
         trainer_cls = fast.trainer_class(SFTTrainer)
@@ -366,6 +415,8 @@ def run_one(
     )
     rec: dict[str, Any] = {"t": [], "loss": []}
     trainer.add_callback(_callback_class(warmup, steps, rec))
+    if profile_steps and device == "cuda":
+        trainer.add_callback(_profiler_class(warmup + 2, profile_steps, rec))
     if device == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
@@ -373,6 +424,8 @@ def run_one(
     trainer.train()
     res = _summarise(name, shape_name, shape, steps, warmup, rec, lora)
     res["plan"] = plan.as_dict() if plan else None
+    if "profile" in rec:
+        res["profile"] = rec["profile"]
     res["trainable_params"] = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
     res["gradient_checkpointing"] = bool(args.gradient_checkpointing)
     res["optim"] = str(args.optim)

@@ -31,6 +31,10 @@ unavailable (no CUDA, no Triton, no ``liger-kernel``, an architecture Liger does
 - ``memory_budget`` / ``lora_memory_budget``: ``torch.compile``'s activation memory budget for the compiled
   layers (1.0 saves what the compiler would; lower makes its partitioner recompute the cheapest
   activations first). LoRA runs at 0.5: its small-memory mode without recomputing whole layers.
+- ``compile_mode``: the ``torch.compile`` mode of the compiled layers. ``"default"``; ``"reduce-overhead"``
+  replays each layer's kernels as a CUDA graph (one launch instead of dozens, for steps bound by host
+  work); ``"max-autotune-no-cudagraphs"`` benchmarks matmul kernels at compile time. With CUDA graphs the
+  trainer marks each micro-batch's start, so a graph's outputs are not overwritten while still in use.
 - ``bf16`` and ``optim="adamw_torch_fused"``: TRL's defaults already; set explicitly.
 
 Importing this module is cheap: torch, transformers and liger are imported inside the functions.
@@ -61,7 +65,10 @@ DEFAULTS: dict[str, Any] = {
     # LoRA: recompute the cheapest activations; with lora_bf16_compute this ran at 2.0x (S) and 1.27x (L)
     # unsloth's tokens/s below unsloth's peak memory, in one call (docs/benchmarks.md).
     "lora_memory_budget": 0.5,
+    "compile_mode": "default",
 }
+
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 
 # Where the levers were measured to pay on one H200 (docs/train-gpu.md, docs/benchmarks.md): steps of
@@ -121,7 +128,7 @@ def _decoder_layers(model: Any) -> list[Any]:
     return list(layers) if layers is not None else []
 
 
-def _compile_layers(model: Any) -> None:
+def _compile_layers(model: Any, mode: str = "default") -> None:
     import torch
 
     # One compiled graph serves every layer; raise the recompile limits so a second variant (eval mode,
@@ -132,7 +139,7 @@ def _compile_layers(model: Any) -> None:
             torch._dynamo.config.accumulated_cache_size_limit, 512
         )
     for layer in _decoder_layers(model):
-        layer.compile()
+        layer.compile(mode=None if mode == "default" else mode)
 
 
 def _checkpoint_layers(model: Any, fraction: float) -> int:
@@ -209,6 +216,10 @@ def tune(model: Any, args: Any, *, lora: bool, **levers: Any) -> FastPlan:
     model._odin_lora_bf16 = False
 
     compiled = False
+    mode = str(opts["compile_mode"])
+    if mode not in COMPILE_MODES:
+        raise ValueError(f"compile_mode={mode!r}: one of {', '.join(COMPILE_MODES)}")
+    model._odin_cuda_graphs = False
     if not opts["compile_layers"]:
         plan.off["compile_layers"] = "disabled"
     elif not cuda or not _have("triton"):
@@ -217,9 +228,10 @@ def tune(model: Any, args: Any, *, lora: bool, **levers: Any) -> FastPlan:
         plan.off["compile_layers"] = "no decoder layers found"
     else:
         try:
-            _compile_layers(model)
+            _compile_layers(model, mode)
             compiled = True
-            plan.on.append("compile_layers")
+            plan.on.append("compile_layers" if mode == "default" else f"compile_layers(mode={mode})")
+            model._odin_cuda_graphs = mode in ("reduce-overhead", "max-autotune")
         except Exception as exc:  # a failing lever must not stop training
             plan.off["compile_layers"] = f"failed: {exc!r}"
 
@@ -340,6 +352,11 @@ def trainer_class(base: type) -> type:
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # noqa: ANN001
             core = self.accelerator.unwrap_model(model)
             inner = core.get_base_model() if hasattr(core, "get_base_model") else core
+            if getattr(inner, "_odin_cuda_graphs", False) and model.training:
+                # A new micro-batch: the last one's graph outputs (activations, loss) are consumed by now.
+                import torch
+
+                torch.compiler.cudagraph_mark_step_begin()
             usable = (
                 getattr(inner, "_odin_flce", False)
                 and not return_outputs
