@@ -4,7 +4,22 @@ from __future__ import annotations
 
 import pytest
 
-from matrix import DATASETS, T5, T440, T445, T449, T450, T451, T457, breaks, common, run, target, untouched, works
+from matrix import (
+    DATASETS,
+    T5,
+    T440,
+    T445,
+    T449,
+    T450,
+    T451,
+    T457,
+    breaks,
+    common,
+    run,
+    target,
+    untouched,
+    works,
+)
 
 pytestmark = pytest.mark.matrix
 
@@ -204,13 +219,17 @@ def test_seq2seq_trainer_tokenizer_breaks_on_5_and_is_renamed() -> None:
     code = SEQ2SEQ_TOKENIZER.replace("{kw}", "tokenizer")
     folders = stack(*T5)
     breaks(
-        code, *folders, error="TypeError: Seq2SeqTrainer.__init__() got an unexpected keyword argument 'tokenizer'"
+        code,
+        *folders,
+        error="TypeError: Seq2SeqTrainer.__init__() got an unexpected keyword argument 'tokenizer'",
     )
     works(code, *folders)
     # as 4.57.1's deprecate_kwarg(raise_if_both_names=True): both names at once are refused
     both = SEQ2SEQ_TOKENIZER.replace("{kw}=tok", "tokenizer=tok, processing_class=tok")
     proc = run(both, *folders, odin=True)
-    assert proc.returncode == 1 and "ValueError: Both `tokenizer` and `processing_class`" in proc.stderr, proc.stderr
+    assert proc.returncode == 1 and "ValueError: Both `tokenizer` and `processing_class`" in proc.stderr, (
+        proc.stderr
+    )
 
 
 def test_seq2seq_trainer_tokenizer_untouched_on_4_57() -> None:

@@ -1148,7 +1148,9 @@ def render_coverage(cov: dict) -> list[str]:
     out.append("")
     for lib, items in cov.items():
         # listed: all but the covered and the TensorFlow / Flax / JAX API (keywords whose feature is gone are)
-        missing = [i for i in items if i[4] != "covered" and not (i[4] == "semantics-gone" and i[5] == BACKENDS_WHY)]
+        missing = [
+            i for i in items if i[4] != "covered" and not (i[4] == "semantics-gone" and i[5] == BACKENDS_WHY)
+        ]
         if not missing:
             continue
         out += [f"### {lib}: not covered", ""]

@@ -19,7 +19,10 @@ _PATTERNS = (
     # Trainer.train's own check of its **kwargs: "train() got unexpected keyword arguments: model_path."
     ("keywords", re.compile(r"(?P<where>[\w.]+)\(\) got unexpected keyword arguments: (?P<names>[\w, ]+)")),
     # generate() hands keywords it does not know to the model, and refuses those the model does not take
-    ("model_kwargs", re.compile(r"The following `model_kwargs` are not used by the model: \[(?P<names>[^\]]*)\]")),
+    (
+        "model_kwargs",
+        re.compile(r"The following `model_kwargs` are not used by the model: \[(?P<names>[^\]]*)\]"),
+    ),
     ("field", re.compile(r"'(?P<where>\w+)' object has no attribute '(?P<name>\w+)'")),
     # a plain module's message quotes both; transformers' lazy module quotes neither
     ("attribute", re.compile(r"module '?(?P<where>[\w.]+)'? has no attribute '?(?P<name>\w+)'?")),
@@ -48,6 +51,10 @@ GONE_KEYWORDS: dict[tuple[str, str, str], str] = {
         )
         for cls in ("DPOTrainer", "KTOTrainer", "RewardTrainer", "SFTTrainer")
     },
+    ("trl", "DPOTrainer.__init__", "optimizer_cls_and_kwargs"): (
+        "today's DPOTrainer passes no `optimizer_cls_and_kwargs` to transformers' Trainer: build the optimizer "
+        "and pass `optimizers=(optimizer, None)`"
+    ),
     ("trl", "DPOTrainer.__init__", "preprocess_logits_for_metrics"): (
         "the old DPOTrainer gave it the chosen/rejected logit means of its own prediction_step; today's passes "
         "none to transformers' Trainer (its prediction_step returns the model's logits): use `compute_metrics`"
