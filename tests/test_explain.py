@@ -76,15 +76,58 @@ def test_explain_removed_keyword() -> None:
         "from trl import SFTTrainer\nSFTTrainer(model=None, infinite=True)\n",
         "TypeError: SFTTrainer.__init__() got an unexpected keyword argument 'infinite'",
         "odin_compat: `infinite` (keyword of `SFTTrainer.__init__`) was removed from trl after 0.12.2 "
-        "(0.15.2 lacks it); trl 1.16.0 has no replacement for it.",
+        "(0.15.2 lacks it); trl 0.12 deprecated it for `TrainingArguments.max_steps` / `num_train_epochs`, "
+        "which set the training length.",
     )
 
 
-def test_explain_removed_method_keyword() -> None:
+# Keywords whose feature today's release no longer has (odin_compat.explain.GONE_KEYWORDS): one per family.
+
+
+def test_explain_model_init_keyword() -> None:
     explained(
-        "from trl import RewardTrainer\nRewardTrainer(model=None, max_length=128)\n",
-        "TypeError: RewardTrainer.__init__() got an unexpected keyword argument 'max_length'",
-        "odin_compat: `max_length` (keyword of `RewardTrainer.__init__`) was removed from trl after 0.12.2",
+        "from trl import RewardTrainer\nRewardTrainer(model=None, model_init=lambda: None)\n",
+        "TypeError: RewardTrainer.__init__() got an unexpected keyword argument 'model_init'",
+        "odin_compat: `model_init` (keyword of `RewardTrainer.__init__`) was removed from trl after 0.23.1 "
+        "(0.29.1 lacks it); today's trainer takes `model`",
+    )
+
+
+def test_explain_preprocess_logits_for_metrics_keyword() -> None:
+    explained(
+        "from trl import DPOTrainer\nDPOTrainer(model=None, preprocess_logits_for_metrics=len)\n",
+        "TypeError: DPOTrainer.__init__() got an unexpected keyword argument 'preprocess_logits_for_metrics'",
+        "odin_compat: `preprocess_logits_for_metrics` (keyword of `DPOTrainer.__init__`) was removed from trl after "
+        "0.23.1 (0.29.1 lacks it); the old DPOTrainer gave it the chosen/rejected logit means",
+    )
+
+
+def test_explain_optimizer_cls_and_kwargs_keyword() -> None:
+    explained(
+        "from trl import DPOTrainer\nDPOTrainer(model=None, optimizer_cls_and_kwargs=None)\n",
+        "TypeError: DPOTrainer.__init__() got an unexpected keyword argument 'optimizer_cls_and_kwargs'",
+        "pass `optimizers=(optimizer, None)`.",
+    )
+
+
+def test_explain_adapter_name_keyword() -> None:
+    explained(
+        "from trl import KTOTrainer\nKTOTrainer(model=None, ref_adapter_name='ref')\n",
+        "TypeError: KTOTrainer.__init__() got an unexpected keyword argument 'ref_adapter_name'",
+        "odin_compat: `ref_adapter_name` (keyword of `KTOTrainer.__init__`) was removed from trl after 0.23.1 "
+        "(0.29.1 lacks it); today's KTOTrainer makes its own frozen `ref` adapter",
+    )
+
+
+def test_explain_generate_use_model_defaults() -> None:
+    # generate() takes unknown keywords and refuses them as model keywords (a ValueError, not a TypeError)
+    explained(
+        "import torch\nfrom transformers import GPT2Config, GPT2LMHeadModel\n"
+        "m = GPT2LMHeadModel(GPT2Config(n_layer=1, n_head=2, n_embd=8, vocab_size=32, n_positions=16))\n"
+        "m.generate(torch.tensor([[1, 2]]), max_new_tokens=2, use_model_defaults=False)\n",
+        "ValueError: The following `model_kwargs` are not used by the model: ['use_model_defaults']",
+        "odin_compat: `use_model_defaults` (keyword of `GenerationMixin.generate`) was removed from transformers "
+        "after 4.57.1 (5.5.4 lacks it); transformers 5 always fills the unset values",
     )
 
 

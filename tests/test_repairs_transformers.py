@@ -4,7 +4,22 @@ from __future__ import annotations
 
 import pytest
 
-from matrix import DATASETS, T5, T440, T445, T449, T450, T451, T457, breaks, common, target, untouched, works
+from matrix import (
+    DATASETS,
+    T5,
+    T440,
+    T445,
+    T449,
+    T450,
+    T451,
+    T457,
+    breaks,
+    common,
+    run,
+    target,
+    untouched,
+    works,
+)
 
 pytestmark = pytest.mark.matrix
 
@@ -186,6 +201,43 @@ def test_trainer_tokenizer_untouched_on_4_57(kw: str) -> None:
         + """
 RECORD = ("transformers-trainer-tokenizer", "transformers-trainer-processing-class")
 assert not hasattr(Trainer.__init__, "__odin_record__")
+""",
+        *stack(*T457),
+    )
+
+
+# --- Seq2SeqTrainer(tokenizer=...) -> processing_class (its own __init__) ---------------------------
+
+SEQ2SEQ_TOKENIZER = (
+    TOKENIZER.replace("Trainer(", "Seq2SeqTrainer(")
+    .replace("return TrainingArguments(", "return Seq2SeqTrainingArguments(")
+    .replace("def targs(", "from transformers import Seq2SeqTrainer, Seq2SeqTrainingArguments\ndef targs(")
+)
+
+
+def test_seq2seq_trainer_tokenizer_breaks_on_5_and_is_renamed() -> None:
+    code = SEQ2SEQ_TOKENIZER.replace("{kw}", "tokenizer")
+    folders = stack(*T5)
+    breaks(
+        code,
+        *folders,
+        error="TypeError: Seq2SeqTrainer.__init__() got an unexpected keyword argument 'tokenizer'",
+    )
+    works(code, *folders)
+    # as 4.57.1's deprecate_kwarg(raise_if_both_names=True): both names at once are refused
+    both = SEQ2SEQ_TOKENIZER.replace("{kw}=tok", "tokenizer=tok, processing_class=tok")
+    proc = run(both, *folders, odin=True)
+    assert proc.returncode == 1 and "ValueError: Both `tokenizer` and `processing_class`" in proc.stderr, (
+        proc.stderr
+    )
+
+
+def test_seq2seq_trainer_tokenizer_untouched_on_4_57() -> None:
+    # 4.57.1 renames it itself (deprecate_kwarg): the same script runs there without the record
+    untouched(
+        SEQ2SEQ_TOKENIZER.replace("{kw}", "tokenizer")
+        + """
+RECORD = "transformers-seq2seq-trainer-tokenizer"
 """,
         *stack(*T457),
     )

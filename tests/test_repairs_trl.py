@@ -420,6 +420,42 @@ def test_dpo_trainer_old_arguments_break_on_1_16_and_are_moved() -> None:
     assert works(DPO, *folders).split() == ["DPOConfig", "0.25", "16"]
 
 
+# --- RewardTrainer(max_length=...) -> RewardConfig.max_length ------------------------------------------------------
+
+REWARD_MAX_LENGTH = """
+import tempfile, warnings, torch, datasets
+from tokenizers import Tokenizer, models, pre_tokenizers
+from transformers import GPT2Config, GPT2ForSequenceClassification, PreTrainedTokenizerFast
+from trl import RewardConfig, RewardTrainer
+vocab = {w: i for i, w in enumerate("[UNK] [PAD] [EOS] hello world a b".split())}
+t = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+t.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+tok = PreTrainedTokenizerFast(tokenizer_object=t, unk_token="[UNK]", pad_token="[PAD]", eos_token="[EOS]")
+model = GPT2ForSequenceClassification(GPT2Config(n_layer=1, n_head=2, n_embd=8, vocab_size=len(vocab), n_positions=32, num_labels=1, pad_token_id=1))
+warnings.simplefilter("ignore")
+# pairs of 1, 2 and 4 words: max_length=3 keeps the first two (today's trl adds an EOS token: 2, 3 and 5)
+pairs = datasets.Dataset.from_dict({"chosen": ["hello", "hello world", "hello world a b"], "rejected": ["a", "a b", "b a world hello"]})
+args = RewardConfig(output_dir=tempfile.mkdtemp(), report_to=[], use_cpu=True, remove_unused_columns=False)
+trainer = RewardTrainer(model=model, args=args, train_dataset=pairs, processing_class=tok, max_length=3)
+print(len(trainer.train_dataset), args.max_length == RewardConfig.max_length)
+"""
+
+
+def test_reward_trainer_max_length_breaks_on_1_16_and_filters_as_0_12() -> None:
+    folders = stack("1.16.0", T5)
+    breaks(
+        REWARD_MAX_LENGTH,
+        *folders,
+        error="TypeError: RewardTrainer.__init__() got an unexpected keyword argument 'max_length'",
+    )
+    repaired = works(REWARD_MAX_LENGTH, *folders).split()
+    # trl 0.12.2 (which took max_length itself) drops the same over-long pair, and leaves the config alone
+    upstream = untouched(
+        REWARD_MAX_LENGTH + '\nRECORD = "trl-reward-trainer-max-length"\n', *stack("0.12.2", T449)
+    ).split()
+    assert repaired == upstream == ["2", "True"], (repaired, upstream)
+
+
 # --- apply_chat_template(example, tokenizer=...) ----------------------------------------------------------------
 
 APPLY = (

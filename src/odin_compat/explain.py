@@ -18,6 +18,11 @@ _PATTERNS = (
     ("keyword", re.compile(r"(?P<where>[\w.]+)\(\) got an unexpected keyword argument '(?P<name>\w+)'")),
     # Trainer.train's own check of its **kwargs: "train() got unexpected keyword arguments: model_path."
     ("keywords", re.compile(r"(?P<where>[\w.]+)\(\) got unexpected keyword arguments: (?P<names>[\w, ]+)")),
+    # generate() hands keywords it does not know to the model, and refuses those the model does not take
+    (
+        "model_kwargs",
+        re.compile(r"The following `model_kwargs` are not used by the model: \[(?P<names>[^\]]*)\]"),
+    ),
     ("field", re.compile(r"'(?P<where>\w+)' object has no attribute '(?P<name>\w+)'")),
     # a plain module's message quotes both; transformers' lazy module quotes neither
     ("attribute", re.compile(r"module '?(?P<where>[\w.]+)'? has no attribute '?(?P<name>\w+)'?")),
@@ -28,6 +33,47 @@ _WHY = {
     "renamed": "its replacement is `{target}`",
     "removed": "{lib} {today} has no replacement for it",
     "semantics-gone": "that backend (TensorFlow / Flax / JAX) is no longer supported: use the PyTorch class",
+}
+
+
+# Keywords whose feature today's release no longer has (no faithful adapter exists), with what replaced it,
+# from the source of the last release that took each and of today's. tools/api_diff.py classifies these
+# findings "semantics gone" from this table. (library, callable, keyword) -> the replacement.
+GONE_KEYWORDS: dict[tuple[str, str, str], str] = {
+    ("transformers", "GenerationMixin.generate", "use_model_defaults"): (
+        "transformers 5 always fills the unset values of a passed `generation_config` from the model's "
+        "`generation_config` (there is no switch); set the values you want on the config"
+    ),
+    **{
+        ("trl", f"{cls}.__init__", "model_init"): (
+            "today's trainer takes `model` (an instance, or a model id loaded with `args.model_init_kwargs`) and "
+            "passes no `model_init` to transformers' Trainer, so there is no `hyperparameter_search`"
+        )
+        for cls in ("DPOTrainer", "KTOTrainer", "RewardTrainer", "SFTTrainer")
+    },
+    ("trl", "DPOTrainer.__init__", "optimizer_cls_and_kwargs"): (
+        "today's DPOTrainer passes no `optimizer_cls_and_kwargs` to transformers' Trainer: build the optimizer "
+        "and pass `optimizers=(optimizer, None)`"
+    ),
+    ("trl", "DPOTrainer.__init__", "preprocess_logits_for_metrics"): (
+        "the old DPOTrainer gave it the chosen/rejected logit means of its own prediction_step; today's passes "
+        "none to transformers' Trainer (its prediction_step returns the model's logits): use `compute_metrics`"
+    ),
+    ("trl", "KTOTrainer.__init__", "preprocess_logits_for_metrics"): (
+        "the old KTOTrainer gave it the chosen/rejected logit sums of its own prediction_step; today's passes "
+        "none to transformers' Trainer (its prediction_step returns the model's logits): use `compute_metrics`"
+    ),
+    **{
+        ("trl", "KTOTrainer.__init__", name): (
+            "today's KTOTrainer makes its own frozen `ref` adapter (a copy of `default`) for the reference "
+            "log-probs and reads no adapter names"
+        )
+        for name in ("model_adapter_name", "ref_adapter_name")
+    },
+    ("trl", "SFTTrainer.__init__", "infinite"): (
+        "trl 0.12 deprecated it for `TrainingArguments.max_steps` / `num_train_epochs`, which set the "
+        "training length"
+    ),
 }
 
 
@@ -68,7 +114,8 @@ def _sentence(kind: str, lib: str, row: list) -> str:
     where, name, cls, target, _first, last, gone_in = row
     releases = _data()["libraries"][lib]["releases"]
     thing = f"`{where}`" if kind == "module" else f"`{name}` ({kind} of `{where}`)"
-    why = _WHY[cls].format(target=target, lib=lib, today=releases[-1])
+    why = GONE_KEYWORDS.get((lib, where, name)) if kind == "keyword" else None
+    why = why or _WHY[cls].format(target=target, lib=lib, today=releases[-1])
     return (
         f"odin_compat: {thing} was removed from {lib} after {releases[last]} "
         f"({releases[gone_in]} lacks it); {why}."
@@ -93,6 +140,12 @@ def _explain_one(message: str) -> str | None:
                 found = _find("module", ".".join(parts[:end]), "")
                 if found:
                     return _sentence("module", *found)
+            return None
+        if kind == "model_kwargs":
+            for name in re.findall(r"'(\w+)'", match["names"]):
+                found = _find("keyword", "generate", name)
+                if found:
+                    return _sentence("keyword", *found)
             return None
         where = match["where"].removesuffix(".__init__")
         if kind == "keywords":

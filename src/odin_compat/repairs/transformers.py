@@ -197,6 +197,32 @@ record(
 )(_renamer("Trainer.__init__", "processing_class", "tokenizer"))
 
 
+record(
+    "transformers-seq2seq-trainer-tokenizer",
+    "transformers.trainer_seq2seq:Seq2SeqTrainer.__init__",
+    kind="kwarg",
+    fixes="TypeError: Seq2SeqTrainer.__init__() got an unexpected keyword argument 'tokenizer'",
+    affects="transformers>=5.0.0",
+    note="(deprecated since 4.46.0; its own __init__, so transformers-trainer-tokenizer does not reach it)",
+    upstream=_TOKENIZER_UPSTREAM + "; transformers v4.57.1 src/transformers/trainer_seq2seq.py "
+    "(deprecate_kwarg('tokenizer', new_name='processing_class', raise_if_both_names=True))",
+    remove_when="callers pass processing_class",
+    needed=renaming("Seq2SeqTrainer.__init__", "tokenizer", "processing_class"),
+    proof=(
+        "test_repairs_transformers::test_seq2seq_trainer_tokenizer",
+        "test_repairs_transformers::test_seq2seq_trainer_tokenizer_untouched",
+    ),
+)(
+    _renamer(
+        "Seq2SeqTrainer.__init__",
+        "tokenizer",
+        "processing_class",
+        warn="`tokenizer` is deprecated and removed starting from version 5.0.0 for `Seq2SeqTrainer.__init__`. "
+        "Use `processing_class` instead (odin_compat renamed it).",
+    )
+)
+
+
 # --- subclass overrides called with the arguments newer Trainers pass -------------------------
 #
 # Trainer >= 4.46 calls `self.compute_loss(model, inputs, num_items_in_batch=...)` and

@@ -690,6 +690,68 @@ def _dpo_config_args(module: ModuleType, record: Record) -> object:
     return kwarg_adapter(func, adapt, record.id)
 
 
+# --- RewardTrainer(max_length=...) -> RewardConfig.max_length -------------------------------------------------
+
+
+@record(
+    "trl-reward-trainer-max-length",
+    "trl.trainer.reward_trainer:RewardTrainer.__init__",
+    kind="kwarg",
+    fixes="TypeError: RewardTrainer.__init__() got an unexpected keyword argument 'max_length'",
+    affects="trl>=0.13.0",
+    note="(deprecated in 0.12 for RewardConfig.max_length, the same filter of over-long pairs today)",
+    upstream="trl v0.12.2 trl/trainer/reward_trainer.py ('Please use the `RewardConfig` to set `max_length` "
+    "instead'); trl v1.16.0 trl/trainer/reward_config.py (max_length)",
+    remove_when="callers pass max_length in RewardConfig",
+    needed=lacks_kwarg("RewardTrainer.__init__", "max_length", given="args"),
+    proof="test_repairs_trl::test_reward_trainer_max_length",
+)
+def _reward_max_length(module: ModuleType, record: Record) -> object:
+    import copy
+    import dataclasses
+
+    func = module.RewardTrainer.__init__
+
+    def adapt(args: tuple, kwargs: dict) -> tuple:
+        max_length = kwargs.pop("max_length", None)
+        if max_length is None:  # trl 0.12.2 did nothing with max_length=None
+            return args, kwargs
+        config = kwargs.get("args")
+        if config is None and len(args) > 2:  # RewardTrainer(model, args, ...) positionally
+            config = args[2]
+        if config is None:
+            raise TypeError(  # trl 0.12.2 read args.max_length, and failed without args
+                "RewardTrainer(max_length=...) needs `args`; pass a `RewardConfig(max_length=...)` instead."
+            )
+        default = {f.name: f.default for f in dataclasses.fields(module.RewardConfig)}["max_length"]
+        if getattr(config, "max_length", default) not in (default, max_length):
+            # trl 0.12.2's check; its config default was None, today's is `default`
+            raise ValueError(
+                "You cannot specify both `max_length` and `args.max_length`. Please use the `RewardConfig` to "
+                "set `max_length` once."
+            )
+        if not isinstance(config, module.RewardConfig):  # trl 0.12.2 also took a plain TrainingArguments
+            as_dict = config.to_dict()
+            as_dict.update({k: getattr(config, k) for k in as_dict if k.endswith("_token")})
+            names = {f.name for f in dataclasses.fields(module.RewardConfig) if f.init}
+            config = module.RewardConfig(**{k: v for k, v in as_dict.items() if k in names})
+        else:
+            config = copy.copy(config)  # the caller's config stays as it was (trl 0.12.2 left it alone)
+        config.max_length = max_length
+        if len(args) > 2:
+            args = args[:2] + (config,) + args[3:]
+        else:
+            kwargs["args"] = config
+        warn_once(
+            record.id,
+            "The `max_length` argument is deprecated and will be removed in a future version. Please use the "
+            "`RewardConfig` to set `max_length` instead (odin_compat set it on the config).",
+        )
+        return args, kwargs
+
+    return kwarg_adapter(func, adapt, record.id)
+
+
 # --- apply_chat_template(example, tokenizer=...) -> processing_class --------------------------------------------
 
 record(
