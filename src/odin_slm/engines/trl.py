@@ -9,6 +9,7 @@ the final push (:func:`push`) runs after odin has written its outputs.
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 from odin_slm.config import ConfigError
@@ -61,8 +62,14 @@ class TrlEngine(Engine):
     def train(self, job: TrainJob) -> TrainResult:
         from datasets import Dataset
 
+        from odin_slm.metrics import deferred_metrics
+
         args = job.args
+        # TRL's per-step metrics are gathered when the Trainer logs, not at every step (same values);
+        # ODIN_DEFER_METRICS=0 keeps TRL's per-step gathers (for comparing the two).
         trainer_cls = self.trainer_class()
+        if os.environ.get("ODIN_DEFER_METRICS", "1") != "0":
+            trainer_cls = deferred_metrics(trainer_cls)
         plan = None
         if job.fast_levers:  # CUDA only (the recipe checks); a lever that breaks falls back to the plain path
             try:

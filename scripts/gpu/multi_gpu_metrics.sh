@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# 1 GPU vs 2 GPUs (torchrun) on the shipped GPU configs, with TRL's per-step metric gathers
+# (ODIN_DEFER_METRICS=0) and with odin's deferred ones (the default). One call on nvidia-h200-x2,
+# carrying .slmdev/whl (trl, datasets wheels) and .bench (a byte-level BPE tokenizer).
+# The model is a random-init SmolLM2-135M shape (the shipped model's compute, no 98 MB GGUF to carry).
+# Like `multi_gpu.sh scale`: no checkpoint saves, 8 exact-match rows (rank 0's alone), so the figure is
+# the training steps'; then, as budget allows, the shipped configs as they are.
+set -u
+REPO=$PWD
+CFG=$REPO/src/odin_slm/configs
+M=/tmp/smollm2-shape
+export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 ODIN_CACHE=/tmp/cache-gpu
+mkdir -p /tmp/r /tmp/logs
+T0=$(date +%s)
+BUDGET_S=${BUDGET_S:-560}
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .slmdev/whl/*.whl || exit 1
+export PYTHONPATH=/tmp/site:$REPO/src
+nvidia-smi --query-gpu=index,name,memory.total,driver_version --format=csv,noheader | tee $OUT/summary.txt
+python3 - "$M" <<'PY' 2>&1 | tail -2 | tee -a $OUT/summary.txt
+import sys, torch, transformers, trl, peft, accelerate
+from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+tok = PreTrainedTokenizerFast.from_pretrained(".bench/tokenizer")
+tok.chat_template = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+                     "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+torch.manual_seed(0)
+cfg = LlamaConfig(vocab_size=49152, hidden_size=576, intermediate_size=1536, num_hidden_layers=30, num_attention_heads=9,
+                  num_key_value_heads=3, max_position_embeddings=2048, tie_word_embeddings=True, rms_norm_eps=1e-5,
+                  bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+LlamaForCausalLM(cfg).to(torch.bfloat16).save_pretrained(sys.argv[1]); tok.save_pretrained(sys.argv[1])
+print("torch", torch.__version__, "transformers", transformers.__version__, "trl", trl.__version__, "peft", peft.__version__,
+      "accelerate", accelerate.__version__, "gpus", torch.cuda.device_count())
+PY
+
+run() {  # run NAME DEFER LAUNCHER... : one trainer run, its metrics into /tmp/logs
+    local name=$1 defer=$2; shift 2
+    if [ $(( $(date +%s) - T0 )) -gt $BUDGET_S ]; then echo "== $name skipped (budget)" | tee -a $OUT/summary.txt; return; fi
+    local t; t=$(date +%s)
+    rm -rf /tmp/r/$name
+    ODIN_DEFER_METRICS=$defer "$@" --model_name_or_path $M --output_dir /tmp/r/$name --disable_tqdm true > /tmp/logs/$name.log 2>&1
+    local rc=$?
+    cp /tmp/r/$name/metrics.json /tmp/logs/$name.metrics.json 2>/dev/null
+    python3 - /tmp/logs/$name.metrics.json "$name rc=$rc $(( $(date +%s) - t ))s" <<'PY' | tee -a $OUT/summary.txt
+import json, sys
+try:
+    m = json.load(open(sys.argv[1]))
+    print(f"== {sys.argv[2]} ws={m.get('world_size')} steps={m.get('global_step')} tok/s={m.get('tokens_per_second')} "
+          f"train_s={m.get('train_seconds')} loss={m['loss_curve'][-1]}")
+except Exception as exc:
+    print(f"== {sys.argv[2]} no metrics ({exc})")
+PY
+    [ $rc = 0 ] || tail -5 /tmp/logs/$name.log | tee -a $OUT/summary.txt
+}
+X="--save_strategy no --eval_samples 8"
+for cfg in lora full; do
+    for defer in 1 0; do
+        run ${cfg}_defer${defer}_1gpu $defer env CUDA_VISIBLE_DEVICES=0 python3 -m odin_slm.train --config $CFG/gpu-$cfg.yaml $X
+        run ${cfg}_defer${defer}_2gpu $defer torchrun --nproc_per_node 2 -m odin_slm.train --config $CFG/gpu-$cfg.yaml $X
+    done
+done
+for cfg in lora full; do  # as shipped: checkpoint saves and 64 exact-match rows included
+    run ${cfg}_shipped_1gpu 1 env CUDA_VISIBLE_DEVICES=0 python3 -m odin_slm.train --config $CFG/gpu-$cfg.yaml
+    run ${cfg}_shipped_2gpu 1 torchrun --nproc_per_node 2 -m odin_slm.train --config $CFG/gpu-$cfg.yaml
+done
+tar -C /tmp -czf $OUT/logs.tgz logs
