@@ -51,12 +51,14 @@ PY
     [ $rc = 0 ] || tail -5 /tmp/logs/$name.log | tee -a $OUT/summary.txt
 }
 X="--save_strategy no --eval_samples 8"
-for cfg in lora full; do
-    for defer in 1 0; do
+# CFGS / DEFERS / SHIPPED choose the runs and their order (a repeat in the other order shows the noise).
+for cfg in ${CFGS:-lora full}; do
+    for defer in ${DEFERS:-1 0}; do
         run ${cfg}_defer${defer}_1gpu $defer env CUDA_VISIBLE_DEVICES=0 python3 -m odin_slm.train --config $CFG/gpu-$cfg.yaml $X
         run ${cfg}_defer${defer}_2gpu $defer torchrun --nproc_per_node 2 -m odin_slm.train --config $CFG/gpu-$cfg.yaml $X
     done
 done
+[ "${SHIPPED:-1}" = 1 ] || { tar -C /tmp -czf $OUT/logs.tgz logs; exit 0; }
 for cfg in lora full; do  # as shipped: checkpoint saves and 64 exact-match rows included
     run ${cfg}_shipped_1gpu 1 env CUDA_VISIBLE_DEVICES=0 python3 -m odin_slm.train --config $CFG/gpu-$cfg.yaml
     run ${cfg}_shipped_2gpu 1 torchrun --nproc_per_node 2 -m odin_slm.train --config $CFG/gpu-$cfg.yaml
