@@ -255,6 +255,7 @@ def _profiler_class(first: int, count: int, rec: dict[str, Any]):
     Stored in ``rec["profile"]``: wall and GPU-busy milliseconds per step, and the top host and GPU ops.
     """
     import torch
+    from torch.autograd import DeviceType
     from torch.profiler import ProfilerActivity, profile
     from transformers import TrainerCallback
 
@@ -275,12 +276,16 @@ def _profiler_class(first: int, count: int, rec: dict[str, Any]):
             wall = time.perf_counter() - self.t0
             self.prof.__exit__(None, None, None)
             events = self.prof.key_averages()
-            gpu_us = sum(e.self_device_time_total for e in events)
+            # Kernel events only: an op's own device time repeats its kernels' time.
+            gpu_us = sum(
+                e.time_range.elapsed_us() for e in self.prof.events() if e.device_type == DeviceType.CUDA
+            )
             rec["profile"] = {
                 "steps": count,
                 "wall_ms_per_step": 1e3 * wall / count,
                 "gpu_busy_ms_per_step": gpu_us / 1e3 / count,
-                "kernels_per_step": sum(e.count for e in events if e.self_device_time_total > 0) / count,
+                "kernels_per_step": sum(1 for e in self.prof.events() if e.device_type == DeviceType.CUDA)
+                / count,
                 "top_host": events.table(
                     sort_by="self_cpu_time_total", row_limit=25, max_name_column_width=70
                 ),
