@@ -127,6 +127,35 @@ _SFT_MOVED = (
 )  # fmt: skip
 
 
+def _given_config(args: tuple, kwargs: dict, at: int = 2) -> object:
+    """The config of a ``Trainer(model, args, ...)`` call, by keyword or at position ``at``.
+
+    ``args[0]`` is the trainer itself: ``at`` is 2 for ``(model, args)``, 3 for ``(model, ref_model, args)``.
+    """
+    config = kwargs.get("args")
+    if config is None and len(args) > at:
+        config = args[at]
+    return config
+
+
+def _pass_config(args: tuple, kwargs: dict, config: object, at: int = 2) -> tuple:
+    """The call's arguments with ``config`` where the caller put theirs."""
+    if len(args) > at:
+        return args[:at] + (config,) + args[at + 1 :], kwargs
+    kwargs["args"] = config
+    return args, kwargs
+
+
+def _as_config(cls: type, training_args: object) -> object:
+    """A trl config with a plain ``TrainingArguments``' values, as trl 0.12 built one."""
+    import dataclasses
+
+    as_dict = training_args.to_dict()
+    as_dict.update({k: getattr(training_args, k) for k in as_dict if k.endswith("_token")})
+    names = {f.name for f in dataclasses.fields(cls) if f.init}
+    return cls(**{k: v for k, v in as_dict.items() if k in names})
+
+
 @record(
     "trl-sfttrainer-config-args",
     "trl.trainer.sft_trainer:SFTTrainer.__init__",
@@ -152,17 +181,13 @@ def _sft_config_args(module: ModuleType, record: Record) -> object:
         moved = {k: kwargs.pop(k) for k in missing if k in kwargs}
         if not moved:
             return args, kwargs
-        config = kwargs.get("args")
-        if config is None and len(args) > 2:  # SFTTrainer(model, args, ...) positionally
-            config = args[2]
+        config = _given_config(args, kwargs)
         # As trl 0.12.2 did: no config -> SFTConfig(output_dir="tmp_trainer"); a plain
         # TrainingArguments -> an SFTConfig with the same values.
         if config is None:
             config = SFTConfig(output_dir="tmp_trainer")
         elif config.__class__.__name__ == "TrainingArguments":
-            as_dict = config.to_dict()
-            as_dict.update({k: getattr(config, k) for k in as_dict if k.endswith("_token")})
-            config = SFTConfig(**as_dict)
+            config = _as_config(SFTConfig, config)
         fields = {f.name for f in dataclasses.fields(config)}
         ignored = []
         for key, value in moved.items():
@@ -172,10 +197,7 @@ def _sft_config_args(module: ModuleType, record: Record) -> object:
                 setattr(config, key, value)
             else:
                 ignored.append(key)
-        if len(args) > 2:
-            args = args[:2] + (config,) + args[3:]
-        else:
-            kwargs["args"] = config
+        args, kwargs = _pass_config(args, kwargs, config)
         warn_once(
             record.id,
             f"You passed {sorted(moved)} to the SFTTrainer; trl 0.13 moved them into `SFTConfig`. "
@@ -651,9 +673,7 @@ def _dpo_config_args(module: ModuleType, record: Record) -> object:
 
     def adapt(args: tuple, kwargs: dict) -> tuple:
         moved = {k: kwargs.pop(k) for k in missing if k in kwargs}
-        config = kwargs.get("args")
-        if config is None and len(args) > 3:  # DPOTrainer(model, ref_model, args, ...) positionally
-            config = args[3]
+        config = _given_config(args, kwargs, at=3)  # DPOTrainer(model, ref_model, args, ...)
         plain = config is not None and not isinstance(config, module.DPOConfig)
         if not moved and not plain:
             return args, kwargs
@@ -664,10 +684,7 @@ def _dpo_config_args(module: ModuleType, record: Record) -> object:
         if config is None:
             config = DPOConfig(output_dir="tmp_trainer")
         elif plain:
-            as_dict = config.to_dict()
-            as_dict.update({k: getattr(config, k) for k in as_dict if k.endswith("_token")})
-            names = {f.name for f in dataclasses.fields(DPOConfig) if f.init}
-            config = DPOConfig(**{k: v for k, v in as_dict.items() if k in names})
+            config = _as_config(DPOConfig, config)
         fields = {f.name for f in dataclasses.fields(config)}
         ignored = []
         for key, value in moved.items():
@@ -675,10 +692,7 @@ def _dpo_config_args(module: ModuleType, record: Record) -> object:
                 setattr(config, key, value)
             else:
                 ignored.append(key)
-        if len(args) > 3:
-            args = args[:3] + (config,) + args[4:]
-        else:
-            kwargs["args"] = config
+        args, kwargs = _pass_config(args, kwargs, config, at=3)
         warn_once(
             record.id,
             f"You passed {sorted(moved) or 'a TrainingArguments'} to the DPOTrainer; trl moved these into "
@@ -716,9 +730,7 @@ def _reward_max_length(module: ModuleType, record: Record) -> object:
         max_length = kwargs.pop("max_length", None)
         if max_length is None:  # trl 0.12.2 did nothing with max_length=None
             return args, kwargs
-        config = kwargs.get("args")
-        if config is None and len(args) > 2:  # RewardTrainer(model, args, ...) positionally
-            config = args[2]
+        config = _given_config(args, kwargs)
         if config is None:
             raise TypeError(  # trl 0.12.2 read args.max_length, and failed without args
                 "RewardTrainer(max_length=...) needs `args`; pass a `RewardConfig(max_length=...)` instead."
@@ -731,17 +743,11 @@ def _reward_max_length(module: ModuleType, record: Record) -> object:
                 "set `max_length` once."
             )
         if not isinstance(config, module.RewardConfig):  # trl 0.12.2 also took a plain TrainingArguments
-            as_dict = config.to_dict()
-            as_dict.update({k: getattr(config, k) for k in as_dict if k.endswith("_token")})
-            names = {f.name for f in dataclasses.fields(module.RewardConfig) if f.init}
-            config = module.RewardConfig(**{k: v for k, v in as_dict.items() if k in names})
+            config = _as_config(module.RewardConfig, config)
         else:
             config = copy.copy(config)  # the caller's config stays as it was (trl 0.12.2 left it alone)
         config.max_length = max_length
-        if len(args) > 2:
-            args = args[:2] + (config,) + args[3:]
-        else:
-            kwargs["args"] = config
+        args, kwargs = _pass_config(args, kwargs, config)
         warn_once(
             record.id,
             "The `max_length` argument is deprecated and will be removed in a future version. Please use the "
