@@ -353,13 +353,10 @@ def lazy_export(module: ModuleType, name: str, submodule: str) -> None:
         all_.append(name)
 
 
-def lazy_alias(module: ModuleType, name: str, target: str) -> None:
-    """Make `module.name` resolve, on first use, to `name` of module `target` (the same object).
-
-    For an ordinary module (no lazy table): a module `__getattr__` (PEP 562), chained after one that
-    upstream defined, looks the name up in `module.__odin_moved__` and imports `target` then. Nothing
-    is imported now: `target` may import `module` itself (a circular import at this point).
-    """
+def _lazy_table(module: ModuleType) -> dict[str, object]:
+    """`module.__odin_moved__`: odin's names on an ordinary module, resolved by a module `__getattr__`
+    (PEP 562), chained after one that upstream defined. A value is the module to take the name from
+    (an alias) or a function that builds it (a backport)."""
     ns = vars(module)
     table = ns.get("__odin_moved__")
     if not isinstance(table, dict):
@@ -372,14 +369,33 @@ def lazy_alias(module: ModuleType, name: str, target: str) -> None:
                 if upstream is not None:
                     return upstream(attr)
                 raise AttributeError(f"module {module.__name__!r} has no attribute {attr!r}")
+            if callable(where):
+                return where()
             import importlib
 
-            value = getattr(importlib.import_module(where), attr)
-            return value
+            return getattr(importlib.import_module(where), attr)
 
         __getattr__.__odin_moved__ = table  # type: ignore[attr-defined]
         ns["__getattr__"] = __getattr__
-    table[name] = target
+    return table
+
+
+def lazy_alias(module: ModuleType, name: str, target: str) -> None:
+    """Make `module.name` resolve, on first use, to `name` of module `target` (the same object).
+
+    For an ordinary module (no lazy table). Nothing is imported now: `target` may import `module`
+    itself (a circular import at this point).
+    """
+    _lazy_table(module)[name] = target
+
+
+def lazy_build(module: ModuleType, name: str, build: Callable[[], object]) -> None:
+    """Make `module.name` resolve, on first use, to what `build()` returns (it should cache it).
+
+    For an ordinary module: nothing is built while the module imports, so a backport that a
+    script never uses costs nothing.
+    """
+    _lazy_table(module)[name] = build
 
 
 def relocate(obj: object, module: str) -> object:

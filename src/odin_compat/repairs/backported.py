@@ -6,15 +6,17 @@ lacks, read only the standard library, torch, numpy and names today's releases s
 (`tools/api_diff.py`, `backport_bundle`). The source and the imports it needs are `data/restore.json`
 ("backports"); each record links the upstream file of that release.
 
-On a lazy package (`transformers`, `trl`, `trl.trainer`) the name is declared and built on first use,
-so importing the package stays as cheap as upstream.
+Every backport is built on first use: on a lazy package (`transformers`, `trl`, `trl.trainer`) the
+name is declared in its lazy table, on an ordinary module through a module `__getattr__`. Importing
+the stack builds none of them (building them all added about 10% to the stack's import, mostly in
+extra garbage collections, `benchmarks/results/import_overhead-run3.json`).
 """
 
 from __future__ import annotations
 
 import sys
 
-from odin_compat.records import REGISTRY, Record, lazy_export
+from odin_compat.records import REGISTRY, Record, lazy_build, lazy_export
 from odin_compat.repairs.moved import LAZY, record_id, table
 
 TYPE_CHECKING = False
@@ -108,9 +110,9 @@ def _lazy(row: dict) -> object:
     return provide
 
 
-def _eager(row: dict) -> object:
-    def provide(module: ModuleType) -> object:
-        return build(row)
+def _on_use(row: dict) -> object:
+    def provide(module: ModuleType) -> None:
+        lazy_build(module, row["name"], lambda: build(row))
 
     return provide
 
@@ -124,13 +126,13 @@ for _row in table("backports"):
             affects=f"{_lib}>={_row['gone_in']}",
             module=_where,
             name=_name,
-            kind="lazy" if _is_lazy else "backport",
+            kind="lazy",  # built on first use (see the module's docstring)
             fixes=f"ImportError: cannot import name '{_name}' from '{_where}'",
             works=f"{_lib}<={_row['last']}",
             breaks=f"{_lib}>={_row['gone_in']}",
             upstream=f"{_row['link']} ({_row['defines']}, verbatim)",
             remove_when=f"no supported caller imports {_where}.{_name}",
-            provide=(_lazy if _is_lazy else _eager)(_row),
+            provide=(_lazy if _is_lazy else _on_use)(_row),
             proof=(
                 "test_restored::test_moved_and_backported_names",
                 "test_restored::test_backports_behave_as_upstream",
