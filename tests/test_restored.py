@@ -176,3 +176,31 @@ def test_importing_the_stack_builds_no_backport() -> None:
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.split() == ["0", "1"]
+
+
+def test_a_backport_built_on_use_is_one_object_for_every_thread_and_listed() -> None:
+    """Threads touching a backport first at the same moment get one object; `dir()` lists backports;
+    each backport keeps its own source lines (siblings from one upstream file do not overwrite them)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import inspect, sys, threading\n"
+        "import odin_compat\n"
+        "sys.setswitchinterval(1e-6)\n"
+        "import transformers.trainer_pt_utils as m, trl.trainer.utils as u\n"
+        "barrier, got = threading.Barrier(4), []\n"
+        "def touch():\n"
+        "    barrier.wait()\n"
+        "    got.append(m.SequentialDistributedSampler)\n"
+        "threads = [threading.Thread(target=touch) for _ in range(4)]\n"
+        "[t.start() for t in threads]; [t.join() for t in threads]\n"
+        "assert len({id(c) for c in got}) == 1 and got[0] is m.SequentialDistributedSampler, got\n"
+        "assert 'DistributedTensorGatherer' in dir(m)\n"
+        "first = inspect.getsource(u.exact_div)\n"
+        "u.cap_exp, u.flush_right\n"
+        "assert first.startswith('def exact_div') and inspect.getsource(u.exact_div) == first\n"
+        "print('ok')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0 and proc.stdout.split() == ["ok"], proc.stderr[-3000:]

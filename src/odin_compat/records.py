@@ -375,8 +375,15 @@ def _lazy_table(module: ModuleType) -> dict[str, object]:
 
             return getattr(importlib.import_module(where), attr)
 
+        upstream_dir = ns.get("__dir__")
+
+        def __dir__() -> list[str]:
+            names = set(upstream_dir()) if upstream_dir is not None else set(ns)
+            return sorted(names | set(table))
+
         __getattr__.__odin_moved__ = table  # type: ignore[attr-defined]
         ns["__getattr__"] = __getattr__
+        ns["__dir__"] = __dir__
     return table
 
 
@@ -393,9 +400,13 @@ def lazy_build(module: ModuleType, name: str, build: Callable[[], object]) -> No
     """Make `module.name` resolve, on first use, to what `build()` returns (it should cache it).
 
     For an ordinary module: nothing is built while the module imports, so a backport that a
-    script never uses costs nothing.
+    script never uses costs nothing. `dir()` lists it; a star-import gets it where the module
+    declares `__all__` (without one, a star-import takes only the module's own dict).
     """
     _lazy_table(module)[name] = build
+    all_ = vars(module).get("__all__")
+    if isinstance(all_, list) and name not in all_:
+        all_.append(name)
 
 
 def relocate(obj: object, module: str) -> object:

@@ -118,7 +118,7 @@ def deferred_metrics(base: type) -> type:
             return super().evaluate(*args, **kwargs)
 
         def _save_checkpoint(self, *args: Any, **kwargs: Any) -> Any:
-            # The token count travels in the checkpoint's trainer state: bring it up to date first.
+            # Save with every step's metrics accounted for, as TRL's own trainer would have them.
             self._odin_flush()
             return super()._save_checkpoint(*args, **kwargs)
 

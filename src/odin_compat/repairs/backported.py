@@ -51,7 +51,8 @@ def build(row: dict) -> object:
     import builtins
     import linecache
 
-    filename = f"<odin_compat backport: {row['link']}>"
+    # one name per definition: siblings from one upstream file must not overwrite each other's lines
+    filename = f"<odin_compat backport: {row['link']} ({row['defines']})>"
     src = source(row)
     lines = src["code"].splitlines(keepends=True)
     linecache.cache[filename] = (len(src["code"]), None, lines, filename)  # inspect.getsource finds it
@@ -72,8 +73,9 @@ def build(row: dict) -> object:
     finally:
         if absent and sys.modules.get(row["defined_in"]) is home:
             del sys.modules[row["defined_in"]]
-    _BUILT[key] = namespace[row["defines"]]
-    return _BUILT[key]
+    # Threads that touch a backport first at the same moment each build one: the first one stored is
+    # the one every caller gets, now and later.
+    return _BUILT.setdefault(key, namespace[row["defines"]])
 
 
 class _Backports:
