@@ -338,6 +338,13 @@ def module_alias(old: str, new: str) -> ModuleType:
 # --- helpers for providers ---------------------------------------------------------------------
 
 
+def _declare_public(module: ModuleType, name: str) -> None:
+    """List `name` in the module's `__all__`, where it has one (a star-import then resolves it)."""
+    all_ = vars(module).get("__all__")
+    if isinstance(all_, list) and name not in all_:
+        all_.append(name)
+
+
 def lazy_export(module: ModuleType, name: str, submodule: str) -> None:
     """Make `from <lazy package> import name` resolve through `submodule` (no import now).
 
@@ -348,9 +355,7 @@ def lazy_export(module: ModuleType, name: str, submodule: str) -> None:
     if not isinstance(table, dict):
         raise TypeError(f"{module.__name__} is not a transformers-style lazy module")
     table.setdefault(name, submodule)
-    all_ = vars(module).get("__all__")
-    if isinstance(all_, list) and name not in all_:
-        all_.append(name)
+    _declare_public(module, name)
 
 
 def _lazy_table(module: ModuleType) -> dict[str, object]:
@@ -404,9 +409,7 @@ def lazy_build(module: ModuleType, name: str, build: Callable[[], object]) -> No
     declares `__all__` (without one, a star-import takes only the module's own dict).
     """
     _lazy_table(module)[name] = build
-    all_ = vars(module).get("__all__")
-    if isinstance(all_, list) and name not in all_:
-        all_.append(name)
+    _declare_public(module, name)
 
 
 def relocate(obj: object, module: str) -> object:
