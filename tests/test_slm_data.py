@@ -109,6 +109,26 @@ def test_pad_collator_masks_padding():
     assert batch["attention_mask"].dtype == torch.long and batch["attention_mask"].sum() == 4
 
 
+def test_pad_collator_pads_to_a_multiple_when_asked():
+    pytest.importorskip("torch")
+    rows = [{"input_ids": [5, 6, 7], "labels": [-100, 6, 7]}, {"input_ids": [8], "labels": [8]}]
+    batch = data.PadCollator(0, pad_to_multiple_of=4)(rows)
+    assert batch["input_ids"].tolist() == [[5, 6, 7, 0], [8, 0, 0, 0]]
+    assert batch["labels"].tolist() == [[-100, 6, 7, -100], [8, -100, -100, -100]]
+    assert batch["attention_mask"].sum() == 4
+    assert data.PadCollator(0, pad_to_multiple_of=3)(rows)["input_ids"].shape == (2, 3)  # already a multiple
+
+
+def test_pad_multiple_reads_sftconfig_as_trl_parses_it():
+    trl = pytest.importorskip("trl")
+    parse = trl.TrlParser((trl.SFTConfig,)).parse_args_into_dataclasses
+    base = ["--output_dir", "/tmp/odin-pad", "--use_cpu", "true", "--bf16", "false"]
+    (args,) = parse([*base, "--pad_to_multiple_of", "64"])
+    assert data.pad_multiple(args) == 64
+    (args,) = parse(base)  # TRL's default, "auto", pads only on Neuron
+    assert data.pad_multiple(args) is None
+
+
 @pytest.mark.slow
 def test_tokenize_masks_prompts_for_each_format(tmp_path):
     """With the default model's real tokenizer: only the answer (and eos) carries labels."""

@@ -16,7 +16,15 @@ BIG, SHIPPED = 8 * 2048, 32 * 128  # the benchmark's step; the shipped GPU confi
     ("requested", "engine", "cuda", "tokens", "steps", "expected"),
     [
         (None, "trl", True, BIG, 200, True),  # where the levers were measured to pay
-        (None, "trl", True, SHIPPED, 200, False),  # host-bound small steps: not earned back
+        (
+            None,
+            "trl",
+            True,
+            SHIPPED,
+            200,
+            True,
+        ),  # the shipped configs: faster end to end, evaluation included
+        (None, "trl", True, SHIPPED, 99, False),  # too short to earn back the compile
         (None, "trl", True, BIG, 30, False),  # too short to earn back the compile
         (True, "trl", True, SHIPPED, 10, True),  # the user's word wins
         (False, "trl", True, BIG, 1000, False),
@@ -103,3 +111,56 @@ def test_compiled_code_runs_eager_inside_eager() -> None:
     assert compiled == []  # generation and evaluation never compile
     step(torch.ones(3))
     assert len(compiled) == 1  # and training still does
+
+
+def test_compiled_layers_pad_rows_to_a_multiple_unless_the_run_set_one(monkeypatch) -> None:
+    # The compile itself is CUDA's; here only the choice is under test.
+    monkeypatch.setattr(fast, "_cuda", lambda: True)
+    monkeypatch.setattr(fast, "_have", lambda module: module == "triton")
+    monkeypatch.setattr(fast, "_compile_layers", lambda model, mode="default": None)
+    args = _Args()
+    args.pad_to_multiple_of = "auto"
+    plan = fast.tune(_tiny(2), args, lora=False)
+    assert "pad_to_multiple_of=64" in plan.on and args.pad_to_multiple_of == 64
+    args = _Args()
+    args.pad_to_multiple_of = 8
+    plan = fast.tune(_tiny(2), args, lora=False)
+    assert plan.off["pad_to_multiple_of"] == "set by the run (8)" and args.pad_to_multiple_of == 8
+    args = _Args()
+    args.pad_to_multiple_of = None
+    plan = fast.tune(_tiny(2), args, lora=False, compile_layers=False)
+    assert plan.off["pad_to_multiple_of"] == "needs compile_layers" and args.pad_to_multiple_of is None
+
+
+def test_the_flop_estimate_is_the_trainers_and_counts_the_parameters_once(tmp_path) -> None:
+    from transformers import Trainer, TrainingArguments
+
+    model = _tiny(2)
+    counted = []
+    count = model.num_parameters
+    model.num_parameters = lambda **kw: counted.append(kw) or count(**kw)
+    args = TrainingArguments(output_dir=str(tmp_path), use_cpu=True, report_to=[])
+    trainer = fast.trainer_class(Trainer)(model=model, args=args)
+    for rows, length in [(2, 12), (4, 7), (1, 30), (3, 1)]:
+        inputs = {"input_ids": torch.zeros(rows, length, dtype=torch.long)}
+        assert trainer.floating_point_ops(inputs) == Trainer.floating_point_ops(trainer, inputs) > 0
+    assert len(counted) == 4 + 1  # the base class's four, odin's one
+    assert trainer.floating_point_ops({"labels": torch.zeros(2, 3)}) == 0  # no input ids: no estimate
+
+
+def test_the_lora_memory_budget_is_kept_for_large_activations(monkeypatch) -> None:
+    monkeypatch.setattr(fast, "_cuda", lambda: True)
+    monkeypatch.setattr(fast, "_have", lambda module: module == "triton")
+    monkeypatch.setattr(fast, "_compile_layers", lambda model, mode="default": None)
+    budgets = []
+    monkeypatch.setattr(fast, "_set_memory_budget", budgets.append)
+    args = _Args()
+    args.per_device_train_batch_size, args.max_length = 32, 128  # 32 x 128 x 32 hidden x 2 layers: small
+    plan = fast.tune(_tiny(2), args, lora=True)
+    assert plan.off["memory_budget"].startswith("activations are small") and budgets == []
+    monkeypatch.setattr(fast, "LARGE_ACTIVATIONS", 1e5)
+    plan = fast.tune(_tiny(2), args, lora=True)
+    assert "memory_budget=0.5" in plan.on and budgets == [0.5]
+    monkeypatch.setattr(fast, "LARGE_ACTIVATIONS", 1e8)
+    plan = fast.tune(_tiny(2), args, lora=True, lora_memory_budget=0.4)  # asked for: kept
+    assert "memory_budget=0.4" in plan.on and budgets == [0.5, 0.4]

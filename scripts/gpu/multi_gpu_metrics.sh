@@ -16,20 +16,7 @@ BUDGET_S=${BUDGET_S:-560}
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .slmdev/whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$REPO/src
 nvidia-smi --query-gpu=index,name,memory.total,driver_version --format=csv,noheader | tee $OUT/summary.txt
-python3 - "$M" <<'PY' 2>&1 | tail -2 | tee -a $OUT/summary.txt
-import sys, torch, transformers, trl, peft, accelerate
-from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
-tok = PreTrainedTokenizerFast.from_pretrained(".bench/tokenizer")
-tok.chat_template = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
-                     "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
-torch.manual_seed(0)
-cfg = LlamaConfig(vocab_size=49152, hidden_size=576, intermediate_size=1536, num_hidden_layers=30, num_attention_heads=9,
-                  num_key_value_heads=3, max_position_embeddings=2048, tie_word_embeddings=True, rms_norm_eps=1e-5,
-                  bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
-LlamaForCausalLM(cfg).to(torch.bfloat16).save_pretrained(sys.argv[1]); tok.save_pretrained(sys.argv[1])
-print("torch", torch.__version__, "transformers", transformers.__version__, "trl", trl.__version__, "peft", peft.__version__,
-      "accelerate", accelerate.__version__, "gpus", torch.cuda.device_count())
-PY
+python3 scripts/gpu/shape_model.py "$M" 2>&1 | tail -2 | tee -a $OUT/summary.txt
 
 run() {  # run NAME DEFER LAUNCHER... : one trainer run, its metrics into /tmp/logs
     local name=$1 defer=$2; shift 2

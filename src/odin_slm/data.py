@@ -477,15 +477,20 @@ def tokenize(rows: list[Row], fmt: str, tokenizer: Any, max_length: int | None) 
 
 
 class PadCollator:
-    """Right-pad input_ids/labels/attention_mask to the longest row of the batch."""
+    """Right-pad input_ids/labels/attention_mask to the longest row of the batch, rounded up to a multiple
+    of ``pad_to_multiple_of`` when it is set (SFTConfig's option of that name: fewer distinct shapes, so
+    compiled code is reused)."""
 
-    def __init__(self, pad_token_id: int) -> None:
+    def __init__(self, pad_token_id: int, pad_to_multiple_of: int | None = None) -> None:
         self.pad = pad_token_id
+        self.pad_to_multiple_of = pad_to_multiple_of
 
     def __call__(self, features: list[dict]) -> dict:
         import torch
 
         n = max(len(f["input_ids"]) for f in features)
+        if self.pad_to_multiple_of:
+            n = -(-n // self.pad_to_multiple_of) * self.pad_to_multiple_of
         ids = torch.full((len(features), n), self.pad, dtype=torch.long)
         labels = torch.full((len(features), n), IGNORE_INDEX, dtype=torch.long)
         mask = torch.zeros((len(features), n), dtype=torch.long)
@@ -495,6 +500,13 @@ class PadCollator:
             labels[i, :k] = torch.as_tensor(f["labels"])
             mask[i, :k] = 1
         return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+
+def pad_multiple(args: Any) -> int | None:
+    """SFTConfig's ``pad_to_multiple_of`` as a number, or None: TRL's ``"auto"`` pads only on Neuron
+    (AWS Trainium), where odin does not run."""
+    value = getattr(args, "pad_to_multiple_of", None)
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
 
 
 # ----------------------------------------------------------------------------- loading

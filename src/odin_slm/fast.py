@@ -30,12 +30,19 @@ unavailable (no CUDA, no Triton, no ``liger-kernel``, an architecture Liger does
   checkpointing (smallest); in between trades speed for memory layer by layer.
 - ``memory_budget`` / ``lora_memory_budget``: ``torch.compile``'s activation memory budget for the compiled
   layers (1.0 saves what the compiler would; lower makes its partitioner recompute the cheapest
-  activations first). LoRA runs at 0.5: its small-memory mode without recomputing whole layers.
+  activations first). LoRA runs at 0.5 where activations are large (``LARGE_ACTIVATIONS``): its
+  small-memory mode without recomputing whole layers; with small ones it keeps them all.
 - ``compile_mode``: the ``torch.compile`` mode of the compiled layers. ``"default"``; ``"reduce-overhead"``
   replays each layer's kernels as a CUDA graph (one launch instead of dozens, for steps bound by host
   work); ``"max-autotune-no-cudagraphs"`` benchmarks matmul kernels at compile time. With CUDA graphs the
   trainer marks each micro-batch's start, so a graph's outputs are not overwritten while still in use.
+- ``pad_to_multiple_of``: with ``compile_layers``, batches are padded up to a multiple of 64 tokens (unless
+  SFTConfig's ``pad_to_multiple_of`` is set), so that rows of varying length reach the compiler in a few
+  shapes, not one per batch; the padding is masked and carries no label, so the loss is unchanged.
 - ``bf16`` and ``optim="adamw_torch_fused"``: TRL's defaults already; set explicitly.
+
+The trainer class also counts the model's parameters once for the Trainer's FLOP estimate (the Trainer
+recounts them at every step, walking every module: host time on steps that are bound by host work).
 
 Importing this module is cheap: torch, transformers and liger are imported inside the functions.
 """
@@ -66,30 +73,47 @@ DEFAULTS: dict[str, Any] = {
     # unsloth's tokens/s below unsloth's peak memory, in one call (docs/benchmarks.md).
     "lora_memory_budget": 0.5,
     "compile_mode": "default",
+    # Compiled layers: rows of varying length padded up to a multiple of this, so that few shapes reach the
+    # compiler (each new one costs a recompile). Only where SFTConfig's own pad_to_multiple_of is unset.
+    "pad_to_multiple_of": 64,
 }
 
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 
 # Where the levers were measured to pay on one H200 (docs/train-gpu.md, docs/benchmarks.md): steps of
-# 8 x 2048 tokens ran 1.3-2.4x faster once compiled, and a cold compile (about 15 s) is earned back in under
-# 100 such steps. Steps of 32 x 128 tokens (the shipped configs) are bound by host work: the levers saved
-# 2-7% of the training time there, about what the compile costs in 200 steps, so they stay off.
-PAYS_TOKENS_PER_STEP = 16384
+# 8 x 2048 tokens ran 1.3-2.4x faster once compiled; the shipped configs' 200 steps of 32 short rows, end to
+# end with evaluation, ran faster too once the rows were padded to a multiple of 64 (one compile, not one per
+# row length). A cold compile costs seconds, so runs shorter than this stay on the plain path.
 PAYS_STEPS = 100
+# The LoRA memory budget recomputes activations to save memory; it pays only where they are large:
+# tokens x hidden size x layers per micro-batch (the benchmark's shapes: 2.7-2.8e8; the shipped configs: 7e7).
+LARGE_ACTIVATIONS = 1e8
 
 
-def wanted(requested: bool | None, *, engine: str, cuda: bool, tokens_per_step: int, steps: int) -> bool:
+def wanted(
+    requested: bool | None, *, engine: str, cuda: bool, steps: int, tokens_per_step: int | None = None
+) -> bool:
     """Whether a run gets the levers: ``requested`` (``--odin_fast``) if given, else where they pay.
 
-    Only CUDA and the ``trl`` engine have them. ``tokens_per_step`` is the padded micro-batch
-    (batch x max_length x gradient accumulation); ``steps`` the optimizer steps the run will take.
+    Only CUDA and the ``trl`` engine have them; ``steps`` is the optimizer steps the run will take.
+    ``tokens_per_step`` is accepted for callers of earlier releases and no longer decides.
     """
     if not cuda or engine != "trl":
         return False
     if requested is not None:
         return bool(requested)
-    return tokens_per_step >= PAYS_TOKENS_PER_STEP and steps >= PAYS_STEPS
+    return steps >= PAYS_STEPS
+
+
+def activation_size(model: Any, args: Any) -> float:
+    """Tokens x hidden size x decoder layers of one micro-batch at ``max_length``: how large activations are."""
+    config = getattr(model, "config", None)
+    tokens = int(getattr(args, "per_device_train_batch_size", 8) or 8) * int(
+        getattr(args, "max_length", 0) or 1024
+    )
+    hidden = int(getattr(config, "hidden_size", 0) or 0)
+    return float(tokens * hidden * len(_decoder_layers(model)))
 
 
 @dataclass
@@ -235,6 +259,15 @@ def tune(model: Any, args: Any, *, lora: bool, **levers: Any) -> FastPlan:
         except Exception as exc:  # a failing lever must not stop training
             plan.off["compile_layers"] = f"failed: {exc!r}"
 
+    multiple = int(opts["pad_to_multiple_of"] or 0)
+    if not compiled or multiple <= 1:
+        plan.off["pad_to_multiple_of"] = "needs compile_layers" if multiple > 1 else "disabled"
+    elif isinstance(getattr(args, "pad_to_multiple_of", None), int):
+        plan.off["pad_to_multiple_of"] = f"set by the run ({args.pad_to_multiple_of})"
+    else:
+        args.pad_to_multiple_of = multiple
+        plan.on.append(f"pad_to_multiple_of={multiple}")
+
     if lora:
         if not opts["lora_bf16_compute"]:
             plan.off["lora_bf16_compute"] = "disabled"
@@ -252,10 +285,13 @@ def tune(model: Any, args: Any, *, lora: bool, **levers: Any) -> FastPlan:
         plan.on.append(f"checkpoint_layers={count}/{len(_decoder_layers(model))}")
 
     budget = float(opts["lora_memory_budget"] if lora else opts["memory_budget"])
+    size = activation_size(model, args)
     if budget >= 1.0:
         plan.off["memory_budget"] = "disabled"
     elif not compiled:
         plan.off["memory_budget"] = "needs compile_layers"
+    elif lora and "lora_memory_budget" not in levers and size < LARGE_ACTIVATIONS:
+        plan.off["memory_budget"] = f"activations are small ({size:.1e} < {LARGE_ACTIVATIONS:.0e})"
     else:
         _set_memory_budget(budget)
         plan.on.append(f"memory_budget={budget:g}")
@@ -344,6 +380,19 @@ def trainer_class(base: type) -> type:
                 for module in self.model.modules():
                     if hasattr(module, "cast_input_dtype_enabled"):
                         module.cast_input_dtype_enabled = False
+
+        def floating_point_ops(self, inputs: dict[str, Any]) -> int:
+            # The Trainer's estimate is 6 x tokens x parameters, and it counts the parameters at every step
+            # by walking every module. They do not change while training: take the count per token once.
+            main = getattr(self.model, "main_input_name", "input_ids")
+            tokens = getattr(inputs.get(main), "numel", lambda: 0)()
+            per_token = self.__dict__.get("_odin_flops_per_token")
+            if per_token is None or per_token[0] is not self.model:
+                flops = super().floating_point_ops(inputs)
+                if not tokens or flops % tokens:
+                    return flops
+                self._odin_flops_per_token = per_token = (self.model, flops // tokens)
+            return per_token[1] * tokens
 
         def evaluate(self, *args: Any, **kwargs: Any) -> dict[str, float]:
             with eager():

@@ -26,7 +26,15 @@ from typing import Any
 from odin_slm import fast, preflight, report
 from odin_slm.checkpoints import CheckpointError, check_resume_fits, resolve_resume
 from odin_slm.config import ConfigError, parse_args
-from odin_slm.data import CHAT_FORMATS, CountingCollator, DataError, PadCollator, load_splits, tokenize
+from odin_slm.data import (
+    CHAT_FORMATS,
+    CountingCollator,
+    DataError,
+    PadCollator,
+    load_splits,
+    pad_multiple,
+    tokenize,
+)
 from odin_slm.distributed import launcher_rank, sum_over_ranks, weights_digest, world_size
 from odin_slm.engines import Engine, TrainJob, TrainResult, get_engine
 from odin_slm.model import ModelError, check_quantization
@@ -206,7 +214,7 @@ class SFTRecipe:
             if self.evaluating
             else None
         )
-        self.collator = CountingCollator(PadCollator(self.tokenizer.pad_token_id))
+        self.collator = CountingCollator(PadCollator(self.tokenizer.pad_token_id, pad_multiple(args)))
         # Under torchrun / accelerate launch every rank trains; only rank 0 scores and writes outputs.
         # (args.device sets up the process group, as Trainer would; before it every rank says 0.)
         _ = args.device
@@ -289,9 +297,6 @@ class SFTRecipe:
                 self.script.odin_fast,
                 engine=self.engine.name,
                 cuda=torch.cuda.is_available(),
-                tokens_per_step=self.args.per_device_train_batch_size
-                * self.args.gradient_accumulation_steps
-                * (self.args.max_length or 1024),
                 steps=self._planned_steps(),
             ),
         )

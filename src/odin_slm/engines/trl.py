@@ -13,6 +13,7 @@ import os
 from typing import Any
 
 from odin_slm.config import ConfigError
+from odin_slm.data import pad_multiple
 from odin_slm.engines import Engine, TrainJob, TrainResult
 
 log = logging.getLogger("odin_slm")
@@ -76,6 +77,9 @@ class TrlEngine(Engine):
                 from odin_slm import fast
 
                 plan = fast.tune(job.model, args, lora=job.lora)  # the model already carries its adapters
+                inner = getattr(job.collator, "inner", job.collator)
+                if hasattr(inner, "pad_to_multiple_of"):  # odin's own collator pads as the levers ask
+                    inner.pad_to_multiple_of = pad_multiple(args)
                 trainer_cls = fast.trainer_class(trainer_cls)
                 log.info("fast levers: %s", plan)
             except Exception as exc:  # a lever that breaks must not stop training

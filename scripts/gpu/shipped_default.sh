@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The shipped GPU configs end to end (load, exact match before, train, exact match after, save), as shipped,
+# with odin's speed levers on (--odin_fast true) and off (false), in alternating order. One call on
+# nvidia-h200 carrying .slmdev/whl, .whl-new (liger-kernel) and .bench. The model is a random-init
+# SmolLM2-135M shape (scripts/gpu/shape_model.py): the shipped model's compute without its GGUF.
+# RUNS: "config:odin_fast" in order; WALL is the whole command, python start-up and imports included.
+set -u
+M=/tmp/smollm2-shape
+export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 ODIN_CACHE=/tmp/cache-gpu
+T0=$(date +%s)
+BUDGET_S=${BUDGET_S:-540}
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
+    .slmdev/whl/*.whl .whl-new/liger_kernel-*.whl || exit 1
+export PYTHONPATH=/tmp/site:$PWD/src
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee $OUT/summary.txt
+python3 scripts/gpu/shape_model.py "$M" 2>&1 | tail -1 | tee -a $OUT/summary.txt
+for run in ${RUNS:-full:false full:true lora:false lora:true full:true full:false lora:true lora:false}; do
+    cfg=${run%%:*} fast=${run##*:} name=$cfg-$fast-$(date +%s)
+    if [ $(( $(date +%s) - T0 )) -gt $BUDGET_S ]; then echo "== $run skipped (budget)" | tee -a $OUT/summary.txt; continue; fi
+    t=$(date +%s.%N)
+    python3 -m odin_slm.train --config src/odin_slm/configs/gpu-$cfg.yaml --model_name_or_path $M \
+        --output_dir /tmp/r/$name --disable_tqdm true --odin_fast $fast ${EXTRA:-} > $OUT/$name.log 2>&1
+    rc=$?
+    wall=$(python3 -c "import time; print(round(time.time() - $t, 2))")
+    cp /tmp/r/$name/metrics.json $OUT/$name.metrics.json 2>/dev/null
+    python3 - $OUT/$name.metrics.json "$run rc=$rc wall_s=$wall" <<'PY' | tee -a $OUT/summary.txt
+import json, sys
+try:
+    m = json.load(open(sys.argv[1]))
+    ev = (m.get("eval_after") or {}).get("seconds")
+    print(f"== {sys.argv[2]} train_s={m.get('train_seconds')} total_s={m.get('total_seconds')} tok/s={m.get('tokens_per_second')} "
+          f"eval_after_s={ev} peak_mib={m.get('peak_gpu_allocated_mib')} loss={m['loss_curve'][-1]} levers={m.get('fast_levers', {}).get('on') if isinstance(m.get('fast_levers'), dict) else m.get('fast_levers')}")
+except Exception as exc:
+    print(f"== {sys.argv[2]} no metrics ({exc})")
+PY
+    rm -rf /tmp/r/$name
+done
