@@ -3,11 +3,13 @@
 # with odin's speed levers on (--odin_fast true) and off (false), in alternating order. One call on
 # nvidia-h200 carrying .slmdev/whl, .whl-new (liger-kernel) and .bench. The model is a random-init
 # SmolLM2-135M shape (scripts/gpu/shape_model.py): the shipped model's compute without its GGUF.
-# RUNS: "config:odin_fast" in order; WALL is the whole command, python start-up and imports included.
+# RUNS: "config:odin_fast" in order, odin_fast true, false or default (no flag: odin decides);
+# wall_s is the whole command, python start-up and imports included. Logs come back in $OUT/logs.tgz.
 set -u
 M=/tmp/smollm2-shape
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 ODIN_CACHE=/tmp/cache-gpu
 T0=$(date +%s)
+mkdir -p /tmp/logs
 BUDGET_S=${BUDGET_S:-540}
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
     .slmdev/whl/*.whl .whl-new/liger_kernel-*.whl || exit 1
@@ -19,11 +21,12 @@ for run in ${RUNS:-full:false full:true lora:false lora:true full:true full:fals
     if [ $(( $(date +%s) - T0 )) -gt $BUDGET_S ]; then echo "== $run skipped (budget)" | tee -a $OUT/summary.txt; continue; fi
     t=$(date +%s.%N)
     python3 -m odin_slm.train --config src/odin_slm/configs/gpu-$cfg.yaml --model_name_or_path $M \
-        --output_dir /tmp/r/$name --disable_tqdm true --odin_fast $fast ${EXTRA:-} > $OUT/$name.log 2>&1
+        --output_dir /tmp/r/$name --disable_tqdm true $([ "$fast" = default ] || echo --odin_fast $fast) \
+        ${EXTRA:-} > /tmp/logs/$name.log 2>&1
     rc=$?
     wall=$(python3 -c "import time; print(round(time.time() - $t, 2))")
-    cp /tmp/r/$name/metrics.json $OUT/$name.metrics.json 2>/dev/null
-    python3 - $OUT/$name.metrics.json "$run rc=$rc wall_s=$wall" <<'PY' | tee -a $OUT/summary.txt
+    cp /tmp/r/$name/metrics.json /tmp/logs/$name.metrics.json 2>/dev/null
+    python3 - /tmp/logs/$name.metrics.json "$run rc=$rc wall_s=$wall" <<'PY' | tee -a $OUT/summary.txt
 import json, sys
 try:
     m = json.load(open(sys.argv[1]))
@@ -35,3 +38,4 @@ except Exception as exc:
 PY
     rm -rf /tmp/r/$name
 done
+tar -C /tmp -czf $OUT/logs.tgz logs
