@@ -164,3 +164,33 @@ def test_the_lora_memory_budget_is_kept_for_large_activations(monkeypatch) -> No
     monkeypatch.setattr(fast, "LARGE_ACTIVATIONS", 1e8)
     plan = fast.tune(_tiny(2), args, lora=True, lora_memory_budget=0.4)  # asked for: kept
     assert "memory_budget=0.4" in plan.on and budgets == [0.5, 0.4]
+
+
+@pytest.mark.parametrize(("input_grads", "graphs"), [(True, 1), (False, 2)])
+def test_one_compiled_graph_serves_every_lora_layer(monkeypatch, input_grads, graphs) -> None:
+    """Real dynamo on CPU (its eager backend): LoRA's frozen embeddings made layer 0 a graph of its own."""
+    peft = pytest.importorskip("peft")
+    from torch._dynamo.utils import counters
+
+    def compile_eager(model, mode="default"):  # noqa: ANN001
+        for layer in fast._decoder_layers(model):
+            layer.compile(backend="eager")
+
+    monkeypatch.setattr(fast, "_cuda", lambda: True)
+    monkeypatch.setattr(fast, "_have", lambda module: module == "triton")
+    monkeypatch.setattr(fast, "_compile_layers", compile_eager)
+    monkeypatch.setattr(fast, "_set_memory_budget", lambda budget: None)
+    model = peft.get_peft_model(
+        _tiny(3),
+        peft.LoraConfig(r=4, target_modules=["q_proj", "v_proj", "down_proj"], task_type="CAUSAL_LM"),
+    )
+    args = _Args()
+    plan = fast.tune(model, args, lora=True, lora_input_grads=input_grads)
+    assert ("lora_input_grads" in plan.on) is input_grads
+    torch._dynamo.reset()
+    counters.clear()
+    ids = torch.arange(24).reshape(2, 12) % 64
+    for _ in range(2):
+        model(input_ids=ids, labels=ids, use_cache=False).loss.backward()
+    assert counters["stats"]["unique_graphs"] == graphs
+    torch._dynamo.reset()
