@@ -29,14 +29,24 @@ def accepts(func: Callable, param: str) -> bool:
 
     Follows `__wrapped__`, so an odin adapter reports the upstream signature.
     """
+    return accepting(func)(param)
+
+
+def _unknown(param: str) -> bool:
+    return True  # cannot tell: do not adapt
+
+
+def accepting(func: Callable) -> Callable[[str], bool]:
+    """`accepts(func, name)` for many names, reading the signature once (a dataclass `__init__`
+    such as TrainingArguments' has ~150 parameters: each `inspect.signature` costs ~0.1 ms)."""
     import inspect
 
     try:
         params = inspect.signature(func).parameters
     except (TypeError, ValueError):
-        return True  # cannot tell: do not adapt
-    p = params.get(param)
-    return p is not None and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        return _unknown
+    keywords = {n for n, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    return keywords.__contains__
 
 
 def adapted(func: object, record_id: str | None = None) -> bool:

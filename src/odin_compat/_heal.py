@@ -182,6 +182,13 @@ _indexed_spec: dict[int, object] = {}
 _indexed_names: dict[int, tuple[str, ...]] = {}
 _index_stamp: tuple = ()
 _live: list[dict] = []  # the origin modules' dicts in sys.modules now
+# module name -> (its dict, its spec) when the index last found that dict indexed with that spec: the
+# same pair again needs no id() (an audit event) and no look-ups; cleared with every `_forget`.
+_current: dict[str, tuple[dict, object]] = {}
+# ORIGIN_PACKAGES -> {module name -> whether it belongs to one of them} (sys.modules holds ~4,000
+# names, ~500 of them in the origin packages)
+_origin_names: dict[tuple, dict[str, bool]] = {}
+_NAMES_MAX = 65536
 
 
 def _stamp() -> tuple:
@@ -224,6 +231,7 @@ def _forget(dicts: list[dict]) -> None:
         _indexed_names.pop(key, None)
     _derivations.clear()
     _snapshots.clear()
+    _current.clear()
 
 
 def _refresh_index() -> None:
@@ -233,15 +241,31 @@ def _refresh_index() -> None:
         return
     with _lock:
         live, unfinished, indexed = [], False, 0
+        origin = _origin_names.get(ORIGIN_PACKAGES)
+        if origin is None:  # the packages changed (a test adds one): ask every name again
+            _origin_names.clear()
+            origin = _origin_names[ORIGIN_PACKAGES] = {}
         for name, module in list(sys.modules.items()):
-            if name.partition(".")[0] not in ORIGIN_PACKAGES or not isinstance(module, ModuleType):
+            is_origin = origin.get(name)
+            if is_origin is None:
+                is_origin = name.partition(".")[0] in ORIGIN_PACKAGES
+                if len(origin) >= _NAMES_MAX:
+                    origin.clear()
+                origin[name] = is_origin
+            if not is_origin or not isinstance(module, ModuleType):
                 continue
             own = vars(module)
             live.append(own)
-            key, spec = id(own), own.get("__spec__")
+            spec = own.get("__spec__")
+            current = _current.get(name)
+            if current is not None and current[0] is own and current[1] is spec:
+                indexed += 1  # indexed already, with this spec (what the look-ups below would find)
+                continue
+            key = id(own)
             seen = _indexed.get(key) is own
             if seen and _indexed_spec.get(key) is spec:
                 indexed += 1
+                _current[name] = (own, spec)
                 continue
             if getattr(spec, "_initializing", False):
                 unfinished = True  # still executing: index it once it is complete
@@ -252,16 +276,18 @@ def _refresh_index() -> None:
             indexed += 1
             names = []
             for fn in _functions_of(own, name):
-                if (
-                    fn.__globals__ is own
-                    and not fn.__code__.co_filename.startswith("<")
-                    and id(fn) not in _index_ids
-                ):
-                    _index_ids.add(id(fn))  # the index keeps fn alive, so its id stays its own
-                    _index.setdefault(fn.__code__.co_name, []).append(fn)
-                    names.append(fn.__code__.co_name)
+                if fn.__globals__ is not own:
+                    continue
+                code = fn.__code__  # each read of __code__ is an audit event
+                if not code.co_filename.startswith("<"):
+                    fn_id = id(fn)  # so is each id()
+                    if fn_id not in _index_ids:
+                        _index_ids.add(fn_id)  # the index keeps fn alive, so its id stays its own
+                        _index.setdefault(code.co_name, []).append(fn)
+                        names.append(code.co_name)
             _indexed_spec[key] = spec
             _indexed_names[key] = tuple(names)
+            _current[name] = (own, spec)
         if len(_indexed) != indexed:  # some left sys.modules (deleted, maybe imported again anew)
             live_ids = {id(own) for own in live}
             _forget([own for key, own in _indexed.items() if key not in live_ids])
@@ -400,19 +426,23 @@ def _audit(event: str, args: tuple) -> None:
     if type(code) is not CodeType:
         return
     try:
-        if not code.co_filename.startswith("<") and sys._getframe(1).f_code is _IMPORT_EXEC:
+        # The caller first: one frame look-up (itself an audit event, as is f_code) rejects the
+        # modules being imported and the standard library's code generators (dataclasses alone
+        # execs ~5,000 times while the stack imports), before any walk of the code.
+        caller = sys._getframe(1)
+        caller_code = caller.f_code
+        if caller_code is _IMPORT_EXEC and not code.co_filename.startswith("<"):
             return  # a module being imported
+        filename = caller_code.co_filename
+        if filename.startswith(_STDLIB) and not filename.startswith(_SITE):
+            return
+        if str(caller.f_globals.get("__name__")).partition(".")[0] in _NOT_REBUILDERS:
+            return
         nested = _nested(code)
         if (len(sys.modules), _hook.finds, ORIGIN_PACKAGES) == _index_stamp and not any(
             c.co_name in _index for c in nested
         ):
             return  # the index is current and no function here is named like an origin function
-        caller = sys._getframe(1)
-        filename = caller.f_code.co_filename
-        if filename.startswith(_STDLIB) and not filename.startswith(_SITE):
-            return
-        if str(caller.f_globals.get("__name__")).partition(".")[0] in _NOT_REBUILDERS:
-            return
         _refresh_index()
         rebuilt = [c for c in nested if c.co_name in _index and origins_of(c)]
         if rebuilt:

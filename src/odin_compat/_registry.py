@@ -7,6 +7,7 @@ remembers the outcome for `report()`.
 from __future__ import annotations
 
 import sys
+from _operator import is_ as _is
 from _thread import allocate_lock
 
 TYPE_CHECKING = False
@@ -100,10 +101,27 @@ def lazy_names(module: ModuleType) -> set[str]:
     return names
 
 
+def declared_lazily(module: ModuleType, name: str) -> bool:
+    """`name in lazy_names(module)`, without building the set (transformers declares ~4,000 names,
+    and each backport, alias and lazy record asks this as its module loads)."""
+    ns = vars(module)
+    for attr in ("_class_to_module", "_objects", "__odin_moved__"):
+        table = ns.get(attr)
+        if isinstance(table, dict) and name in table:
+            return True
+    table = ns.get("_SUBMOD_ATTRS")
+    if isinstance(table, dict):
+        return any(
+            name in (values if isinstance(values, (list, tuple, set, frozenset)) else set(values))
+            for values in table.values()
+        )
+    return False
+
+
 def why_applies(record: Record, module: ModuleType) -> str | None:
     """The reason the record applies to `module`, or None when it must not."""
     if record.kind in ("backport", "alias", "lazy"):
-        if has(module, record.name) or record.name in lazy_names(module):
+        if has(module, record.name) or declared_lazily(module, record.name):
             return None  # upstream has it: never replace upstream's object
         return f"{record.module}.{record.name} is absent"
     if record.needed is not None:
@@ -163,10 +181,17 @@ def apply_for(module_name: str) -> list[Outcome]:
 def repair_replaced() -> None:
     """Repair again every module whose object in sys.modules is no longer the one repaired.
 
-    Runs on every import (the hook's `on_find`), so it stays an identity check per module.
+    Runs on every import (the hook's `on_find`), so it stays an identity check per module, in C
+    while nothing was replaced.
     """
     modules = sys.modules
-    for name, module in list(REGISTRY.repaired.items()):
+    repaired = REGISTRY.repaired
+    try:
+        if all(map(_is, map(modules.get, repaired), repaired.values())):
+            return
+    except RuntimeError:  # another thread added a module meanwhile: check one by one
+        pass
+    for name, module in list(repaired.items()):
         current = modules.get(name)
         if current is not None and current is not module:
             apply_for(name)
@@ -178,7 +203,7 @@ def holds(record: Record) -> bool:
     if module is None:
         return False
     if record.kind == "lazy":
-        return has(module, record.name) or record.name in lazy_names(module)
+        return has(module, record.name) or declared_lazily(module, record.name)
     done = REGISTRY.installed.get(record.id)
     if done is None:
         return False

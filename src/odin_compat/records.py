@@ -26,6 +26,7 @@ The version range is stated once (`affects`, the breaking side); the working sid
 from __future__ import annotations
 
 from odin_compat._adapters import (
+    accepting,
     accepts,
     adapted,
     carry_to_subclasses,
@@ -45,7 +46,7 @@ if TYPE_CHECKING:  # no typing import at run time: `import odin_compat` must sta
     Predicate = Callable[..., bool]
 
 __all__ = [
-    "KINDS", "REGISTRY", "Record", "record", "accepts", "adapted", "carry_to_subclasses", "handled_upstream",
+    "KINDS", "REGISTRY", "Record", "record", "accepting", "accepts", "adapted", "carry_to_subclasses", "handled_upstream",
     "kwarg_adapter", "lacks_kwarg", "lacks_module", "lazy_alias", "lazy_export", "lazy_names", "module_alias", "module_moved", "not_adapted", "relocate",
     "rename_kwarg", "renaming", "warn_once",
 ]  # fmt: skip
@@ -204,11 +205,10 @@ def lacks_kwarg(path: str, *params: str, given: str | None = None) -> Predicate:
 
     def needed(module: ModuleType, record: Record | None = None) -> bool:
         func = _resolve(module, path)
-        return (
-            not _mine(func, record)
-            and (given is None or accepts(func, given))  # type: ignore[arg-type]
-            and not all(accepts(func, p) for p in params)  # type: ignore[arg-type]
-        )
+        if _mine(func, record):
+            return False
+        takes = accepting(func)  # type: ignore[arg-type]
+        return (given is None or takes(given)) and not all(takes(p) for p in params)
 
     return needed
 

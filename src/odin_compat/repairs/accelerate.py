@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from odin_compat.records import accepts, kwarg_adapter, lacks_kwarg, record, relocate, warn_once
+from odin_compat.records import accepting, kwarg_adapter, lacks_kwarg, record, relocate, warn_once
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -120,7 +120,8 @@ _MOVED_DL_ARGS = ("dispatch_batches", "split_batches", "even_batches", "use_seed
 )
 def _accelerator_init(module: ModuleType, record: Record) -> object:
     func = module.Accelerator.__init__
-    missing = [k for k in _MOVED_DL_ARGS if not accepts(func, k)]
+    takes = accepting(func)
+    missing = [k for k in _MOVED_DL_ARGS if not takes(k)]
 
     def adapt(args: tuple, kwargs: dict) -> tuple:
         moved = {k: kwargs.pop(k) for k in missing if k in kwargs}

@@ -16,7 +16,7 @@ The table is `data/restore.json` ("fields"), from `python tools/api_diff.py rest
 
 from __future__ import annotations
 
-from odin_compat.records import REGISTRY, Record, accepts, adapted, kwarg_adapter, warn_once
+from odin_compat.records import REGISTRY, Record, accepting, adapted, kwarg_adapter, warn_once
 from odin_compat.repairs.moved import table
 
 TYPE_CHECKING = False
@@ -83,9 +83,8 @@ def _adapter(cls_name: str, rows: dict[str, dict], record_id: str) -> object:
 def _provide(cls_name: str, rows: dict[str, dict], record_id: str) -> object:
     def provide(module: ModuleType) -> object:
         func = getattr(module, cls_name).__init__
-        gone = {
-            n: r for n, r in rows.items() if not accepts(func, n)
-        }  # upstream's own fields stay upstream's
+        takes = accepting(func)
+        gone = {n: r for n, r in rows.items() if not takes(n)}  # upstream's own fields stay upstream's
         return kwarg_adapter(func, _adapter(cls_name, gone, record_id), record_id)
 
     return provide
@@ -94,7 +93,10 @@ def _provide(cls_name: str, rows: dict[str, dict], record_id: str) -> object:
 def _needed(cls_name: str, rows: dict[str, dict], record_id: str) -> object:
     def needed(module: ModuleType) -> bool:
         func = getattr(module, cls_name).__init__
-        return not adapted(func, record_id) and any(not accepts(func, n) for n in rows)
+        if adapted(func, record_id):
+            return False
+        takes = accepting(func)
+        return any(not takes(n) for n in rows)
 
     return needed
 

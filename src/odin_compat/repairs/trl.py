@@ -7,7 +7,7 @@ that defines the thing, and "lazy" records put removed names back into `trl` and
 from __future__ import annotations
 
 from odin_compat.records import (
-    accepts,
+    accepting,
     kwarg_adapter,
     lacks_kwarg,
     lacks_module,
@@ -174,7 +174,8 @@ def _sft_config_args(module: ModuleType, record: Record) -> object:
     import dataclasses
 
     func = module.SFTTrainer.__init__
-    missing = [k for k in _SFT_MOVED if not accepts(func, k)]
+    takes = accepting(func)
+    missing = [k for k in _SFT_MOVED if not takes(k)]
     SFTConfig = module.SFTConfig
 
     def adapt(args: tuple, kwargs: dict) -> tuple:
@@ -669,7 +670,8 @@ def _dpo_config_args(module: ModuleType, record: Record) -> object:
     import dataclasses
 
     func = module.DPOTrainer.__init__
-    missing = [k for k in _DPO_MOVED if not accepts(func, k)]
+    takes = accepting(func)
+    missing = [k for k in _DPO_MOVED if not takes(k)]
 
     def adapt(args: tuple, kwargs: dict) -> tuple:
         moved = {k: kwargs.pop(k) for k in missing if k in kwargs}
