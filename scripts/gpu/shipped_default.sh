@@ -4,7 +4,8 @@
 # nvidia-h200 carrying .slmdev/whl, .whl-new (liger-kernel) and .bench. The model is a random-init
 # SmolLM2-135M shape (scripts/gpu/shape_model.py): the shipped model's compute without its GGUF.
 # RUNS: "config:odin_fast" in order, odin_fast true, false or default (no flag: odin decides);
-# wall_s is the whole command, python start-up and imports included. Logs come back in $OUT/logs.tgz.
+# COLD=1 empties the compile caches (inductor's, Triton's) before each run: every run compiles as a user's
+# first run on a machine does. wall_s is the whole command, python start-up and imports included. Logs come back in $OUT/logs.tgz.
 set -u
 M=/tmp/smollm2-shape
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 ODIN_CACHE=/tmp/cache-gpu
@@ -19,6 +20,7 @@ python3 scripts/gpu/shape_model.py "$M" 2>&1 | tail -1 | tee -a $OUT/summary.txt
 for run in ${RUNS:-full:false full:true lora:false lora:true full:true full:false lora:true lora:false}; do
     cfg=${run%%:*} fast=${run##*:} name=$cfg-$fast-$(date +%s)
     if [ $(( $(date +%s) - T0 )) -gt $BUDGET_S ]; then echo "== $run skipped (budget)" | tee -a $OUT/summary.txt; continue; fi
+    [ "${COLD:-0}" = 1 ] && rm -rf /tmp/torchinductor_$(whoami) ~/.triton/cache
     t=$(date +%s.%N)
     python3 -m odin_slm.train --config src/odin_slm/configs/gpu-$cfg.yaml --model_name_or_path $M \
         --output_dir /tmp/r/$name --disable_tqdm true $([ "$fast" = default ] || echo --odin_fast $fast) \
