@@ -172,3 +172,31 @@ def test_a_byte_order_mark_is_read_as_datasets_reads_it(tmp_path, name, text):
     rows = data.read_rows(path)
     assert data.validate(rows) == "text" and [r.data["text"] for r in rows] == ["a", "b"]
     assert rows[1].where.endswith(":2" if name != "train.csv" else ":3")
+
+
+def test_the_trainer_pads_to_sftconfigs_multiple(tmp_path, monkeypatch):
+    """--pad_to_multiple_of reaches the batches the trainer trains on (it was ignored)."""
+    pytest.importorskip("trl")
+    from _hf_cache import rows, tiny_model, tiny_tokenizer
+    from odin_slm import train
+
+    model_dir = tmp_path / "model"
+    tok = tiny_tokenizer()
+    tiny_model(tok, 1).save_pretrained(model_dir)
+    tok.save_pretrained(model_dir)
+    data_file = _write(tmp_path, "rows.jsonl", "".join(json.dumps(r) + "\n" for r in rows(8)))
+    lengths = []
+    call = data.PadCollator.__call__
+    monkeypatch.setattr(
+        data.PadCollator,
+        "__call__",
+        lambda self, f: lengths.append(call(self, f)["input_ids"].shape[1]) or call(self, f),
+    )
+    argv = ["--model_name_or_path", str(model_dir), "--dataset_name", str(data_file), "--max_steps", "2",
+            "--per_device_train_batch_size", "2", "--eval_samples", "0", "--save_strategy", "no", "--report_to", "none",
+            "--output_dir", str(tmp_path / "out"), "--disable_tqdm", "true", "--engine", "trl", "--use_peft", "false"]  # fmt: skip
+    assert train.main([*argv, "--pad_to_multiple_of", "16"]) == 0
+    assert lengths and all(n % 16 == 0 for n in lengths), lengths
+    lengths.clear()
+    assert train.main([*argv, "--output_dir", str(tmp_path / "out2")]) == 0
+    assert lengths and any(n % 16 for n in lengths), lengths  # TRL's default: the longest row

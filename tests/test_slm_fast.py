@@ -194,3 +194,16 @@ def test_one_compiled_graph_serves_every_lora_layer(monkeypatch, input_grads, gr
         model(input_ids=ids, labels=ids, use_cache=False).loss.backward()
     assert counters["stats"]["unique_graphs"] == graphs
     torch._dynamo.reset()
+
+
+def test_lora_input_grads_only_where_activations_are_small(monkeypatch) -> None:
+    monkeypatch.setattr(fast, "_cuda", lambda: True)
+    monkeypatch.setattr(fast, "_have", lambda module: module == "triton")
+    monkeypatch.setattr(fast, "_compile_layers", lambda model, mode="default": None)
+    monkeypatch.setattr(fast, "_set_memory_budget", lambda budget: None)
+    monkeypatch.setattr(fast, "LARGE_ACTIVATIONS", 1e5)
+    args = _Args()
+    args.per_device_train_batch_size, args.max_length = 32, 128
+    plan = fast.tune(_tiny(2), args, lora=True)
+    assert plan.off["lora_input_grads"].startswith("activations are large")
+    assert "lora_input_grads" in fast.tune(_tiny(2), args, lora=True, lora_input_grads=True).on

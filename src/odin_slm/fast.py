@@ -43,6 +43,8 @@ unavailable (no CUDA, no Triton, no ``liger-kernel``, an architecture Liger does
   gradient while every other layer's does, and the compiler builds a second graph (fwd and bwd) for it.
   Marking the embedding output as requiring grad (``enable_input_require_grads``, what PEFT does for
   gradient checkpointing) lets one graph serve every layer: half the compile time. No number changes.
+  Only where activations are small (host-bound steps): with large ones that extra gradient would cost
+  more GPU time at every step than the second compile costs once.
 - ``bf16`` and ``optim="adamw_torch_fused"``: TRL's defaults already; set explicitly.
 
 The trainer class also counts the model's parameters once for the Trainer's FLOP estimate (the Trainer
@@ -274,11 +276,15 @@ def tune(model: Any, args: Any, *, lora: bool, **levers: Any) -> FastPlan:
         args.pad_to_multiple_of = multiple
         plan.on.append(f"pad_to_multiple_of={multiple}")
 
+    size = activation_size(model, args)
     if lora:
         if not opts["lora_input_grads"]:
             plan.off["lora_input_grads"] = "disabled"
         elif not compiled:
             plan.off["lora_input_grads"] = "needs compile_layers"
+        elif size >= LARGE_ACTIVATIONS and "lora_input_grads" not in levers:
+            # GPU-bound steps: layer 0's input gradient costs every step more than the second graph once.
+            plan.off["lora_input_grads"] = f"activations are large ({size:.1e})"
         elif not hasattr(model, "enable_input_require_grads"):
             plan.off["lora_input_grads"] = "the model has no enable_input_require_grads"
         else:
@@ -300,7 +306,6 @@ def tune(model: Any, args: Any, *, lora: bool, **levers: Any) -> FastPlan:
         plan.on.append(f"checkpoint_layers={count}/{len(_decoder_layers(model))}")
 
     budget = float(opts["lora_memory_budget"] if lora else opts["memory_budget"])
-    size = activation_size(model, args)
     if budget >= 1.0:
         plan.off["memory_budget"] = "disabled"
     elif not compiled:
