@@ -207,3 +207,25 @@ def test_lora_input_grads_only_where_activations_are_small(monkeypatch) -> None:
     plan = fast.tune(_tiny(2), args, lora=True)
     assert plan.off["lora_input_grads"].startswith("activations are large")
     assert "lora_input_grads" in fast.tune(_tiny(2), args, lora=True, lora_input_grads=True).on
+
+
+def test_the_runs_own_precision_optimizer_and_checkpointing_are_kept(monkeypatch) -> None:
+    monkeypatch.setattr(fast, "_cuda", lambda: True)
+    monkeypatch.setattr(fast, "_have", lambda module: False)
+    monkeypatch.setattr(fast, "_bf16_supported", lambda: True)
+    args = _Args()
+    args.fp16, args.optim = True, "adamw_8bit"
+    plan = fast.tune(_tiny(2), args, lora=False)
+    assert args.bf16 is False and plan.off["bf16"] == "fp16 set by the run"
+    assert args.optim == "adamw_8bit" and "adamw_8bit" in plan.off["optim=adamw_torch_fused"]
+    args = _Args()
+    fast.tune(_tiny(2), args, lora=False)
+    assert args.bf16 is True and args.optim == "adamw_torch_fused"  # what the levers were measured with
+    monkeypatch.setattr(fast, "_bf16_supported", lambda: False)  # e.g. a V100 or T4
+    args = _Args()
+    assert fast.tune(_tiny(2), args, lora=False).off["bf16"] == "this GPU has no bf16" and args.bf16 is False
+    args = _Args()
+    args.gradient_checkpointing = True  # odin's trainer defaults to False: the run asked for it
+    plan = fast.tune(_tiny(2), args, lora=True, **fast.kept_from_run(args, lora=True))
+    assert args.gradient_checkpointing is True and "gradient_checkpointing" in plan.on
+    assert fast.kept_from_run(_Args(), lora=False) == {}

@@ -80,8 +80,8 @@ def argument_classes() -> tuple[type, ...]:
             default=None,
             metadata={
                 "help": "On CUDA with the trl engine, apply odin_slm.fast's speed levers (docs/train-gpu.md, "
-                "docs/benchmarks.md). Default: on where they pay, i.e. micro-batches of at least 16384 tokens "
-                "(batch x max_length x accumulation) for at least 100 steps; true/false forces it. Ignored on CPU."
+                "docs/benchmarks.md). Default: on for runs of at least 100 optimizer steps (a shorter run does not "
+                "earn back the compile); true/false forces it. Ignored on CPU."
             },
         )
 

@@ -45,7 +45,8 @@ unavailable (no CUDA, no Triton, no ``liger-kernel``, an architecture Liger does
   gradient checkpointing) lets one graph serve every layer: half the compile time. No number changes.
   Only where activations are small (host-bound steps): with large ones that extra gradient would cost
   more GPU time at every step than the second compile costs once.
-- ``bf16`` and ``optim="adamw_torch_fused"``: TRL's defaults already; set explicitly.
+- ``bf16`` and ``optim="adamw_torch_fused"``: TRL's defaults already; set explicitly, except where the run
+  chose ``fp16`` or another optimizer (kept), or the GPU has no bf16.
 
 The trainer class also counts the model's parameters once for the Trainer's FLOP estimate (the Trainer
 recounts them at every step, walking every module: host time on steps that are bound by host work).
@@ -124,6 +125,14 @@ def activation_size(model: Any, args: Any) -> float:
     return float(tokens * hidden * len(_decoder_layers(model)))
 
 
+def kept_from_run(args: Any, *, lora: bool) -> dict[str, Any]:
+    """Lever overrides for ``tune`` that keep a trainer run's own choices: odin's trainer defaults to no
+    gradient checkpointing, so a run that turned it on needs the memory and keeps it."""
+    if getattr(args, "gradient_checkpointing", False):
+        return {("lora_" if lora else "") + "gradient_checkpointing": True}
+    return {}
+
+
 @dataclass
 class FastPlan:
     """What :func:`tune` turned on, and why each other lever stayed off."""
@@ -143,6 +152,16 @@ def _cuda() -> bool:
     import torch
 
     return torch.cuda.is_available()
+
+
+# The Trainer's plain AdamW names: the fused kernel computes the same update.
+ADAMW = ("adamw_torch", "adamw_torch_fused")
+
+
+def _bf16_supported() -> bool:
+    import torch
+
+    return torch.cuda.is_bf16_supported()
 
 
 def _have(module: str) -> bool:
@@ -224,8 +243,18 @@ def tune(model: Any, args: Any, *, lora: bool, **levers: Any) -> FastPlan:
     # Also accept a model PEFT has already wrapped: the flags and patches belong on the base model.
     model = model.get_base_model() if hasattr(model, "get_base_model") else model
 
-    args.bf16 = bool(cuda)
-    args.optim = "adamw_torch_fused" if cuda else args.optim
+    # Precision and optimizer: what the levers were measured with, unless the run chose otherwise.
+    if getattr(args, "fp16", False):
+        plan.off["bf16"] = "fp16 set by the run"
+    elif cuda and not _bf16_supported():
+        plan.off["bf16"] = "this GPU has no bf16"
+    else:
+        args.bf16 = bool(cuda)
+    optim = str(getattr(args.optim, "value", args.optim))
+    if cuda and optim in ADAMW:
+        args.optim = "adamw_torch_fused"
+    elif cuda:
+        plan.off["optim=adamw_torch_fused"] = f"optim {optim} set by the run"
     gc = opts["lora_gradient_checkpointing"] if lora else opts["gradient_checkpointing"]
     args.gradient_checkpointing = bool(gc)
     if gc:

@@ -76,7 +76,10 @@ class TrlEngine(Engine):
             try:
                 from odin_slm import fast
 
-                plan = fast.tune(job.model, args, lora=job.lora)  # the model already carries its adapters
+                keep = fast.kept_from_run(args, lora=job.lora)  # e.g. the run's gradient checkpointing
+                plan = fast.tune(
+                    job.model, args, lora=job.lora, **keep
+                )  # the model already carries its adapters
                 inner = getattr(job.collator, "inner", job.collator)
                 if hasattr(inner, "pad_to_multiple_of"):  # odin's own collator pads as the levers ask
                     inner.pad_to_multiple_of = pad_multiple(args)
