@@ -200,3 +200,26 @@ def test_the_trainer_pads_to_sftconfigs_multiple(tmp_path, monkeypatch):
     lengths.clear()
     assert train.main([*argv, "--output_dir", str(tmp_path / "out2")]) == 0
     assert lengths and any(n % 16 for n in lengths), lengths  # TRL's default: the longest row
+
+
+def test_the_counting_collator_leaves_trls_padding_free_padding_out():
+    """--packing with the levers: tune sets pad_to_multiple_of=64, and TRL pads the flattened row (no mask)."""
+    pytest.importorskip("trl")
+    from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
+
+    inner = DataCollatorForLanguageModeling(pad_token_id=0, padding_free=True, pad_to_multiple_of=64)
+    counter = data.CountingCollator(inner)
+    packed = [
+        {"input_ids": [5, 6, 7, 8, 9], "labels": [-100, 6, 7, 8, 9], "seq_lengths": [2, 3]},
+        {"input_ids": [1, 2, 3], "labels": [1, 2, 3], "seq_lengths": [3]},
+    ]
+    assert counter(packed)["input_ids"].shape == (1, 64)
+    assert counter.tokens == 8
+
+
+def test_pad_collator_rounds_up_no_further_than_max_length():
+    pytest.importorskip("torch")
+    rows = [{"input_ids": [1] * 30, "labels": [1] * 30}, {"input_ids": [1] * 5, "labels": [1] * 5}]
+    assert data.PadCollator(0, 64, max_length=32)(rows)["input_ids"].shape == (2, 32)
+    assert data.PadCollator(0, 64, max_length=100)(rows)["input_ids"].shape == (2, 64)
+    assert data.PadCollator(0, 64)(rows)["input_ids"].shape == (2, 64)

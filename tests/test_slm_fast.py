@@ -127,6 +127,12 @@ def test_compiled_layers_pad_rows_to_a_multiple_unless_the_run_set_one(monkeypat
     plan = fast.tune(_tiny(2), args, lora=False)
     assert plan.off["pad_to_multiple_of"] == "set by the run (8)" and args.pad_to_multiple_of == 8
     args = _Args()
+    args.pad_to_multiple_of, args.packing = None, True
+    plan = fast.tune(_tiny(2), args, lora=False)
+    assert (
+        plan.off["pad_to_multiple_of"] == "packing: TRL's collator pads" and args.pad_to_multiple_of is None
+    )
+    args = _Args()
     args.pad_to_multiple_of = None
     plan = fast.tune(_tiny(2), args, lora=False, compile_layers=False)
     assert plan.off["pad_to_multiple_of"] == "needs compile_layers" and args.pad_to_multiple_of is None
@@ -229,3 +235,19 @@ def test_the_runs_own_precision_optimizer_and_checkpointing_are_kept(monkeypatch
     plan = fast.tune(_tiny(2), args, lora=True, **fast.kept_from_run(args, lora=True))
     assert args.gradient_checkpointing is True and "gradient_checkpointing" in plan.on
     assert fast.kept_from_run(_Args(), lora=False) == {}
+
+
+def test_a_later_tune_does_not_inherit_an_earlier_runs_memory_budget(monkeypatch) -> None:
+    import torch._functorch.config as functorch_config
+
+    monkeypatch.setattr(fast, "_cuda", lambda: True)
+    monkeypatch.setattr(fast, "_have", lambda module: module == "triton")
+    monkeypatch.setattr(fast, "_compile_layers", lambda model, mode="default": None)
+    monkeypatch.setattr(functorch_config, "activation_memory_budget", 1.0)
+    monkeypatch.setattr(fast, "_BUDGET_BEFORE", [])
+    args = _Args()
+    args.per_device_train_batch_size, args.max_length = 32, 128
+    assert "memory_budget=0.4" in fast.tune(_tiny(2), args, lora=True, lora_memory_budget=0.4).on
+    assert functorch_config.activation_memory_budget == 0.4
+    assert fast.tune(_tiny(2), args, lora=True).off["memory_budget"].startswith("activations are small")
+    assert functorch_config.activation_memory_budget == 1.0

@@ -216,3 +216,11 @@ def test_a_4bit_model_is_prepared_for_kbit_training_before_lora(tiny, monkeypatc
     _, model_args, _, _ = parse_args(["--use_peft", "true", "--lora_r", "4", "--output_dir", "/tmp/x"])
     wrapped = model.apply_lora(base, model_args, gradient_checkpointing=False)
     assert prepared == [False] and hasattr(wrapped, "peft_config")
+
+
+def test_packing_counts_the_same_tokens_when_padded_to_a_multiple(tmp_path, tiny, rows):
+    """On CUDA the levers set pad_to_multiple_of=64 for every compiled run; TRL then pads the padding-free row."""
+    epoch = ["--max_steps", "-1", "--num_train_epochs", "1", "--save_strategy", "no", "--packing", "true"]
+    assert _train(tmp_path / "packed", tiny, rows, *epoch, "--pad_to_multiple_of", "64") == 0
+    packed = json.loads((tmp_path / "packed" / "metrics.json").read_text())
+    assert packed["train_tokens"] == 12 * 6

@@ -479,18 +479,23 @@ def tokenize(rows: list[Row], fmt: str, tokenizer: Any, max_length: int | None) 
 class PadCollator:
     """Right-pad input_ids/labels/attention_mask to the longest row of the batch, rounded up to a multiple
     of ``pad_to_multiple_of`` when it is set (SFTConfig's option of that name: fewer distinct shapes, so
-    compiled code is reused)."""
+    compiled code is reused), but never past ``max_length`` (the longest a row can be: one more shape at most,
+    where rounding up would pad rows of ``max_length`` further, e.g. 32 up to 64)."""
 
-    def __init__(self, pad_token_id: int, pad_to_multiple_of: int | None = None) -> None:
+    def __init__(
+        self, pad_token_id: int, pad_to_multiple_of: int | None = None, max_length: int | None = None
+    ) -> None:
         self.pad = pad_token_id
         self.pad_to_multiple_of = pad_to_multiple_of
+        self.max_length = max_length
 
     def __call__(self, features: list[dict]) -> dict:
         import torch
 
         n = max(len(f["input_ids"]) for f in features)
         if self.pad_to_multiple_of:
-            n = -(-n // self.pad_to_multiple_of) * self.pad_to_multiple_of
+            rounded = -(-n // self.pad_to_multiple_of) * self.pad_to_multiple_of
+            n = min(rounded, max(n, self.max_length)) if self.max_length else rounded
         ids = torch.full((len(features), n), self.pad, dtype=torch.long)
         labels = torch.full((len(features), n), IGNORE_INDEX, dtype=torch.long)
         mask = torch.zeros((len(features), n), dtype=torch.long)
@@ -585,7 +590,8 @@ class CountingCollator:
         batch = self.inner(features)
         if features and features[0].get("odin_eval"):
             return batch
-        mask = batch.get("attention_mask")
-        self.tokens += int(mask.sum()) if mask is not None else int(batch["input_ids"].numel())
+        # The rows' own lengths: a padding-free batch (TRL's packing) has no attention mask, and TRL pads it
+        # to ``pad_to_multiple_of`` with pad tokens that are not trained on.
+        self.tokens += sum(len(f["input_ids"]) for f in features)
         self.digest.update(batch["input_ids"].numpy().tobytes())
         return batch

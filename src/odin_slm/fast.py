@@ -63,6 +63,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from odin_slm.data import pad_multiple
+
 log = logging.getLogger("odin_slm.fast")
 
 # What won on the card (docs/benchmarks.md); a caller may override any of them through ``tune(**levers)``.
@@ -212,10 +214,23 @@ def _checkpoint_layers(model: Any, fraction: float) -> int:
     return count
 
 
+_BUDGET_BEFORE: list[float] = []  # the process's own budget, kept when tune first changed it
+
+
 def _set_memory_budget(budget: float) -> None:
     import torch._functorch.config as functorch_config
 
+    if not _BUDGET_BEFORE:
+        _BUDGET_BEFORE.append(functorch_config.activation_memory_budget)
     functorch_config.activation_memory_budget = budget
+
+
+def _restore_memory_budget() -> None:
+    """The budget is process-wide: a later tune() that leaves it off must not inherit an earlier run's."""
+    if _BUDGET_BEFORE:
+        import torch._functorch.config as functorch_config
+
+        functorch_config.activation_memory_budget = _BUDGET_BEFORE[0]
 
 
 def _liger_layers(model: Any) -> None:
@@ -299,8 +314,11 @@ def tune(model: Any, args: Any, *, lora: bool, **levers: Any) -> FastPlan:
     multiple = int(opts["pad_to_multiple_of"] or 0)
     if not compiled or multiple <= 1:
         plan.off["pad_to_multiple_of"] = "needs compile_layers" if multiple > 1 else "disabled"
-    elif isinstance(getattr(args, "pad_to_multiple_of", None), int):
+    elif pad_multiple(args) is not None:
         plan.off["pad_to_multiple_of"] = f"set by the run ({args.pad_to_multiple_of})"
+    elif getattr(args, "packing", False):
+        # TRL's packing collator pads its one flattened row: padding it further is only waste
+        plan.off["pad_to_multiple_of"] = "packing: TRL's collator pads"
     else:
         args.pad_to_multiple_of = multiple
         plan.on.append(f"pad_to_multiple_of={multiple}")
@@ -335,6 +353,7 @@ def tune(model: Any, args: Any, *, lora: bool, **levers: Any) -> FastPlan:
         plan.on.append(f"checkpoint_layers={count}/{len(_decoder_layers(model))}")
 
     budget = float(opts["lora_memory_budget"] if lora else opts["memory_budget"])
+    _restore_memory_budget()
     if budget >= 1.0:
         plan.off["memory_budget"] = "disabled"
     elif not compiled:

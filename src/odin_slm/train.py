@@ -214,7 +214,9 @@ class SFTRecipe:
             if self.evaluating
             else None
         )
-        self.collator = CountingCollator(PadCollator(self.tokenizer.pad_token_id, pad_multiple(args)))
+        self.collator = CountingCollator(
+            PadCollator(self.tokenizer.pad_token_id, pad_multiple(args), args.max_length)
+        )
         # Under torchrun / accelerate launch every rank trains; only rank 0 scores and writes outputs.
         # (args.device sets up the process group, as Trainer would; before it every rank says 0.)
         _ = args.device
