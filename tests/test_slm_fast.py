@@ -251,3 +251,29 @@ def test_a_later_tune_does_not_inherit_an_earlier_runs_memory_budget(monkeypatch
     assert functorch_config.activation_memory_budget == 0.4
     assert fast.tune(_tiny(2), args, lora=True).off["memory_budget"].startswith("activations are small")
     assert functorch_config.activation_memory_budget == 1.0
+
+
+@pytest.mark.parametrize(
+    ("model_flag", "fsdp", "env", "reason"),
+    [
+        ("is_loaded_in_4bit", None, "", "not measured with quantized weights"),
+        (None, "full_shard", "", "not measured under FSDP"),
+        (None, None, "true", "not measured under FSDP"),  # accelerate launch with an FSDP config
+    ],
+)
+def test_layers_are_not_compiled_where_that_was_never_measured(
+    monkeypatch, model_flag, fsdp, env, reason
+) -> None:
+    monkeypatch.setattr(fast, "_cuda", lambda: True)
+    monkeypatch.setattr(fast, "_have", lambda module: module == "triton")
+    compiled = []
+    monkeypatch.setattr(fast, "_compile_layers", lambda model, mode="default": compiled.append(model))
+    monkeypatch.setenv("ACCELERATE_USE_FSDP", env)
+    model = _tiny(2)
+    if model_flag:
+        setattr(model, model_flag, True)
+    args = _Args()
+    args.fsdp = fsdp
+    assert fast.tune(model, args, lora=True).off["compile_layers"] == reason and compiled == []
+    monkeypatch.setenv("ACCELERATE_USE_FSDP", "")
+    assert "compile_layers" in fast.tune(_tiny(2), _Args(), lora=False).on  # the measured setup

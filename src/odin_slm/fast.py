@@ -217,6 +217,18 @@ def _checkpoint_layers(model: Any, fraction: float) -> int:
 _BUDGET_BEFORE: list[float] = []  # the process's own budget, kept when tune first changed it
 
 
+def _untested_setup(model: Any, args: Any) -> str:
+    """Where compiled layers were never measured (and could fail at the first step, outside tune's
+    fallback): quantized weights (QLoRA) and FSDP. Empty where they were."""
+    import os
+
+    if getattr(model, "is_loaded_in_4bit", False) or getattr(model, "is_loaded_in_8bit", False):
+        return "with quantized weights"
+    if getattr(args, "fsdp", None) or os.environ.get("ACCELERATE_USE_FSDP", "").lower() in ("1", "true"):
+        return "under FSDP"
+    return ""
+
+
 def _set_memory_budget(budget: float) -> None:
     import torch._functorch.config as functorch_config
 
@@ -302,6 +314,8 @@ def tune(model: Any, args: Any, *, lora: bool, **levers: Any) -> FastPlan:
         plan.off["compile_layers"] = "needs CUDA and Triton"
     elif not _decoder_layers(model):
         plan.off["compile_layers"] = "no decoder layers found"
+    elif _untested_setup(model, args):
+        plan.off["compile_layers"] = f"not measured {_untested_setup(model, args)}"
     else:
         try:
             _compile_layers(model, mode)
