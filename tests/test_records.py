@@ -175,3 +175,50 @@ def test_carrying_never_replaces_an_upstream_new() -> None:
             return super().__new__(cls)
 
     assert not records.carry_to_subclasses(Base)
+
+
+def test_replaced_modules_are_found_by_the_snapshot_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    registry = _registry.Registry()
+    monkeypatch.setattr(_registry, "REGISTRY", registry)
+    registry.add(make())
+    registry.add(make(id="test-record-2", module="fake_target_2"))
+    for name in ("fake_target", "fake_target_2"):
+        monkeypatch.setitem(sys.modules, name, types.ModuleType(name))
+        _registry.apply_for(name)
+    _registry.repair_replaced()  # nothing replaced: nothing applied again
+    assert len(registry.outcomes) == 2
+    fresh = types.ModuleType("fake_target_2")
+    monkeypatch.setitem(sys.modules, "fake_target_2", fresh)
+    _registry.repair_replaced()
+    assert fresh.thing == "backported" and len(registry.outcomes) == 3
+    monkeypatch.delitem(sys.modules, "fake_target")  # a repaired module gone: the others still checked
+    newer = types.ModuleType("fake_target_2")
+    monkeypatch.setitem(sys.modules, "fake_target_2", newer)
+    _registry.repair_replaced()
+    assert newer.thing == "backported"
+
+
+def test_names_declared_public_while_records_run_are_listed_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    registry = _registry.Registry()
+    monkeypatch.setattr(_registry, "REGISTRY", registry)
+    module = types.ModuleType("fake_target")
+    module.__all__ = ["a", "thing"]
+
+    def declare(name: str) -> object:
+        def provide(mod: types.ModuleType) -> str:
+            records._declare_public(mod, name)
+            if name == "c":
+                mod.__all__.append("d")  # someone else writes to the list meanwhile
+            return name
+
+        return provide
+
+    for i, name in enumerate(["b", "thing", "c", "d", "b", "e"]):
+        registry.add(make(id=f"r{i}", name=f"n{i}", provide=declare(name)))
+    monkeypatch.setitem(sys.modules, "fake_target", module)
+    _registry.apply_for("fake_target")
+    assert module.__all__ == ["a", "thing", "b", "c", "d", "e"]
+    assert not _registry._public  # dropped once the records have run
+    records._declare_public(module, "f")
+    records._declare_public(module, "f")
+    assert module.__all__[-1] == "f" and module.__all__.count("f") == 1

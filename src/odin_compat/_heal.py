@@ -245,14 +245,20 @@ def _refresh_index() -> None:
         if origin is None:  # the packages changed (a test adds one): ask every name again
             _origin_names.clear()
             origin = _origin_names[ORIGIN_PACKAGES] = {}
-        for name, module in list(sys.modules.items()):
-            is_origin = origin.get(name)
-            if is_origin is None:
-                is_origin = name.partition(".")[0] in ORIGIN_PACKAGES
-                if len(origin) >= _NAMES_MAX:
-                    origin.clear()
-                origin[name] = is_origin
-            if not is_origin or not isinstance(module, ModuleType):
+        modules = sys.modules
+        # The names first (no (name, module) tuple per entry: ~4,000 tracked objects at once tip
+        # the collector over), then only the origin modules' names, in sys.modules' order.
+        names = list(modules)
+        new = set(names).difference(origin)
+        if new:
+            if len(origin) + len(new) > _NAMES_MAX:
+                origin.clear()
+                new = names
+            for name in new:
+                origin[name] = name.partition(".")[0] in ORIGIN_PACKAGES
+        for name in filter(origin.get, names):
+            module = modules.get(name)
+            if module is None or not isinstance(module, ModuleType):
                 continue
             own = vars(module)
             live.append(own)

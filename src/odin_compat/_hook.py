@@ -171,13 +171,15 @@ class _Finder:
                 check()
             except Exception:  # containment: the import itself must go on
                 pass
-        if _first:  # lock-free reads; _run_first pops under the lock
-            top = fullname.partition(".")[0]
-            if top in _first:
-                _run_first(top)
-        callbacks = _callbacks(fullname)
-        if not callbacks:
+        top = fullname.partition(".")[0]
+        if _first and top in _first:  # lock-free reads; _run_first pops under the lock
+            _run_first(top)
+        # _callbacks(fullname), inline: this runs for every import in the process
+        exact = _exact.get(fullname)
+        prefix = _prefix.get(top)
+        if exact is None and prefix is None:
             return None
+        callbacks = [*(exact or ()), *(prefix or ())]
         for finder in list(sys.meta_path):
             if isinstance(finder, _Finder):
                 continue

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 from _operator import is_ as _is
+from _operator import itemgetter as _itemgetter
 from _thread import allocate_lock
 
 TYPE_CHECKING = False
@@ -167,6 +168,39 @@ def apply(record: Record, module: ModuleType) -> Outcome:
     return outcome
 
 
+# While apply_for runs records: id(an `__all__` list) -> [the list, a set of its items, its length].
+# transformers' `__all__` holds ~7,000 names and each of its ~60 lazy records declares one name
+# public: a set answers `in` without a scan of the list (~30 us a record). A list that changed
+# length meanwhile (someone else wrote to it) gets a new set; the sets are dropped when the
+# outermost apply_for returns.
+_public: dict[int, list] = {}
+_applying = [0]
+_applying_lock = allocate_lock()
+
+
+def declare_public(module: ModuleType, name: str) -> None:
+    """List `name` in the module's `__all__`, where it has one (a star-import then resolves it)."""
+    all_ = vars(module).get("__all__")
+    if not isinstance(all_, list):
+        return
+    if not _applying[0]:
+        if name not in all_:
+            all_.append(name)
+        return
+    seen = _public.get(id(all_))
+    if seen is None or seen[0] is not all_ or seen[2] != len(all_):
+        try:
+            seen = _public[id(all_)] = [all_, set(all_), len(all_)]
+        except TypeError:  # an unhashable item: scan the list
+            if name not in all_:
+                all_.append(name)
+            return
+    if name not in seen[1]:
+        all_.append(name)
+        seen[1].add(name)
+        seen[2] = len(all_)
+
+
 def apply_for(module_name: str) -> list[Outcome]:
     module = sys.modules.get(module_name)
     if module is None:
@@ -175,7 +209,37 @@ def apply_for(module_name: str) -> list[Outcome]:
     # repaired again; what odin installed and the module's code left in place stays as it is.
     again = REGISTRY.repaired.get(module_name) is module
     REGISTRY.repaired[module_name] = module
-    return [apply(r, module) for r in REGISTRY.for_module(module_name) if not (again and holds(r))]
+    _take_snapshot()
+    with _applying_lock:
+        _applying[0] += 1
+    try:
+        return [apply(r, module) for r in REGISTRY.for_module(module_name) if not (again and holds(r))]
+    finally:
+        with _applying_lock:
+            _applying[0] -= 1
+            if not _applying[0]:
+                _public.clear()
+
+
+def _never(modules: object) -> tuple:
+    raise TypeError
+
+
+# (the `repaired` dict it was taken of; a getter of the repaired names' entries in sys.modules, as
+# a tuple; how many names; the module objects repaired), taken as apply_for records a module:
+# repair_replaced compares them in C with one call, without iterating the dict.
+_snapshot: tuple = (None, _never, 0, ())
+
+
+def _take_snapshot() -> None:
+    global _snapshot
+    repaired = REGISTRY.repaired
+    names = tuple(repaired)
+    values = tuple(map(repaired.get, names))
+    if len(names) >= 2:  # itemgetter of one name returns the item itself, not a tuple
+        _snapshot = (repaired, _itemgetter(*names), len(names), values)
+    else:
+        _snapshot = (None, _never, 0, ())
 
 
 def repair_replaced() -> None:
@@ -186,6 +250,12 @@ def repair_replaced() -> None:
     """
     modules = sys.modules
     repaired = REGISTRY.repaired
+    of, get, names_of, values = _snapshot
+    try:
+        if of is repaired and len(repaired) == names_of and all(map(_is, get(modules), values)):
+            return  # the snapshot is repaired's content (a stale one fails the identity check)
+    except (KeyError, TypeError):  # a repaired module has left sys.modules: the check below
+        pass
     try:
         if all(map(_is, map(modules.get, repaired), repaired.values())):
             return

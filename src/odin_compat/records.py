@@ -35,7 +35,7 @@ from odin_compat._adapters import (
     rename_kwarg,
     warn_once,
 )
-from odin_compat._registry import REGISTRY, lazy_names
+from odin_compat._registry import REGISTRY, declare_public, lazy_names
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # no typing import at run time: `import odin_compat` must stay cheap
@@ -340,9 +340,7 @@ def module_alias(old: str, new: str) -> ModuleType:
 
 def _declare_public(module: ModuleType, name: str) -> None:
     """List `name` in the module's `__all__`, where it has one (a star-import then resolves it)."""
-    all_ = vars(module).get("__all__")
-    if isinstance(all_, list) and name not in all_:
-        all_.append(name)
+    declare_public(module, name)
 
 
 def lazy_export(module: ModuleType, name: str, submodule: str) -> None:
