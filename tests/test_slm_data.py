@@ -174,17 +174,26 @@ def test_a_byte_order_mark_is_read_as_datasets_reads_it(tmp_path, name, text):
     assert rows[1].where.endswith(":2" if name != "train.csv" else ":3")
 
 
-def test_the_trainer_pads_to_sftconfigs_multiple(tmp_path, monkeypatch):
-    """--pad_to_multiple_of reaches the batches the trainer trains on (it was ignored)."""
+def _tiny_run(tmp_path) -> list[str]:
+    """odin_slm.train flags for a few CPU steps of a tiny model on 8 prompt/completion rows."""
     pytest.importorskip("trl")
     from _hf_cache import rows, tiny_model, tiny_tokenizer
-    from odin_slm import train
 
     model_dir = tmp_path / "model"
     tok = tiny_tokenizer()
     tiny_model(tok, 1).save_pretrained(model_dir)
     tok.save_pretrained(model_dir)
     data_file = _write(tmp_path, "rows.jsonl", "".join(json.dumps(r) + "\n" for r in rows(8)))
+    return ["--model_name_or_path", str(model_dir), "--dataset_name", str(data_file),
+            "--per_device_train_batch_size", "2", "--eval_samples", "0", "--save_strategy", "no", "--report_to", "none",
+            "--disable_tqdm", "true", "--engine", "trl", "--use_peft", "false"]  # fmt: skip
+
+
+def test_the_trainer_pads_to_sftconfigs_multiple(tmp_path, monkeypatch):
+    """--pad_to_multiple_of reaches the batches the trainer trains on (it was ignored)."""
+    from odin_slm import train
+
+    argv = [*_tiny_run(tmp_path), "--max_steps", "2", "--output_dir", str(tmp_path / "out")]
     lengths = []
     call = data.PadCollator.__call__
     monkeypatch.setattr(
@@ -192,9 +201,6 @@ def test_the_trainer_pads_to_sftconfigs_multiple(tmp_path, monkeypatch):
         "__call__",
         lambda self, f: lengths.append(call(self, f)["input_ids"].shape[1]) or call(self, f),
     )
-    argv = ["--model_name_or_path", str(model_dir), "--dataset_name", str(data_file), "--max_steps", "2",
-            "--per_device_train_batch_size", "2", "--eval_samples", "0", "--save_strategy", "no", "--report_to", "none",
-            "--output_dir", str(tmp_path / "out"), "--disable_tqdm", "true", "--engine", "trl", "--use_peft", "false"]  # fmt: skip
     assert train.main([*argv, "--pad_to_multiple_of", "16"]) == 0
     assert lengths and all(n % 16 == 0 for n in lengths), lengths
     lengths.clear()
@@ -213,7 +219,9 @@ def test_the_counting_collator_leaves_trls_padding_free_padding_out():
         {"input_ids": [5, 6, 7, 8, 9], "labels": [-100, 6, 7, 8, 9], "seq_lengths": [2, 3]},
         {"input_ids": [1, 2, 3], "labels": [1, 2, 3], "seq_lengths": [3]},
     ]
-    assert counter(packed)["input_ids"].shape == (1, 64)
+    batch = counter(packed)
+    assert batch["input_ids"].shape == (1, 64)
+    counter.take(batch)
     assert counter.tokens == 8
 
 
@@ -223,3 +231,30 @@ def test_pad_collator_rounds_up_no_further_than_max_length():
     assert data.PadCollator(0, 64, max_length=32)(rows)["input_ids"].shape == (2, 32)
     assert data.PadCollator(0, 64, max_length=100)(rows)["input_ids"].shape == (2, 64)
     assert data.PadCollator(0, 64)(rows)["input_ids"].shape == (2, 64)
+
+
+def test_dataloader_workers_count_the_same_tokens(tmp_path):
+    """--dataloader_num_workers: the collator runs in worker processes, whose counts reached no one (0 tokens/s)."""
+    from odin_slm import train
+
+    argv = [*_tiny_run(tmp_path), "--max_steps", "3"]
+    tokens = []
+    for workers in ("0", "1"):
+        out = tmp_path / f"out{workers}"
+        assert train.main([*argv, "--output_dir", str(out), "--dataloader_num_workers", workers]) == 0
+        tokens.append(json.loads((out / "metrics.json").read_text())["train_tokens"])
+    assert tokens[0] > 0 and tokens[1] == tokens[0], tokens
+
+
+def test_counts_travel_with_the_batch_and_are_taken_off_as_it_trains():
+    pytest.importorskip("torch")
+    counter = data.CountingCollator(data.PadCollator(0))
+    rows = [{"input_ids": [5, 6, 7], "labels": [5, 6, 7]}, {"input_ids": [8], "labels": [8]}]
+    batch = counter(rows)
+    assert counter.tokens == 0 and batch[data.COUNT_KEY][0] == 4  # collated, not trained yet
+    counter.take(batch)
+    assert counter.tokens == 4 and data.COUNT_KEY not in batch
+    counter.take(batch)  # taken once only
+    assert counter.tokens == 4
+    eval_batch = counter([{**r, "odin_eval": 1} for r in rows])
+    assert data.COUNT_KEY not in eval_batch

@@ -592,6 +592,20 @@ class CountingCollator:
             return batch
         # The rows' own lengths: a padding-free batch (TRL's packing) has no attention mask, and TRL pads it
         # to ``pad_to_multiple_of`` with pad tokens that are not trained on.
-        self.tokens += sum(len(f["input_ids"]) for f in features)
-        self.digest.update(batch["input_ids"].numpy().tobytes())
+        # The counts travel with the batch, and the trainer adds them (``take``) as the batch trains: a
+        # DataLoader worker's own counts would never reach the main process (--dataloader_num_workers), and
+        # a batch collated ahead that never trains (the loader reads one ahead) is not counted.
+        batch[COUNT_KEY] = (sum(len(f["input_ids"]) for f in features), batch["input_ids"].numpy().tobytes())
         return batch
+
+    def take(self, batch: dict) -> None:
+        """Add the counts of ``batch``, which is about to train, and remove them from it (the model takes
+        no such argument)."""
+        count = batch.pop(COUNT_KEY, None)
+        if count is not None:
+            self.tokens += count[0]
+            self.digest.update(count[1])
+
+
+# The key under which a collated training batch carries its counts to the training step.
+COUNT_KEY = "odin_counted"

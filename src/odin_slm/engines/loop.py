@@ -142,6 +142,7 @@ def train_loop(
             n_items = sum(int((b["labels"][:, 1:] != IGNORE_INDEX).sum()) for b in window)
             total = 0.0
             for b in window:
+                getattr(collator, "take", lambda batch: None)(b)  # count what trains (CountingCollator)
                 logits = model(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits
                 loss = torch.nn.functional.cross_entropy(
                     logits[:, :-1].flatten(0, 1).float(),

@@ -36,6 +36,18 @@ def _stop_on_signal(stop: Any) -> Any:
     return StopOnSignal()
 
 
+def _counting_steps(trainer_cls: type, counter: Any) -> type:
+    """A subclass that adds the counts DataLoader workers attach to training batches (``CountingCollator``)."""
+
+    class CountingSteps(trainer_cls):  # type: ignore[misc,valid-type]
+        def training_step(self, model: Any, inputs: dict, *args: Any, **kwargs: Any) -> Any:
+            counter.take(inputs)  # before the model: it takes no such argument
+            return super().training_step(model, inputs, *args, **kwargs)
+
+    CountingSteps.__name__ = CountingSteps.__qualname__ = trainer_cls.__name__
+    return CountingSteps
+
+
 def _counting_train_loader(trainer_cls: type, counter: Any) -> type:
     """A subclass whose training batches (only those) go through ``counter``, wrapping TRL's own collator."""
 
@@ -88,6 +100,7 @@ class TrlEngine(Engine):
             except Exception as exc:  # a lever that breaks must not stop training
                 log.warning("fast levers unavailable, plain SFTTrainer: %s: %s", type(exc).__name__, exc)
                 plan = {"error": f"{type(exc).__name__}: {exc}"}
+        trainer_cls = _counting_steps(trainer_cls, job.collator)
         packing = bool(getattr(args, "packing", False))
         if packing:
             # TRL packs the rows and pads them with its own (padding-free) collator, which refuses another.
