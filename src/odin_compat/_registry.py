@@ -84,17 +84,19 @@ def has(module: ModuleType, dotted: str) -> bool:
     return True
 
 
+# transformers' _LazyModule tables, and odin's own names on an ordinary module (lazy_alias); huggingface_hub
+# keeps its names per submodule in _SUBMOD_ATTRS.
+_NAME_TABLES = ("_class_to_module", "_objects", "__odin_moved__")
+
+
 def lazy_names(module: ModuleType) -> set[str]:
     """Names a lazy package (transformers' `_LazyModule`, huggingface_hub's `__getattr__`)
     declares without importing them; empty for an ordinary module."""
     names: set[str] = set()
-    for attr in ("_class_to_module", "_objects"):  # transformers _LazyModule
+    for attr in _NAME_TABLES:
         table = vars(module).get(attr)
         if isinstance(table, dict):
             names.update(table)
-    table = vars(module).get("__odin_moved__")  # odin's own names on an ordinary module (lazy_alias)
-    if isinstance(table, dict):
-        names.update(table)
     table = vars(module).get("_SUBMOD_ATTRS")  # huggingface_hub: submodule -> names
     if isinstance(table, dict):
         for values in table.values():
@@ -106,7 +108,7 @@ def declared_lazily(module: ModuleType, name: str) -> bool:
     """`name in lazy_names(module)`, without building the set (transformers declares ~4,000 names,
     and each backport, alias and lazy record asks this as its module loads)."""
     ns = vars(module)
-    for attr in ("_class_to_module", "_objects", "__odin_moved__"):
+    for attr in _NAME_TABLES:
         table = ns.get(attr)
         if isinstance(table, dict) and name in table:
             return True

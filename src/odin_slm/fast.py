@@ -314,8 +314,8 @@ def tune(model: Any, args: Any, *, lora: bool, **levers: Any) -> FastPlan:
         plan.off["compile_layers"] = "needs CUDA and Triton"
     elif not _decoder_layers(model):
         plan.off["compile_layers"] = "no decoder layers found"
-    elif _untested_setup(model, args):
-        plan.off["compile_layers"] = f"not measured {_untested_setup(model, args)}"
+    elif untested := _untested_setup(model, args):
+        plan.off["compile_layers"] = f"not measured {untested}"
     else:
         try:
             _compile_layers(model, mode)
