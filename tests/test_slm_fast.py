@@ -277,3 +277,65 @@ def test_layers_are_not_compiled_where_that_was_never_measured(
     assert fast.tune(model, args, lora=True).off["compile_layers"] == reason and compiled == []
     monkeypatch.setenv("ACCELERATE_USE_FSDP", "")
     assert "compile_layers" in fast.tune(_tiny(2), _Args(), lora=False).on  # the measured setup
+
+
+def test_under_ddp_the_run_skips_the_unused_parameter_search_unless_it_set_it(monkeypatch) -> None:
+    from trl import SFTConfig
+
+    def config(**kw):  # built before WORLD_SIZE is set: accelerate would look for a process group
+        return SFTConfig(output_dir="unused", report_to="none", use_cpu=True, **kw)
+
+    plain, own_search, both_own, single = (
+        config(),
+        config(ddp_find_unused_parameters=True),
+        config(ddp_find_unused_parameters=True, ddp_broadcast_buffers=True),
+        config(),
+    )
+    monkeypatch.setattr(fast, "_cuda", lambda: False)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert "ddp_lean" in fast.tune(_tiny(2), plain, lora=False).on
+    assert plain.ddp_find_unused_parameters is False and plain.ddp_broadcast_buffers is False
+    fast.tune(_tiny(2), own_search, lora=True)  # the run's own choice stays; the other flag is still set
+    assert own_search.ddp_find_unused_parameters is True and own_search.ddp_broadcast_buffers is False
+    assert fast.tune(_tiny(2), both_own, lora=False).off["ddp_lean"] == "set by the run"
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    assert fast.tune(_tiny(2), single, lora=False).off["ddp_lean"] == "one process"
+    assert single.ddp_find_unused_parameters is None and single.ddp_broadcast_buffers is None
+
+
+def test_the_fused_loss_never_bypasses_ddps_forward(monkeypatch, tmp_path) -> None:
+    """The fused loss calls the decoder inside the DDP wrapper, so DDP would reduce no gradient (each rank
+    would train apart): under DDP the trainer uses the Trainer's own loss, and tune says why."""
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel
+
+    model = _tiny(2)
+    model._odin_flce = True
+    monkeypatch.setattr(fast, "_flce_loss", lambda trainer, model, inputs, n: "fused")
+
+    class Base:
+        def __init__(self) -> None:
+            self.model = model
+            self.args = _Args()
+            self.accelerator = type("Acc", (), {"unwrap_model": staticmethod(lambda m: getattr(m, "module", m))})
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # noqa: ANN001
+            return "trainer's own"
+
+    trainer = fast.trainer_class(Base)()
+    inputs = {"input_ids": torch.zeros(1, 4, dtype=torch.long), "labels": torch.zeros(1, 4, dtype=torch.long)}
+    assert trainer.compute_loss(model, inputs) == "fused"
+    store = dist.FileStore(str(tmp_path / "store"), 1)
+    dist.init_process_group("gloo", store=store, rank=0, world_size=1)
+    try:
+        assert trainer.compute_loss(DistributedDataParallel(model), inputs) == "trainer's own"
+    finally:
+        dist.destroy_process_group()
+    monkeypatch.setattr(fast, "_cuda", lambda: True)
+    monkeypatch.setattr(fast, "_have", lambda module: True)
+    monkeypatch.setattr(fast, "_compile_layers", lambda model, mode="default": None)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    bf16 = _tiny(2).to(torch.bfloat16)
+    plan = fast.tune(bf16, _Args(), lora=False)
+    assert plan.off["fused_linear_cross_entropy"] == "more than one process (DDP)"
+    assert bf16._odin_flce is False

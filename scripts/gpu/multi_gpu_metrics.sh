@@ -4,7 +4,7 @@
 # carrying .slmdev/whl (trl, datasets wheels) and .bench (a byte-level BPE tokenizer).
 # The model is a random-init SmolLM2-135M shape (the shipped model's compute, no 98 MB GGUF to carry).
 # Like `multi_gpu.sh scale`: no checkpoint saves, 8 exact-match rows (rank 0's alone), so the figure is
-# the training steps'; then, as budget allows, the shipped configs as they are.
+# the training steps' (variant "shipped": the configs as they are).
 set -u
 REPO=$PWD
 CFG=$REPO/src/odin_slm/configs
@@ -31,23 +31,30 @@ import json, sys
 try:
     m = json.load(open(sys.argv[1]))
     print(f"== {sys.argv[2]} ws={m.get('world_size')} steps={m.get('global_step')} tok/s={m.get('tokens_per_second')} "
-          f"train_s={m.get('train_seconds')} loss={m['loss_curve'][-1]}")
+          f"train_s={m.get('train_seconds')} loss={m['loss_curve'][-1]} levers={(m.get('fast_levers') or {}).get('on')}")
 except Exception as exc:
     print(f"== {sys.argv[2]} no metrics ({exc})")
 PY
     [ $rc = 0 ] || tail -5 /tmp/logs/$name.log | tee -a $OUT/summary.txt
 }
 X="--save_strategy no --eval_samples 8"
-# CFGS / DEFERS / SHIPPED choose the runs and their order (a repeat in the other order shows the noise).
-for cfg in ${CFGS:-lora full}; do
-    for defer in ${DEFERS:-1 0}; do
-        run ${cfg}_defer${defer}_1gpu $defer env CUDA_VISIBLE_DEVICES=0 python3 -m odin_slm.train --config $CFG/gpu-$cfg.yaml $X
-        run ${cfg}_defer${defer}_2gpu $defer torchrun --nproc_per_node 2 -m odin_slm.train --config $CFG/gpu-$cfg.yaml $X
-    done
-done
-[ "${SHIPPED:-1}" = 1 ] || { tar -C /tmp -czf $OUT/logs.tgz logs; exit 0; }
-for cfg in lora full; do  # as shipped: checkpoint saves and 64 exact-match rows included
-    run ${cfg}_shipped_1gpu 1 env CUDA_VISIBLE_DEVICES=0 python3 -m odin_slm.train --config $CFG/gpu-$cfg.yaml
-    run ${cfg}_shipped_2gpu 1 torchrun --nproc_per_node 2 -m odin_slm.train --config $CFG/gpu-$cfg.yaml
+# RUNS: "config:gpus:variant" in order. variant: defer (odin's default), pergather (ODIN_DEFER_METRICS=0: TRL's
+# per-step metric gathers), ddpsearch (DDP's per-step unused-parameter search and buffer broadcast, the
+# Trainer's own DDP settings), shipped (as shipped: checkpoint saves and 64 exact-match rows included).
+# COLD=1 empties the compile caches before every run. A repeat in the other order shows the noise.
+for r in ${RUNS:-lora:1:defer lora:2:defer lora:1:pergather lora:2:pergather full:1:defer full:2:defer full:1:pergather full:2:pergather lora:1:shipped lora:2:shipped full:1:shipped full:2:shipped}; do
+    IFS=: read -r cfg gpus variant <<< "$r"
+    defer=1 extra=$X
+    case $variant in
+        pergather) defer=0 ;;
+        ddpsearch) extra="$X --ddp_find_unused_parameters true --ddp_broadcast_buffers true" ;;
+        shipped) extra= ;;
+    esac
+    [ "${COLD:-0}" = 1 ] && rm -rf /tmp/torchinductor_$(whoami) ~/.triton/cache
+    if [ "$gpus" = 1 ]; then
+        run ${cfg}_${variant}_1gpu_$(date +%s) $defer env CUDA_VISIBLE_DEVICES=0 python3 -m odin_slm.train --config $CFG/gpu-$cfg.yaml $extra
+    else
+        run ${cfg}_${variant}_${gpus}gpu_$(date +%s) $defer torchrun --nproc_per_node $gpus -m odin_slm.train --config $CFG/gpu-$cfg.yaml $extra
+    fi
 done
 tar -C /tmp -czf $OUT/logs.tgz logs

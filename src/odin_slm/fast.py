@@ -45,6 +45,13 @@ unavailable (no CUDA, no Triton, no ``liger-kernel``, an architecture Liger does
   gradient checkpointing) lets one graph serve every layer: half the compile time. No number changes.
   Only where activations are small (host-bound steps): with large ones that extra gradient would cost
   more GPU time at every step than the second compile costs once.
+- ``ddp_lean``: under DDP (``torchrun``, ``accelerate launch``), the Trainer has DDP search the autograd graph
+  for unused parameters at every step (unless gradient checkpointing is on) and re-broadcast the buffers
+  (RoPE's ``inv_freq``) before every forward. A decoder LM's trainable weights all take part in every step
+  and its buffers never change while training, so ``ddp_find_unused_parameters`` and
+  ``ddp_broadcast_buffers`` are set to ``False`` where the run left them unset. Host work saved at every
+  step; no number changes. If a model did leave a trainable weight unused, DDP stops at the second step
+  and names ``--ddp_find_unused_parameters true``, which the run can then set.
 - ``bf16`` and ``optim="adamw_torch_fused"``: TRL's defaults already; set explicitly, except where the run
   chose ``fp16`` or another optimizer (kept), or the GPU has no bf16.
 
@@ -64,6 +71,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from odin_slm.data import pad_multiple
+from odin_slm.distributed import world_size
 
 log = logging.getLogger("odin_slm.fast")
 
@@ -87,6 +95,8 @@ DEFAULTS: dict[str, Any] = {
     "pad_to_multiple_of": 64,
     # LoRA with compiled layers: the first layer's input gets requires_grad like the others (one graph, not two).
     "lora_input_grads": True,
+    # DDP: no per-step search for unused parameters, no per-forward buffer broadcast (where the run left them unset).
+    "ddp_lean": True,
 }
 
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
@@ -229,6 +239,25 @@ def _untested_setup(model: Any, args: Any) -> str:
     return ""
 
 
+def _ddp_lean(model: Any, args: Any, wanted: bool, plan: FastPlan) -> None:
+    flags = ("ddp_find_unused_parameters", "ddp_broadcast_buffers")
+    unset = [f for f in flags if hasattr(args, f) and getattr(args, f) is None]
+    if not wanted:
+        plan.off["ddp_lean"] = "disabled"
+    elif world_size() <= 1:
+        plan.off["ddp_lean"] = "one process"
+    elif getattr(args, "deepspeed", None) or _untested_setup(model, args) == "under FSDP":
+        plan.off["ddp_lean"] = "not DDP"
+    elif not _decoder_layers(model):
+        plan.off["ddp_lean"] = "no decoder layers found"
+    elif not unset:
+        plan.off["ddp_lean"] = "set by the run"
+    else:
+        for flag in unset:
+            setattr(args, flag, False)
+        plan.on.append("ddp_lean")
+
+
 def _set_memory_budget(budget: float) -> None:
     import torch._functorch.config as functorch_config
 
@@ -294,6 +323,9 @@ def tune(model: Any, args: Any, *, lora: bool, **levers: Any) -> FastPlan:
         plan.off["fused_linear_cross_entropy"] = "disabled"
     elif not cuda or not _have("liger_kernel"):
         plan.off["fused_linear_cross_entropy"] = "needs CUDA and liger-kernel"
+    elif world_size() > 1:
+        # DDP reduces gradients only after a forward through its own wrapper, which the fused loss bypasses.
+        plan.off["fused_linear_cross_entropy"] = "more than one process (DDP)"
     elif str(_head_dtype(model)) != "torch.bfloat16":
         # Measured with bf16 weights only; fp32 master weights under autocast are not measured with it.
         plan.off["fused_linear_cross_entropy"] = f"weights are {_head_dtype(model)}, measured with bf16 only"
@@ -378,6 +410,8 @@ def tune(model: Any, args: Any, *, lora: bool, **levers: Any) -> FastPlan:
         _set_memory_budget(budget)
         plan.on.append(f"memory_budget={budget:g}")
 
+    _ddp_lean(model, args, opts["ddp_lean"], plan)
+
     if not opts["liger_layers"]:
         plan.off["liger_layers"] = "disabled" if not compiled else "compile_layers fuses them"
     elif compiled:
@@ -443,6 +477,13 @@ def _flce_loss(trainer: Any, model: Any, inputs: dict[str, Any], num_items_in_ba
     return loss_sum / torch.as_tensor(denom, device=loss_sum.device).clamp(min=1)
 
 
+def _ddp_wrapped(model: Any) -> bool:
+    """DDP reduces gradients only after a forward through its own wrapper, which the fused loss bypasses."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    return isinstance(model, DistributedDataParallel)
+
+
 def trainer_class(base: type) -> type:
     """A subclass of ``base`` (TRL's SFTTrainer) whose loss is Liger's fused linear cross-entropy.
 
@@ -450,7 +491,8 @@ def trainer_class(base: type) -> type:
 
     It falls back to ``base.compute_loss`` when the model was not tuned with that lever, when the batch
     carries something the fused path does not handle (``return_outputs``, a custom ``compute_loss_func``,
-    label smoothing), or when the model has no decoder/output embeddings to reach.
+    label smoothing), when the model has no decoder/output embeddings to reach, or under DDP (whose
+    gradient reduction needs its own forward).
     """
 
     class OdinFastTrainer(base):  # type: ignore[misc,valid-type]
@@ -496,6 +538,7 @@ def trainer_class(base: type) -> type:
                 and getattr(self.args, "loss_type", "nll") in ("nll", "chunked_nll")
                 and "labels" in inputs
                 and inner.get_output_embeddings() is not None
+                and not _ddp_wrapped(model)
             )
             if not usable:
                 return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
