@@ -317,7 +317,9 @@ def test_the_fused_loss_never_bypasses_ddps_forward(monkeypatch, tmp_path) -> No
         def __init__(self) -> None:
             self.model = model
             self.args = _Args()
-            self.accelerator = type("Acc", (), {"unwrap_model": staticmethod(lambda m: getattr(m, "module", m))})
+            self.accelerator = type(
+                "Acc", (), {"unwrap_model": staticmethod(lambda m: getattr(m, "module", m))}
+            )
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # noqa: ANN001
             return "trainer's own"
