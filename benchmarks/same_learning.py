@@ -23,7 +23,19 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 TOLERANCE = 0.01  # the goal: within 1% relative at every logged step
-PAIRS = [("full_plain", "full_default"), ("lora_plain", "lora_default")]
+PAIRS = [
+    ("full_plain", "full_default"),
+    ("lora_plain", "lora_default"),
+    # the shipped GPU configs on their own data (the date task), as shipped
+    ("cfg_full_off", "cfg_full_default"),
+    ("cfg_lora_off", "cfg_lora_default"),
+]
+TITLES = {
+    "full_plain": "full fine-tuning, docs text",
+    "lora_plain": "LoRA (r16, all linear), docs text",
+    "cfg_full_off": "gpu-full.yaml, date task",
+    "cfg_lora_off": "gpu-lora.yaml, date task",
+}
 
 
 def prepare(out: Path, chars: int = 1500) -> int:
@@ -95,19 +107,18 @@ def plot(results: dict[str, Any], out: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=False)
-    for ax, (plain, default) in zip(axes, PAIRS, strict=True):
+    pairs = [(a, b) for a, b in PAIRS if a in results["runs"] and b in results["runs"]]
+    fig, axes = plt.subplots(1, len(pairs), figsize=(5.5 * len(pairs), 4), squeeze=False)
+    for ax, (plain, default) in zip(axes[0], pairs, strict=True):
         for name, style in ((plain, "-"), (default, "--")):
-            run = results["runs"].get(name)
-            if run:
-                steps, losses = zip(*_curve(run), strict=True)
-                label = "plain TRL (--odin_fast false)" if name == plain else "odin levers (--odin_fast true)"
-                ax.plot(steps, losses, style, label=label)
-        ax.set_title("full fine-tuning" if plain.startswith("full") else "LoRA (r16, all linear)")
+            steps, losses = zip(*_curve(results["runs"][name]), strict=True)
+            label = "plain TRL (--odin_fast false)" if name == plain else "odin's default"
+            ax.plot(steps, losses, style, label=label)
+        ax.set_title(TITLES.get(plain, plain))
         ax.set_xlabel("step")
         ax.set_ylabel("training loss")
         ax.legend()
-    fig.suptitle("SmolLM2-135M-Instruct, 200 steps on Python's own docs text, one H200")
+    fig.suptitle("SmolLM2-135M-Instruct, 200 steps, one H200")
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110)

@@ -3,7 +3,8 @@
 # .slmdev/whl (trl/datasets/gguf wheels), .whl-new (liger-kernel) and .bench/text.jsonl
 # (`python benchmarks/same_learning.py prepare`):
 #   1. same learning: 200 steps of real text on the real weights, plain TRL (--odin_fast false) and odin's
-#      fast path, full fine-tuning and LoRA; losses at every step -> $OUT/same_learning.json
+#      default (no flag), full fine-tuning and LoRA; losses at every step -> $OUT/same_learning.json
+#      (the shipped configs' runs, cfg_*, are in it too: their data, their logging every 5 steps)
 #   2. the shipped GPU configs end to end (load, exact match before, train, exact match after, save),
 #      fast path off and on -> $OUT/configs.json
 # RUNS picks a subset, e.g. RUNS="full_plain full_default".
@@ -11,14 +12,14 @@ set -u
 G=$(bash scripts/gpu/gguf_parts.sh) || exit 1
 [ -f "$G" ] || { echo "the GGUF is not complete on this machine"; exit 1; }
 PIP=(python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site)
-"${PIP[@]}" .slmdev/whl/*.whl .whl-new/liger_kernel-*.whl || exit 1
+"${PIP[@]}" .slmdev/whl/*.whl $(ls .whl-new/liger_kernel-*.whl 2>/dev/null) || exit 1  # liger: bf16 weights only
 export PYTHONPATH=/tmp/site:$PWD/src PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 mkdir -p /tmp/sl
 TEXT=(--dataset_name .bench/text.jsonl --max_steps 200 --logging_steps 1 --per_device_train_batch_size 8
       --max_length 512 --bf16 true --eval_samples 0 --save_strategy no --seed 42)
 LORA=(--use_peft true --lora_r 16 --lora_alpha 32 --lora_dropout 0.0 --lora_target_modules all-linear)
 summarise() {  # after every run, so a call stopped at its limit still returns what finished
-    python3 benchmarks/same_learning.py collect --out $OUT/same_learning.json /tmp/sl/{full,lora}_*.json
+    python3 benchmarks/same_learning.py collect --out $OUT/same_learning.json $(ls /tmp/sl/*.json)
     python3 benchmarks/same_learning.py compare $OUT/same_learning.json
     python3 - <<'PY' > $OUT/configs.json
 import glob, json, os
@@ -49,13 +50,15 @@ run() {
 for r in ${RUNS:-full_plain full_default lora_plain lora_default cfg_lora_off cfg_lora_on cfg_full_off cfg_full_on}; do
     case $r in
         full_plain) run $r "${TEXT[@]}" --learning_rate 2e-5 --odin_fast false ;;
-        full_default) run $r "${TEXT[@]}" --learning_rate 2e-5 --odin_fast true ;;
+        full_default) run $r "${TEXT[@]}" --learning_rate 2e-5 ;;  # no flag: odin's default
         lora_plain) run $r "${TEXT[@]}" "${LORA[@]}" --learning_rate 2e-4 --odin_fast false ;;
-        lora_default) run $r "${TEXT[@]}" "${LORA[@]}" --learning_rate 2e-4 --odin_fast true ;;
+        lora_default) run $r "${TEXT[@]}" "${LORA[@]}" --learning_rate 2e-4 ;;
         cfg_lora_off) run $r --config src/odin_slm/configs/gpu-lora.yaml --odin_fast false ;;
         cfg_lora_on) run $r --config src/odin_slm/configs/gpu-lora.yaml --odin_fast true ;;
         cfg_full_off) run $r --config src/odin_slm/configs/gpu-full.yaml --odin_fast false ;;
         cfg_full_on) run $r --config src/odin_slm/configs/gpu-full.yaml --odin_fast true ;;
+        cfg_lora_default) run $r --config src/odin_slm/configs/gpu-lora.yaml ;;
+        cfg_full_default) run $r --config src/odin_slm/configs/gpu-full.yaml ;;
     esac
 done
 summarise
