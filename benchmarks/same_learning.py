@@ -108,12 +108,18 @@ def plot(results: dict[str, Any], out: Path) -> None:
     import matplotlib.pyplot as plt
 
     pairs = [(a, b) for a, b in PAIRS if a in results["runs"] and b in results["runs"]]
-    fig, axes = plt.subplots(1, len(pairs), figsize=(5.5 * len(pairs), 4), squeeze=False)
-    for ax, (plain, default) in zip(axes[0], pairs, strict=True):
+    cols = min(2, len(pairs))
+    rows = -(-len(pairs) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(6 * cols, 4 * rows), squeeze=False)
+    for ax, (plain, default) in zip(axes.flat, pairs, strict=False):
         for name, style in ((plain, "-"), (default, "--")):
             steps, losses = zip(*_curve(results["runs"][name]), strict=True)
             label = "plain TRL (--odin_fast false)" if name == plain else "odin's default"
             ax.plot(steps, losses, style, label=label)
+        if min(loss for _, loss in _curve(results["runs"][plain])) < 1e-2:
+            ax.set_yscale(
+                "log"
+            )  # a task learned to ~1e-5: the steps after the first few show only on a log scale
         ax.set_title(TITLES.get(plain, plain))
         ax.set_xlabel("step")
         ax.set_ylabel("training loss")

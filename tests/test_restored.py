@@ -204,3 +204,51 @@ def test_a_backport_built_on_use_is_one_object_for_every_thread_and_listed() -> 
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0 and proc.stdout.split() == ["ok"], proc.stderr[-3000:]
+
+
+# What unsloth's compiler does with a trainer module: `from module import (<every public name dir() lists>)`.
+EVERY_NAME = """
+import importlib, json, warnings
+warnings.simplefilter("ignore")
+from pathlib import Path
+import odin_compat  # the table only (with ODIN_COMPAT_DISABLE=1 it repairs nothing)
+rows = json.loads((Path(odin_compat.__file__).parent / "data" / "restore.json").read_text())
+failed = {}
+for where in sorted({r["where"] for r in rows["moved"] + rows["backports"] if r["lib"] == "trl"}):
+    try:
+        module = importlib.import_module(where)
+    except ImportError:
+        continue  # not a module of this release
+    if hasattr(module, "__path__"):
+        continue  # a lazy package lists what its submodules define, importable or not (no odin needed)
+    names = [n for n in dir(module) if not n.startswith("_")]
+    try:
+        exec(f"from {where} import ({', '.join(names)})", {})
+    except Exception as exc:
+        failed[where] = f"{type(exc).__name__}: {exc}"
+print(json.dumps(failed))
+"""
+
+
+@pytest.mark.parametrize("stack", ["fp8_report", "today"])
+def test_every_name_dir_lists_imports_as_without_odin(stack: str) -> None:
+    """On the FP8 report's stack (trl 0.17), odin listed moved names whose new home (trl.experimental) does
+    not exist yet, and backports of names that came after 0.17: unsloth's compiler imports every name that
+    `dir()` lists, so `import unsloth` failed with `No module named 'trl.experimental'`."""
+    folders = (
+        (
+            target("unsloth==2025.3.3", "transformers==4.47.1", "accelerate==1.12.0", "trl==0.17.0"),
+            target("tokenizers==0.21.1", "huggingface_hub==0.30.2"),
+            target(*DATASETS),
+            common(),
+        )
+        if stack == "fp8_report"
+        else today()
+    )
+    results = {}
+    for odin in (False, True):
+        proc = run(EVERY_NAME, *folders, odin=odin)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        results[odin] = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert results[False] == {}, results[False]  # upstream's own names all import
+    assert results[True] == {}, results[True]

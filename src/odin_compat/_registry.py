@@ -126,6 +126,8 @@ def why_applies(record: Record, module: ModuleType) -> str | None:
     if record.kind in ("backport", "alias", "lazy"):
         if has(module, record.name) or declared_lazily(module, record.name):
             return None  # upstream has it: never replace upstream's object
+        if record.needed is not None and not record.needed(module):
+            return None  # e.g. a release older than the name itself
         return f"{record.module}.{record.name} is absent"
     if record.needed is not None:
         if not record.needed(module):

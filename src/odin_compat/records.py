@@ -242,6 +242,34 @@ def lacks_module(name: str) -> Predicate:
     return needed
 
 
+_RELEASES: dict[str, object] = {}  # distribution -> its installed Version (or None), read once
+
+
+def released_after(dist: str, last: str) -> Predicate:
+    """`needed` for a name that releases of `dist` up to `last` still had: only a later release lost
+    it. An older release that lacks it never had it (it came later), and must not be given it: its
+    other modules may lack what the name needs, and tools that import every name `dir()` lists (unsloth's
+    compiler) would then fail on it. Unknown version: the record applies, as before."""
+
+    def needed(module: ModuleType, record: Record | None = None) -> bool:
+        from packaging.version import InvalidVersion, Version
+
+        if dist not in _RELEASES:
+            import sys
+
+            from odin_compat._stack import version
+
+            raw = getattr(sys.modules.get(dist), "__version__", None) or version(dist)
+            try:
+                _RELEASES[dist] = Version(raw) if isinstance(raw, str) else None
+            except InvalidVersion:
+                _RELEASES[dist] = None
+        installed = _RELEASES[dist]
+        return installed is None or installed > Version(last)
+
+    return needed
+
+
 def findable(dotted: str) -> bool:
     """True when module `dotted` can be imported, found on disk without importing its parents
     (`importlib.util.find_spec` would import them: a moved module's new home may be heavy)."""

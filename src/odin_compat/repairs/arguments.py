@@ -16,7 +16,7 @@ The table is `data/restore.json` ("fields"), from `python tools/api_diff.py rest
 
 from __future__ import annotations
 
-from odin_compat.records import REGISTRY, Record, accepting, adapted, kwarg_adapter, warn_once
+from odin_compat.records import REGISTRY, Record, accepting, adapted, kwarg_adapter, released_after, warn_once
 from odin_compat.repairs.moved import table
 
 TYPE_CHECKING = False
@@ -52,6 +52,11 @@ def _fields() -> dict[str, dict[str, dict]]:
     return out
 
 
+def _gone(rows: dict[str, dict], module: ModuleType) -> dict[str, dict]:
+    """The rows this release is past: a field that came after it was never its own to accept."""
+    return {n: r for n, r in rows.items() if released_after(r["lib"], r["last"])(module)}
+
+
 def _adapter(cls_name: str, rows: dict[str, dict], record_id: str) -> object:
     def adapt(args: tuple, kwargs: dict) -> tuple:
         for name in [k for k in kwargs if k in rows]:
@@ -84,7 +89,9 @@ def _provide(cls_name: str, rows: dict[str, dict], record_id: str) -> object:
     def provide(module: ModuleType) -> object:
         func = getattr(module, cls_name).__init__
         takes = accepting(func)
-        gone = {n: r for n, r in rows.items() if not takes(n)}  # upstream's own fields stay upstream's
+        gone = {
+            n: r for n, r in _gone(rows, module).items() if not takes(n)
+        }  # upstream's own stay upstream's
         return kwarg_adapter(func, _adapter(cls_name, gone, record_id), record_id)
 
     return provide
@@ -96,7 +103,7 @@ def _needed(cls_name: str, rows: dict[str, dict], record_id: str) -> object:
         if adapted(func, record_id):
             return False
         takes = accepting(func)
-        return any(not takes(n) for n in rows)
+        return any(not takes(n) for n in _gone(rows, module))
 
     return needed
 

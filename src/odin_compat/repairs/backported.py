@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import sys
 
-from odin_compat.records import REGISTRY, Record, lazy_build, lazy_export
+from odin_compat.records import REGISTRY, Record, lazy_build, lazy_export, released_after
 from odin_compat.repairs.moved import LAZY, record_id, table
 
 TYPE_CHECKING = False
@@ -135,6 +135,7 @@ for _row in table("backports"):
             upstream=f"{_row['link']} ({_row['defines']}, verbatim)",
             remove_when=f"no supported caller imports {_where}.{_name}",
             provide=(_lazy if _is_lazy else _on_use)(_row),
+            needed=released_after(_lib, _row["last"]),  # never onto a release older than the name
             proof=(
                 "test_restored::test_moved_and_backported_names",
                 "test_restored::test_backports_behave_as_upstream",

@@ -8,7 +8,7 @@ diff (`docs/api-diff.md`) of the package top levels, trainer modules and argumen
 
 from __future__ import annotations
 
-from odin_compat.records import REGISTRY, Record, lazy_alias, lazy_export
+from odin_compat.records import REGISTRY, Record, findable, lazy_alias, lazy_export, released_after
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -60,6 +60,17 @@ def _lazy(target: str, name: str) -> object:
     return provide
 
 
+def _needed(lib: str, last: str, target: str) -> object:
+    """Only on a release past the last one that had the name, and where today's home of the name exists
+    (found on disk, nothing imported): a release in between may keep it elsewhere, or not at all."""
+    after = released_after(lib, last)
+
+    def needed(module: ModuleType) -> bool:
+        return after(module) and findable(target)
+
+    return needed
+
+
 for _row in table("moved"):
     _lib, _where, _name, _target = _row["lib"], _row["where"], _row["name"], _row["target"]
     # declared on the lazy package, also for a target elsewhere in the package (trl.trainer's CPOConfig
@@ -78,6 +89,7 @@ for _row in table("moved"):
             upstream=f"{_lib} v{_row['gone_in']} {_target} (docs/api-diff.md: moved)",
             remove_when=f"callers import {_name} from {_target}",
             provide=(_lazy if _lazy_kind else _alias)(_target, _name),
+            needed=_needed(_lib, _row["last"], _target),
             proof=("test_restored::test_moved_and_backported_names",),
         )
     )
