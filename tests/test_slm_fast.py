@@ -362,3 +362,20 @@ def test_the_fused_loss_never_bypasses_ddps_forward(monkeypatch, tmp_path) -> No
     plan = fast.tune(bf16, _Args(), lora=False)
     assert plan.off["fused_linear_cross_entropy"] == "more than one process (DDP)"
     assert bf16._odin_flce is False
+
+
+def test_dataloader_workers_only_where_the_run_kept_the_default() -> None:
+    from trl import SFTConfig
+
+    args = SFTConfig(output_dir="unused", report_to="none", use_cpu=True)
+    assert fast.tune(_tiny(2), args, lora=False).off["dataloader_workers"] == "disabled"  # the default
+    assert args.dataloader_num_workers == 0
+    plan = fast.tune(_tiny(2), args, lora=False, dataloader_workers=2)
+    assert "dataloader_workers=2" in plan.on
+    assert args.dataloader_num_workers == 2 and args.dataloader_persistent_workers is True
+    own = SFTConfig(output_dir="unused", report_to="none", use_cpu=True, dataloader_num_workers=1)
+    assert (
+        fast.tune(_tiny(2), own, lora=False, dataloader_workers=2).off["dataloader_workers"]
+        == "set by the run (1)"
+    )
+    assert own.dataloader_num_workers == 1

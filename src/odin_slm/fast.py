@@ -52,6 +52,9 @@ unavailable (no CUDA, no Triton, no ``liger-kernel``, an architecture Liger does
   ``ddp_broadcast_buffers`` are set to ``False`` where the run left them unset. Host work saved at every
   step; no number changes. If a model did leave a trainable weight unused, DDP stops at the second step
   and names ``--ddp_find_unused_parameters true``, which the run can then set.
+- ``dataloader_workers``: collate in that many persistent DataLoader worker processes instead of the
+  training loop's own thread (off by default: not yet measured to pay). A run's own
+  ``--dataloader_num_workers`` wins.
 - ``bf16`` and ``optim="adamw_torch_fused"``: TRL's defaults already; set explicitly, except where the run
   chose ``fp16`` or another optimizer (kept), or the GPU has no bf16.
 
@@ -97,6 +100,9 @@ DEFAULTS: dict[str, Any] = {
     "lora_input_grads": True,
     # DDP: no per-step search for unused parameters, no per-forward buffer broadcast (where the run left them unset).
     "ddp_lean": True,
+    # DataLoader worker processes (persistent), so that collation leaves the training loop's thread; 0: off
+    # (being measured: docs/benchmarks.md). Only where the run kept the Trainer's default of 0.
+    "dataloader_workers": 0,
 }
 
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
@@ -411,6 +417,16 @@ def tune(model: Any, args: Any, *, lora: bool, **levers: Any) -> FastPlan:
         plan.on.append(f"memory_budget={budget:g}")
 
     _ddp_lean(model, args, opts["ddp_lean"], plan)
+
+    workers = int(opts["dataloader_workers"] or 0)
+    if workers <= 0:
+        plan.off["dataloader_workers"] = "disabled"
+    elif getattr(args, "dataloader_num_workers", 0):
+        plan.off["dataloader_workers"] = f"set by the run ({args.dataloader_num_workers})"
+    else:
+        args.dataloader_num_workers = workers
+        args.dataloader_persistent_workers = True  # no respawn at every epoch
+        plan.on.append(f"dataloader_workers={workers}")
 
     if not opts["liger_layers"]:
         plan.off["liger_layers"] = "disabled" if not compiled else "compile_layers fuses them"
