@@ -111,6 +111,52 @@ def test_shared_predicates() -> None:
     assert not records.not_adapted("f")(module, rec) and records.not_adapted("f")(module, make(id="other"))
 
 
+def test_signatures_read_while_records_run_are_the_ones_inspect_reads(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import functools
+    import inspect
+
+    def f(a: int, new: object = None, *, keep: int = 1, **kwargs: object) -> None: ...
+
+    def same(args: tuple, kwargs: dict) -> tuple:
+        return args, kwargs
+
+    chained = _adapters.kwarg_adapter(_adapters.kwarg_adapter(f, same, "r1"), same, "r2")
+    declared = _adapters.kwarg_adapter(f, same, "r3")  # a signature of its own stops the unwrapping
+    declared.__signature__ = inspect.Signature([inspect.Parameter("old", inspect.Parameter.KEYWORD_ONLY)])
+    monkeypatch.setattr(_registry, "_keywords", {})
+    monkeypatch.setattr(_registry, "_applying", [1])  # as while apply_for runs records
+    for func in (f, chained, declared, functools.partial(f, 1)):
+        takes = _adapters.accepting(func)
+        params = inspect.signature(func).parameters
+        for name in ("a", "new", "keep", "kwargs", "old"):
+            assert takes(name) == (
+                name in params
+                and params[name].kind
+                in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+            )
+    assert _adapters.accepting(chained) is _adapters.accepting(f)  # one read for the whole chain
+    assert len(_registry._keywords) == 2  # f's, and declared's own
+
+
+def test_signatures_read_while_records_run_are_dropped_after(monkeypatch: pytest.MonkeyPatch) -> None:
+    registry = _registry.Registry()
+    monkeypatch.setattr(_registry, "REGISTRY", registry)
+    module = types.ModuleType("fake_target")
+    module.f = lambda new=None: new
+
+    def provide(mod: types.ModuleType) -> object:
+        assert records.accepting(mod.f)("new") and not records.accepting(mod.f)("old")
+        assert len(_registry._keywords) == 1
+        return records.rename_kwarg(mod.f, "old", "new", "r")
+
+    registry.add(make(kind="kwarg", name="f", provide=provide))
+    monkeypatch.setitem(sys.modules, "fake_target", module)
+    assert [o.status for o in _registry.apply_for("fake_target")] == ["applied"]
+    assert not _registry._keywords and module.f(old=3) == 3
+
+
 def test_old_module_names_still_work() -> None:
     from odin_compat import _records, _startup, startup
 

@@ -36,17 +36,42 @@ def _unknown(param: str) -> bool:
     return True  # cannot tell: do not adapt
 
 
+_FunctionType = type(_unknown)
+
+
 def accepting(func: Callable) -> Callable[[str], bool]:
     """`accepts(func, name)` for many names, reading the signature once (a dataclass `__init__`
     such as TrainingArguments' has ~150 parameters: each `inspect.signature` costs ~0.1 ms)."""
     import inspect
 
+    from odin_compat import _registry
+
     try:
-        params = inspect.signature(func).parameters
+        if _registry._applying[0] and type(func) is _FunctionType:
+            # While records apply, each record that wraps TrainingArguments.__init__ would read the
+            # same ~150 parameters again: keep them by the function whose signature
+            # `inspect.signature` reads in the end (where it stops unwrapping), until apply_for returns.
+            inner = inspect.unwrap(func, stop=_signature_stop)
+            if type(inner) is _FunctionType:
+                takes = _registry._keywords.get(inner)
+                if takes is None:
+                    takes = _registry._keywords[inner] = _keywords(inspect.signature(inner))
+                return takes
+        return _keywords(inspect.signature(func))
     except (TypeError, ValueError):
         return _unknown
-    keywords = {n for n, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
-    return keywords.__contains__
+
+
+def _signature_stop(f: object) -> bool:
+    """Where `inspect.signature` stops following `__wrapped__` (Python 3.10 to 3.13 alike)."""
+    import types
+
+    return hasattr(f, "__signature__") or isinstance(f, types.MethodType)
+
+
+def _keywords(signature: object) -> Callable[[str], bool]:
+    params = signature.parameters  # type: ignore[attr-defined]
+    return {n for n, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}.__contains__
 
 
 def adapted(func: object, record_id: str | None = None) -> bool:

@@ -171,7 +171,7 @@ def _derived_code(code: CodeType, ocode: CodeType) -> bool:
 # a later sweep can still prove where a replacement came from; they are dropped once their
 # module has left sys.modules or has been executed again (`del sys.modules[m]`, a reload).
 _index: dict[str, list[FunctionType]] = {}
-_index_ids: set[int] = set()
+_index_fns: set[FunctionType] = set()  # the same functions (hashed by identity: no id(), an audit event)
 _indexed: dict[int, dict] = {}  # id(module dict) -> the dict (kept while indexed, so ids are not reused)
 # id(module dict) -> its __spec__ when indexed: a new one means the module was executed again
 # (importlib.reload); and -> the code names indexed from it, to find its functions in _index.
@@ -189,6 +189,9 @@ _current: dict[str, tuple[dict, object]] = {}
 # names, ~500 of them in the origin packages)
 _origin_names: dict[tuple, dict[str, bool]] = {}
 _NAMES_MAX = 65536
+# The last scan: (ORIGIN_PACKAGES, sys.modules' names, the origin modules' names among them, in order).
+# sys.modules mostly grows at its end between scans: then only the names added need classifying.
+_scanned: tuple = ((), [], [])
 
 
 def _stamp() -> tuple:
@@ -220,7 +223,7 @@ def _forget(dicts: list[dict]) -> None:
     for name in names:
         fns = _index.get(name, [])
         keep = [fn for fn in fns if id(fn.__globals__) not in ids]
-        _index_ids.difference_update(id(fn) for fn in fns if id(fn.__globals__) in ids)
+        _index_fns.difference_update(fn for fn in fns if id(fn.__globals__) in ids)
         if keep:
             _index[name] = keep
         else:
@@ -235,7 +238,7 @@ def _forget(dicts: list[dict]) -> None:
 
 
 def _refresh_index() -> None:
-    global _index_stamp
+    global _index_stamp, _scanned
     stamp = _stamp()
     if stamp == _index_stamp:
         return
@@ -249,14 +252,21 @@ def _refresh_index() -> None:
         # The names first (no (name, module) tuple per entry: ~4,000 tracked objects at once tip
         # the collector over), then only the origin modules' names, in sys.modules' order.
         names = list(modules)
-        new = set(names).difference(origin)
+        packages, before, origin_before = _scanned
+        if packages == ORIGIN_PACKAGES and names[: len(before)] == before:
+            fresh, ours = names[len(before) :], origin_before
+        else:
+            fresh, ours = names, []
+        new = set(fresh).difference(origin)
         if new:
             if len(origin) + len(new) > _NAMES_MAX:
                 origin.clear()
-                new = names
+                new = fresh
             for name in new:
                 origin[name] = name.partition(".")[0] in ORIGIN_PACKAGES
-        for name in filter(origin.get, names):
+        ours = ours + list(filter(origin.get, fresh))
+        _scanned = (ORIGIN_PACKAGES, names, ours)
+        for name in ours:
             module = modules.get(name)
             if module is None or not isinstance(module, ModuleType):
                 continue
@@ -280,19 +290,17 @@ def _refresh_index() -> None:
                 _forget([own])  # executed again (importlib.reload): its new functions replace the old
             _indexed[key] = own
             indexed += 1
-            names = []
+            code_names = []
             for fn in _functions_of(own, name):
-                if fn.__globals__ is not own:
+                if fn.__globals__ is not own or fn in _index_fns:
                     continue
                 code = fn.__code__  # each read of __code__ is an audit event
-                if not code.co_filename.startswith("<"):
-                    fn_id = id(fn)  # so is each id()
-                    if fn_id not in _index_ids:
-                        _index_ids.add(fn_id)  # the index keeps fn alive, so its id stays its own
-                        _index.setdefault(code.co_name, []).append(fn)
-                        names.append(code.co_name)
+                if code.co_filename[:1] != "<":
+                    _index_fns.add(fn)
+                    _index.setdefault(code.co_name, []).append(fn)
+                    code_names.append(code.co_name)
             _indexed_spec[key] = spec
-            _indexed_names[key] = tuple(names)
+            _indexed_names[key] = tuple(code_names)
             _current[name] = (own, spec)
         if len(_indexed) != indexed:  # some left sys.modules (deleted, maybe imported again anew)
             live_ids = {id(own) for own in live}
@@ -313,6 +321,11 @@ _derivations: dict[CodeType, tuple[tuple, list[FunctionType]]] = {}
 def origins_of(code: CodeType) -> list[FunctionType]:
     """The genuine origin functions that `code` was rebuilt from (usually one; empty: not a rebuild)."""
     _refresh_index()
+    return _origins(code)
+
+
+def _origins(code: CodeType) -> list[FunctionType]:
+    """`origins_of` against the index as it is (the caller has just refreshed it)."""
     seen = _derivations.get(code)
     if seen is not None and seen[0] == _index_stamp:
         return seen[1]
@@ -424,6 +437,11 @@ def _nested(code: CodeType) -> list[CodeType]:
     return found
 
 
+_getframe = sys._getframe
+# caller's file -> whether it is the standard library's (a dict hit is cheaper than two prefix tests)
+_stdlib_files: dict[str, bool] = {}
+
+
 def _audit(event: str, args: tuple) -> None:
     # Called for every audit event of the process: keep the common path tiny.
     if event != "exec":
@@ -435,12 +453,16 @@ def _audit(event: str, args: tuple) -> None:
         # The caller first: one frame look-up (itself an audit event, as is f_code) rejects the
         # modules being imported and the standard library's code generators (dataclasses alone
         # execs ~5,000 times while the stack imports), before any walk of the code.
-        caller = sys._getframe(1)
+        caller = _getframe(1)
         caller_code = caller.f_code
-        if caller_code is _IMPORT_EXEC and not code.co_filename.startswith("<"):
+        if caller_code is _IMPORT_EXEC and code.co_filename[:1] != "<":
             return  # a module being imported
         filename = caller_code.co_filename
-        if filename.startswith(_STDLIB) and not filename.startswith(_SITE):
+        stdlib = _stdlib_files.get(filename)
+        if stdlib is None:
+            stdlib = filename.startswith(_STDLIB) and not filename.startswith(_SITE)
+            _bounded_put(_stdlib_files, filename, stdlib)
+        if stdlib:
             return
         if str(caller.f_globals.get("__name__")).partition(".")[0] in _NOT_REBUILDERS:
             return
@@ -449,8 +471,10 @@ def _audit(event: str, args: tuple) -> None:
             c.co_name in _index for c in nested
         ):
             return  # the index is current and no function here is named like an origin function
+        # One refresh for all the code here: while an origin module is still executing, each
+        # refresh rescans sys.modules, and nothing imports between these look-ups.
         _refresh_index()
-        rebuilt = [c for c in nested if c.co_name in _index and origins_of(c)]
+        rebuilt = [c for c in nested if c.co_name in _index and _origins(c)]
         if rebuilt:
             _heal_when_started(code, rebuilt)
     except Exception:  # the audit hook must never break the caller's exec

@@ -178,6 +178,8 @@ def apply(record: Record, module: ModuleType) -> Outcome:
 # length meanwhile (someone else wrote to it) gets a new set; the sets are dropped when the
 # outermost apply_for returns.
 _public: dict[int, list] = {}
+# And, for the same span, the keywords of each signature read (`_adapters.accepting`).
+_keywords: dict[object, object] = {}
 _applying = [0]
 _applying_lock = allocate_lock()
 
@@ -223,6 +225,7 @@ def apply_for(module_name: str) -> list[Outcome]:
             _applying[0] -= 1
             if not _applying[0]:
                 _public.clear()
+                _keywords.clear()
 
 
 def _never(modules: object) -> tuple:
