@@ -306,22 +306,30 @@ def test_under_ddp_the_run_skips_the_unused_parameter_search_unless_it_set_it(mo
     def config(**kw):  # built before WORLD_SIZE is set: accelerate would look for a process group
         return SFTConfig(output_dir="unused", report_to="none", use_cpu=True, **kw)
 
-    plain, own_search, both_own, single = (
+    plain, own, moe, deepspeed, single = (
         config(),
         config(ddp_find_unused_parameters=True),
-        config(ddp_find_unused_parameters=True, ddp_broadcast_buffers=True),
+        config(),
+        config(),
         config(),
     )
     monkeypatch.setattr(fast, "_cuda", lambda: False)
     monkeypatch.setenv("WORLD_SIZE", "2")
     assert "ddp_lean" in fast.tune(_tiny(2), plain, lora=False).on
-    assert plain.ddp_find_unused_parameters is False and plain.ddp_broadcast_buffers is False
-    fast.tune(_tiny(2), own_search, lora=True)  # the run's own choice stays; the other flag is still set
-    assert own_search.ddp_find_unused_parameters is True and own_search.ddp_broadcast_buffers is False
-    assert fast.tune(_tiny(2), both_own, lora=False).off["ddp_lean"] == "set by the run"
+    assert plain.ddp_find_unused_parameters is False
+    assert plain.ddp_broadcast_buffers is None  # left to DDP (torch 2.13 deprecates the flag)
+    assert fast.tune(_tiny(2), own, lora=True).off["ddp_lean"] == "set by the run"
+    assert own.ddp_find_unused_parameters is True
+    experts = _tiny(2)
+    experts.config.num_local_experts = 8  # an expert that no token reached has no gradient in that step
+    assert fast.tune(experts, moe, lora=False).off["ddp_lean"].startswith("mixture of experts")
+    assert moe.ddp_find_unused_parameters is None
+    monkeypatch.setenv("ACCELERATE_USE_DEEPSPEED", "true")
+    assert fast.tune(_tiny(2), deepspeed, lora=False).off["ddp_lean"] == "not DDP"
+    monkeypatch.delenv("ACCELERATE_USE_DEEPSPEED")
     monkeypatch.setenv("WORLD_SIZE", "1")
     assert fast.tune(_tiny(2), single, lora=False).off["ddp_lean"] == "one process"
-    assert single.ddp_find_unused_parameters is None and single.ddp_broadcast_buffers is None
+    assert single.ddp_find_unused_parameters is None
 
 
 def test_the_fused_loss_never_bypasses_ddps_forward(monkeypatch, tmp_path) -> None:
@@ -348,10 +356,15 @@ def test_the_fused_loss_never_bypasses_ddps_forward(monkeypatch, tmp_path) -> No
     trainer = fast.trainer_class(Base)()
     inputs = {"input_ids": torch.zeros(1, 4, dtype=torch.long), "labels": torch.zeros(1, 4, dtype=torch.long)}
     assert trainer.compute_loss(model, inputs) == "fused"
+    assert (
+        trainer.compute_loss(torch.nn.DataParallel(model), inputs) == "trainer's own"
+    )  # one GPU would do all
     store = dist.FileStore(str(tmp_path / "store"), 1)
     dist.init_process_group("gloo", store=store, rank=0, world_size=1)
     try:
         assert trainer.compute_loss(DistributedDataParallel(model), inputs) == "trainer's own"
+        compiled = torch.compile(DistributedDataParallel(model))  # accelerate compiles after wrapping
+        assert trainer.compute_loss(compiled, inputs) == "trainer's own"
     finally:
         dist.destroy_process_group()
     monkeypatch.setattr(fast, "_cuda", lambda: True)

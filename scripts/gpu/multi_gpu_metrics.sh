@@ -39,7 +39,7 @@ PY
 }
 X="--save_strategy no --eval_samples 8"
 # RUNS: "config:gpus:variant" in order. variant: defer (odin's default), pergather (ODIN_DEFER_METRICS=0: TRL's
-# per-step metric gathers), ddpsearch (DDP's per-step unused-parameter search and buffer broadcast, the
+# per-step metric gathers), ddpsearch (DDP's per-step unused-parameter search, the
 # Trainer's own DDP settings), shipped (as shipped: checkpoint saves and 64 exact-match rows included).
 # COLD=1 empties the compile caches before every run. A repeat in the other order shows the noise.
 for r in ${RUNS:-lora:1:defer lora:2:defer lora:1:pergather lora:2:pergather full:1:defer full:2:defer full:1:pergather full:2:pergather lora:1:shipped lora:2:shipped full:1:shipped full:2:shipped}; do
@@ -47,7 +47,7 @@ for r in ${RUNS:-lora:1:defer lora:2:defer lora:1:pergather lora:2:pergather ful
     defer=1 extra=$X
     case $variant in
         pergather) defer=0 ;;
-        ddpsearch) extra="$X --ddp_find_unused_parameters true --ddp_broadcast_buffers true" ;;
+        ddpsearch) extra="$X --ddp_find_unused_parameters true" ;;
         shipped) extra= ;;
     esac
     [ "${COLD:-0}" = 1 ] && rm -rf /tmp/torchinductor_$(whoami) ~/.triton/cache

@@ -136,6 +136,14 @@ def why_applies(record: Record, module: ModuleType) -> str | None:
     return "always"
 
 
+def _skip_reason(record: Record, module: ModuleType) -> str:
+    if record.kind in ("backport", "alias", "lazy") and not (
+        has(module, record.name) or declared_lazily(module, record.name)
+    ):  # absent, but `needed` said no: e.g. a release older than the name, or its new home missing
+        return f"not for this release (the record is for {record.affects}, where the name's home exists)"
+    return "upstream has it or out of range"
+
+
 def _owner(module: ModuleType, dotted: str) -> object:
     owner: object = module
     for part in dotted.split(".")[:-1]:
@@ -148,9 +156,7 @@ def apply(record: Record, module: ModuleType) -> Outcome:
     try:
         reason = why_applies(record, module)
         if reason is None:
-            outcome = Outcome(
-                record.id, record.module, record.name, "skipped", "upstream has it or out of range"
-            )
+            outcome = Outcome(record.id, record.module, record.name, "skipped", _skip_reason(record, module))
         else:
             value = record.provide(module)
             if record.kind != "lazy":  # a lazy record's provider registers the name itself

@@ -259,7 +259,8 @@ def released_after(dist: str, last: str) -> Predicate:
 
             from odin_compat._stack import version
 
-            raw = getattr(sys.modules.get(dist), "__version__", None) or version(dist)
+            raw = getattr(sys.modules.get(dist), "__version__", None)
+            raw = raw if isinstance(raw, str) else version(dist)
             try:
                 _RELEASES[dist] = Version(raw) if isinstance(raw, str) else None
             except InvalidVersion:
@@ -297,8 +298,12 @@ def findable(dotted: str) -> bool:
     for depth, part in enumerate(rest):
         found = []
         for folder in paths:
+            if not os.path.isdir(folder):
+                return True  # a zip file or another importer's entry: no answer without importing
             package = os.path.join(folder, part)
-            if os.path.isfile(os.path.join(package, "__init__.py")):
+            if os.path.isfile(os.path.join(package, "__init__.py")) or any(
+                os.path.isfile(os.path.join(package, "__init__" + suffix)) for suffix in all_suffixes()
+            ):  # a package installed without its sources has __init__.pyc
                 found.append(package)
             elif depth == len(rest) - 1 and any(
                 os.path.isfile(os.path.join(folder, part + suffix)) for suffix in all_suffixes()

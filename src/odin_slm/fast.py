@@ -46,12 +46,11 @@ unavailable (no CUDA, no Triton, no ``liger-kernel``, an architecture Liger does
   Only where activations are small (host-bound steps): with large ones that extra gradient would cost
   more GPU time at every step than the second compile costs once.
 - ``ddp_lean``: under DDP (``torchrun``, ``accelerate launch``), the Trainer has DDP search the autograd graph
-  for unused parameters at every step (unless gradient checkpointing is on) and re-broadcast the buffers
-  (RoPE's ``inv_freq``) before every forward. A decoder LM's trainable weights all take part in every step
-  and its buffers never change while training, so ``ddp_find_unused_parameters`` and
-  ``ddp_broadcast_buffers`` are set to ``False`` where the run left them unset. Host work saved at every
-  step; no number changes. If a model did leave a trainable weight unused, DDP stops at the second step
-  and names ``--ddp_find_unused_parameters true``, which the run can then set.
+  for unused parameters at every step (unless gradient checkpointing is on). A dense decoder LM's trainable
+  weights all take part in every step, so ``ddp_find_unused_parameters`` is set to ``False`` where the run
+  left it unset: host work saved at every step, no number changed. Not for mixture-of-experts models (an
+  expert no token reached has no gradient). Should a model leave a trainable weight unused, DDP stops at
+  the second step and names ``--ddp_find_unused_parameters true``, which the run can then set.
 - ``dataloader_workers``: collate in that many persistent DataLoader worker processes instead of the
   training loop's own thread (off by default: not yet measured to pay). A run's own
   ``--dataloader_num_workers`` wins.
@@ -98,7 +97,7 @@ DEFAULTS: dict[str, Any] = {
     "pad_to_multiple_of": 64,
     # LoRA with compiled layers: the first layer's input gets requires_grad like the others (one graph, not two).
     "lora_input_grads": True,
-    # DDP: no per-step search for unused parameters, no per-forward buffer broadcast (where the run left them unset).
+    # DDP: no per-step search for unused parameters (where the run left it unset; dense models only).
     "ddp_lean": True,
     # DataLoader worker processes (persistent), so that collation leaves the training loop's thread; 0: off
     # (being measured: docs/benchmarks.md). Only where the run kept the Trainer's default of 0.
@@ -246,21 +245,31 @@ def _untested_setup(model: Any, args: Any) -> str:
 
 
 def _ddp_lean(model: Any, args: Any, wanted: bool, plan: FastPlan) -> None:
-    flags = ("ddp_find_unused_parameters", "ddp_broadcast_buffers")
-    unset = [f for f in flags if hasattr(args, f) and getattr(args, f) is None]
+    import os
+
+    config = getattr(model, "config", None)
+    moe = any(getattr(config, k, None) for k in ("num_experts", "num_local_experts", "num_experts_per_tok"))
+    env = os.environ.get
     if not wanted:
         plan.off["ddp_lean"] = "disabled"
     elif world_size() <= 1:
         plan.off["ddp_lean"] = "one process"
-    elif getattr(args, "deepspeed", None) or _untested_setup(model, args) == "under FSDP":
+    elif (
+        getattr(args, "deepspeed", None)
+        or getattr(args, "fsdp", None)
+        or env("ACCELERATE_USE_FSDP", "").lower() in ("1", "true")
+        or env("ACCELERATE_USE_DEEPSPEED", "").lower() in ("1", "true")
+    ):
         plan.off["ddp_lean"] = "not DDP"
     elif not _decoder_layers(model):
         plan.off["ddp_lean"] = "no decoder layers found"
-    elif not unset:
+    elif moe:
+        # an expert that no token was routed to gets no gradient in that step (transformers 4.x MoE layers)
+        plan.off["ddp_lean"] = "mixture of experts: some weights can go unused in a step"
+    elif getattr(args, "ddp_find_unused_parameters", None) is not None:
         plan.off["ddp_lean"] = "set by the run"
     else:
-        for flag in unset:
-            setattr(args, flag, False)
+        args.ddp_find_unused_parameters = False
         plan.on.append("ddp_lean")
 
 
@@ -509,10 +518,14 @@ def _flce_loss(trainer: Any, model: Any, inputs: dict[str, Any], num_items_in_ba
 
 
 def _ddp_wrapped(model: Any) -> bool:
-    """DDP reduces gradients only after a forward through its own wrapper, which the fused loss bypasses."""
+    """DDP reduces gradients only after a forward through its own wrapper, which the fused loss bypasses
+    (and DataParallel would compute the whole batch on one GPU). Also under torch.compile's wrapper."""
+    from torch.nn import DataParallel
     from torch.nn.parallel import DistributedDataParallel
 
-    return isinstance(model, DistributedDataParallel)
+    while hasattr(model, "_orig_mod"):
+        model = model._orig_mod
+    return isinstance(model, (DistributedDataParallel, DataParallel))
 
 
 def trainer_class(base: type) -> type:

@@ -125,7 +125,7 @@ for _row in table("backports"):
     REGISTRY.add(
         Record(
             id=record_id(_lib, "backport", _where, _name),
-            affects=f"{_lib}>={_row['gone_in']}",
+            affects=f"{_lib}>{_row['last']}",  # what `needed` checks
             module=_where,
             name=_name,
             kind="lazy",  # built on first use (see the module's docstring)

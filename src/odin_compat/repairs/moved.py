@@ -79,7 +79,7 @@ for _row in table("moved"):
     REGISTRY.add(
         Record(
             id=record_id(_lib, "moved", _where, _name),
-            affects=f"{_lib}>={_row['gone_in']}",
+            affects=f"{_lib}>{_row['last']}",  # what `needed` checks (plus the new home's presence)
             module=_where,
             name=_name,
             kind="lazy",  # resolved on first use, on a lazy package through its table, else lazy_alias
