@@ -69,7 +69,7 @@ def collect(out: Path, metrics: list[Path]) -> None:
             "losses": m.get("loss_curve"),
             "tokens_per_second": m.get("tokens_per_second"),
             "train_seconds": m.get("train_seconds"),
-            "fast": m.get("fast"),
+            "fast": m.get("fast_levers", m.get("fast")),  # the levers the run had on (None: plain path)
             "versions": m.get("versions"),
         }
     out.write_text(json.dumps({"runs": runs}, indent=1))
@@ -107,7 +107,10 @@ def plot(results: dict[str, Any], out: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    pairs = [(a, b) for a, b in PAIRS if a in results["runs"] and b in results["runs"]]
+    runs = results["runs"]
+    pairs = [(a, b) for a, b in PAIRS if a in runs and b in runs and _curve(runs[a]) and _curve(runs[b])]
+    if not pairs:
+        raise SystemExit("no complete (plain, default) pair in the results: nothing to plot")
     cols = min(2, len(pairs))
     rows = -(-len(pairs) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(6 * cols, 4 * rows), squeeze=False)

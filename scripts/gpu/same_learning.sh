@@ -47,7 +47,7 @@ run() {
     [ $rc = 0 ] || tail -15 /tmp/sl-$name.log
     summarise > /dev/null 2>&1
 }
-for r in ${RUNS:-full_plain full_default lora_plain lora_default cfg_lora_off cfg_lora_on cfg_full_off cfg_full_on}; do
+for r in ${RUNS:-full_plain full_default lora_plain lora_default cfg_lora_off cfg_lora_default cfg_full_off cfg_full_default}; do
     case $r in
         full_plain) run $r "${TEXT[@]}" --learning_rate 2e-5 --odin_fast false ;;
         full_default) run $r "${TEXT[@]}" --learning_rate 2e-5 ;;  # no flag: odin's default

@@ -66,9 +66,17 @@ def _needed(lib: str, last: str, target: str) -> object:
     after = released_after(lib, last)
 
     def needed(module: ModuleType) -> bool:
-        return after(module) and findable(target)
+        if not after(module):
+            return False
+        home = _HOMES.get(target)
+        if home is None:
+            home = _HOMES[target] = findable(target)
+        return home
 
     return needed
+
+
+_HOMES: dict[str, bool] = {}  # target module -> findable: many moved names share one new home
 
 
 for _row in table("moved"):
