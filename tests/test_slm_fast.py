@@ -113,27 +113,6 @@ def test_compiled_code_runs_eager_inside_eager() -> None:
     assert len(compiled) == 1  # and training still does
 
 
-def test_inside_eager_compiled_layers_are_called_unwrapped() -> None:
-    """Under the force_eager stance alone each compiled layer call still passes dynamo's frame hook;
-    with the model given, the layers run their plain forward, and get their compiled one back after."""
-    model = _tiny(2)
-    ids = torch.arange(12).reshape(1, 12) % 64
-    expected = model(input_ids=ids).logits
-    for layer in model.model.layers:
-        layer.compile(backend="eager")
-    impls = [layer._compiled_call_impl for layer in model.model.layers]
-    assert all(impls)
-    seen = []
-    with fast.eager(model):
-        seen = [layer._compiled_call_impl for layer in model.model.layers]
-        assert torch.equal(model(input_ids=ids).logits, expected)
-    assert seen == [None, None]
-    assert [layer._compiled_call_impl for layer in model.model.layers] == impls
-    with pytest.raises(RuntimeError), fast.eager(model):
-        raise RuntimeError("a failing evaluation")
-    assert [layer._compiled_call_impl for layer in model.model.layers] == impls  # restored all the same
-
-
 def test_compiled_layers_pad_rows_to_a_multiple_unless_the_run_set_one(monkeypatch) -> None:
     # The compile itself is CUDA's; here only the choice is under test.
     monkeypatch.setattr(fast, "_cuda", lambda: True)

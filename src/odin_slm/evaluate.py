@@ -46,7 +46,7 @@ def exact_match(
             )
             enc = {k: v.to(device) for k, v in enc.items()}
             # Compiled decoder layers (odin_slm.fast) run eager here: generation must not recompile them.
-            with torch.no_grad(), eager(model):
+            with torch.no_grad(), eager():
                 out = model.generate(
                     **enc,
                     max_new_tokens=max_new_tokens,

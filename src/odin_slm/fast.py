@@ -454,35 +454,20 @@ def tune(model: Any, args: Any, *, lora: bool, **levers: Any) -> FastPlan:
 
 
 @contextlib.contextmanager
-def eager(model: Any = None) -> Iterator[None]:
+def eager() -> Iterator[None]:
     """Run compiled layers as plain eager code inside: generation and evaluation never compile.
 
     Generation calls each layer with a KV cache and a new length at every token, which would make
-    dynamo recompile per layer and step; evaluation would compile a second (no-grad) graph. The layers
-    of ``model`` that ``Module.compile`` wrapped are called unwrapped inside, so that no per-call
-    dynamo work is left either: under the ``force_eager`` stance alone each layer call still goes
-    through dynamo's frame hook, and the shipped full config's exact-match evaluation after training
-    took 0.8-1.6 s longer with compiled layers than without (three cold pairs on one H200).
+    dynamo recompile per layer and step; evaluation would compile a second (no-grad) graph.
     """
     import torch
 
-    wrapped = []
-    if model is not None:
-        wrapped = [
-            (m, m._compiled_call_impl) for m in model.modules() if getattr(m, "_compiled_call_impl", None)
-        ]
     set_stance = getattr(getattr(torch, "compiler", None), "set_stance", None)
-    try:
-        for module, _ in wrapped:
-            module._compiled_call_impl = None
-        if set_stance is None:  # torch < 2.6: nothing was compiled with a stance to change
-            yield
-        else:
-            with set_stance("force_eager"):
-                yield
-    finally:
-        for module, impl in wrapped:
-            module._compiled_call_impl = impl
+    if set_stance is None:  # torch < 2.6: nothing was compiled with a stance to change
+        yield
+        return
+    with set_stance("force_eager"):
+        yield
 
 
 def _flce_loss(trainer: Any, model: Any, inputs: dict[str, Any], num_items_in_batch: Any) -> Any:
@@ -563,7 +548,7 @@ def trainer_class(base: type) -> type:
             return per_token[1] * tokens
 
         def evaluate(self, *args: Any, **kwargs: Any) -> dict[str, float]:
-            with eager(self.model):
+            with eager():
                 return super().evaluate(*args, **kwargs)
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # noqa: ANN001
