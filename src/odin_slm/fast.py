@@ -232,34 +232,39 @@ def _checkpoint_layers(model: Any, fraction: float) -> int:
 _BUDGET_BEFORE: list[float] = []  # the process's own budget, kept when tune first changed it
 
 
+def _sharded(args: Any) -> str:
+    """ "FSDP" or "DeepSpeed" where the run shards the model (its arguments, or accelerate launch's
+    environment); empty under DDP or in one process."""
+    import os
+
+    def launched_with(name: str) -> bool:
+        return os.environ.get(f"ACCELERATE_USE_{name}", "").lower() in ("1", "true")
+
+    if getattr(args, "fsdp", None) or launched_with("FSDP"):
+        return "FSDP"
+    if getattr(args, "deepspeed", None) or launched_with("DEEPSPEED"):
+        return "DeepSpeed"
+    return ""
+
+
 def _untested_setup(model: Any, args: Any) -> str:
     """Where compiled layers were never measured (and could fail at the first step, outside tune's
     fallback): quantized weights (QLoRA) and FSDP. Empty where they were."""
-    import os
-
     if getattr(model, "is_loaded_in_4bit", False) or getattr(model, "is_loaded_in_8bit", False):
         return "with quantized weights"
-    if getattr(args, "fsdp", None) or os.environ.get("ACCELERATE_USE_FSDP", "").lower() in ("1", "true"):
+    if _sharded(args) == "FSDP":
         return "under FSDP"
     return ""
 
 
 def _ddp_lean(model: Any, args: Any, wanted: bool, plan: FastPlan) -> None:
-    import os
-
     config = getattr(model, "config", None)
     moe = any(getattr(config, k, None) for k in ("num_experts", "num_local_experts", "num_experts_per_tok"))
-    env = os.environ.get
     if not wanted:
         plan.off["ddp_lean"] = "disabled"
     elif world_size() <= 1:
         plan.off["ddp_lean"] = "one process"
-    elif (
-        getattr(args, "deepspeed", None)
-        or getattr(args, "fsdp", None)
-        or env("ACCELERATE_USE_FSDP", "").lower() in ("1", "true")
-        or env("ACCELERATE_USE_DEEPSPEED", "").lower() in ("1", "true")
-    ):
+    elif _sharded(args):
         plan.off["ddp_lean"] = "not DDP"
     elif not _decoder_layers(model):
         plan.off["ddp_lean"] = "no decoder layers found"

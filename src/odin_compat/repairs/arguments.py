@@ -89,9 +89,8 @@ def _provide(cls_name: str, rows: dict[str, dict], record_id: str) -> object:
     def provide(module: ModuleType) -> object:
         func = getattr(module, cls_name).__init__
         takes = accepting(func)
-        gone = {
-            n: r for n, r in _gone(rows, module).items() if not takes(n)
-        }  # upstream's own stay upstream's
+        # upstream's own fields stay upstream's
+        gone = {n: r for n, r in _gone(rows, module).items() if not takes(n)}
         return kwarg_adapter(func, _adapter(cls_name, gone, record_id), record_id)
 
     return provide
