@@ -123,25 +123,29 @@ def declared_lazily(module: ModuleType, name: str) -> bool:
 
 def why_applies(record: Record, module: ModuleType) -> str | None:
     """The reason the record applies to `module`, or None when it must not."""
+    return _decide(record, module)[0]
+
+
+_SKIPPED = "upstream has it or out of range"
+
+
+def _decide(record: Record, module: ModuleType) -> tuple[str | None, str]:
+    """(why the record applies, or None; why it is skipped otherwise)."""
     if record.kind in ("backport", "alias", "lazy"):
         if has(module, record.name) or declared_lazily(module, record.name):
-            return None  # upstream has it: never replace upstream's object
+            return None, _SKIPPED  # upstream has it: never replace upstream's object
         if record.needed is not None and not record.needed(module):
-            return None  # e.g. a release older than the name itself
-        return f"{record.module}.{record.name} is absent"
+            # e.g. a release older than the name itself, or the name's new home missing
+            return (
+                None,
+                f"not for this release (the record is for {record.affects}, where the name's home exists)",
+            )
+        return f"{record.module}.{record.name} is absent", ""
     if record.needed is not None:
         if not record.needed(module):
-            return None
-        return f"{record.module}.{record.name} needs adapting"
-    return "always"
-
-
-def _skip_reason(record: Record, module: ModuleType) -> str:
-    if record.kind in ("backport", "alias", "lazy") and not (
-        has(module, record.name) or declared_lazily(module, record.name)
-    ):  # absent, but `needed` said no: e.g. a release older than the name, or its new home missing
-        return f"not for this release (the record is for {record.affects}, where the name's home exists)"
-    return "upstream has it or out of range"
+            return None, _SKIPPED
+        return f"{record.module}.{record.name} needs adapting", ""
+    return "always", ""
 
 
 def _owner(module: ModuleType, dotted: str) -> object:
@@ -154,9 +158,9 @@ def _owner(module: ModuleType, dotted: str) -> object:
 def apply(record: Record, module: ModuleType) -> Outcome:
     """Apply one record; a failure warns and never propagates."""
     try:
-        reason = why_applies(record, module)
+        reason, skipped = _decide(record, module)
         if reason is None:
-            outcome = Outcome(record.id, record.module, record.name, "skipped", _skip_reason(record, module))
+            outcome = Outcome(record.id, record.module, record.name, "skipped", skipped)
         else:
             value = record.provide(module)
             if record.kind != "lazy":  # a lazy record's provider registers the name itself
