@@ -57,6 +57,25 @@ def test_a_callback_may_import_other_watched_modules(pkg: str) -> None:
     assert seen == [f"{pkg}.m5"]
 
 
+def test_checks_run_for_imports_in_watched_libraries_only(
+    pkg: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    other = tmp_path / f"{pkg}_other"  # a library nobody watches, beside the watched one
+    other.mkdir()
+    (other / "__init__.py").write_text("")
+    (other / "a.py").write_text("")
+    monkeypatch.setattr(_hook, "_on_find", [])
+    seen: list[int] = []
+    _hook.on_find(lambda: seen.append(1))
+    _hook.watch(f"{pkg}.m6", lambda name: None)
+    importlib.import_module(f"{pkg}_other.a")
+    assert seen == []  # an unwatched library's imports are answered by one set look-up
+    importlib.import_module(f"{pkg}.m7")  # m7 itself is not watched, its library is
+    assert seen == [1, 1]  # the package, then m7
+    for mod in [m for m in sys.modules if m.startswith(f"{pkg}_other")]:
+        del sys.modules[mod]
+
+
 def test_before_first_runs_once_before_the_package_executes(pkg: str) -> None:
     # What activation uses to import a target's records lazily: the callback may still watch
     # modules that the package imports while it executes.

@@ -252,10 +252,10 @@ def released_after(dist: str, last: str) -> Predicate:
     compiler) would then fail on it. Unknown version: the record applies, as before."""
 
     def needed(module: ModuleType, record: Record | None = None) -> bool:
-        from packaging.version import InvalidVersion, Version
-
         if dist not in _RELEASES:
             import sys
+
+            from packaging.version import InvalidVersion, Version
 
             from odin_compat._stack import version
 
@@ -266,9 +266,21 @@ def released_after(dist: str, last: str) -> Predicate:
             except InvalidVersion:
                 _RELEASES[dist] = None
         installed = _RELEASES[dist]
-        return installed is None or installed > Version(last)
+        return installed is None or installed > _version_of(last)
 
     return needed
+
+
+_LAST: dict[str, object] = {}  # a release string -> its Version (hundreds of records share a few)
+
+
+def _version_of(text: str) -> object:
+    found = _LAST.get(text)
+    if found is None:
+        from packaging.version import Version
+
+        found = _LAST[text] = Version(text)
+    return found
 
 
 def findable(dotted: str) -> bool:

@@ -854,22 +854,24 @@ def _from_pretrained_adapt(args: tuple, kwargs: dict) -> tuple:
 
 
 def _from_pretrained_needed(module: ModuleType, record: Record) -> bool:
-    import inspect
-
     method = vars(module.PreTrainedModel).get("from_pretrained")
     func = getattr(method, "__func__", None)
     if func is None or adapted(func, record.id):
         return False
-    # transformers < 5 pops these keywords itself; 5 lets them through to the model's __init__.
-    # The function's source is part of its file: a file without the string needs no
-    # inspect.getsource (which tokenizes the function, ~4 ms).
-    try:
-        with open(func.__code__.co_filename, "rb") as f:
-            if b'"use_auth_token"' not in f.read():
-                return True
-    except OSError:
-        pass
-    return '"use_auth_token"' not in inspect.getsource(func)
+    # transformers < 5 pops these keywords itself (`kwargs.pop("use_auth_token", None)`); 5 lets
+    # them through to the model's __init__. The constant in the code objects answers that without
+    # reading the source (4.49+ wrap the method in restore_default_(torch_)dtype: unwrap it).
+    while hasattr(func, "__wrapped__"):
+        func = func.__wrapped__
+    codes = [getattr(func, "__code__", None)]
+    while codes:
+        code = codes.pop()
+        if code is None:
+            continue
+        if "use_auth_token" in code.co_consts:
+            return False
+        codes += [c for c in code.co_consts if type(c) is type(code)]
+    return True
 
 
 @record(
