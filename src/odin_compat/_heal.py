@@ -29,7 +29,6 @@ Triggers, so the repair is in place before rebuilt code first runs:
 from __future__ import annotations
 
 import builtins
-import os
 import sys
 from _thread import RLock
 
@@ -393,9 +392,11 @@ def origin_from_source(module: ModuleType, owner: str, name: str) -> CodeType | 
 
 # Code generators that exec strings for their own purposes (dataclasses, namedtuple, typing,
 # torch.fx, the origin libraries themselves) never rebuild another library's function.
-_STDLIB = os.path.dirname(os.__file__) + os.sep
-_SITE = _STDLIB + "site-packages"  # a non-venv interpreter keeps third-party code under the stdlib
 _NOT_REBUILDERS = {*ORIGIN_PACKAGES, "torch", "attr", "jinja2", "pydantic", "triton", "sympy"}
+_STDLIB_NAMES = getattr(sys, "stdlib_module_names", frozenset())  # Python >= 3.10
+# The module from which the import system execs a module's code (generated modules included: they
+# are healed as they finish importing).
+_IMPORT_SYSTEM = "importlib._bootstrap"
 
 
 def _heal_when_started(code: CodeType, rebuilt: list[CodeType]) -> None:
@@ -418,13 +419,6 @@ def _heal_when_started(code: CodeType, rebuilt: list[CodeType]) -> None:
     sys.setprofile(profile)
 
 
-# The frame from which the import system execs a module's code (generated modules included: they
-# are healed as they finish importing).
-_IMPORT_EXEC = getattr(
-    getattr(sys.modules.get("_frozen_importlib"), "_call_with_frames_removed", None), "__code__", None
-)
-
-
 def _nested(code: CodeType) -> list[CodeType]:
     """The code objects inside `code` at any depth: its functions, class bodies and their methods,
     the functions that a factory function defines."""
@@ -438,8 +432,15 @@ def _nested(code: CodeType) -> list[CodeType]:
 
 
 _getframe = sys._getframe
-# caller's file -> whether it is the standard library's (a dict hit is cheaper than two prefix tests)
-_stdlib_files: dict[str, bool] = {}
+# caller's module name -> True: never a rebuilder (the standard library, the origin libraries and
+# other code generators); False: look at the code. The caller is found by its globals' `__name__`:
+# `frame.f_code` is itself an audit event, and every event costs each one of them a hook call.
+_skipped_callers: dict[object, bool] = {}
+
+
+def _skips(caller: object) -> bool:
+    top = str(caller).partition(".")[0]
+    return top in _STDLIB_NAMES or top in _NOT_REBUILDERS
 
 
 def _audit(event: str, args: tuple) -> None:
@@ -450,22 +451,20 @@ def _audit(event: str, args: tuple) -> None:
     if type(code) is not CodeType:
         return
     try:
-        # The caller first: one frame look-up (itself an audit event, as is f_code) rejects the
-        # modules being imported and the standard library's code generators (dataclasses alone
-        # execs ~5,000 times while the stack imports), before any walk of the code.
-        caller = _getframe(1)
-        caller_code = caller.f_code
-        if caller_code is _IMPORT_EXEC and code.co_filename[:1] != "<":
-            return  # a module being imported
-        filename = caller_code.co_filename
-        stdlib = _stdlib_files.get(filename)
-        if stdlib is None:
-            stdlib = filename.startswith(_STDLIB) and not filename.startswith(_SITE)
-            _bounded_put(_stdlib_files, filename, stdlib)
-        if stdlib:
-            return
-        if str(caller.f_globals.get("__name__")).partition(".")[0] in _NOT_REBUILDERS:
-            return
+        # The caller first: one frame look-up (itself an audit event) rejects the modules being
+        # imported and the standard library's code generators (dataclasses alone execs ~5,000
+        # times while the stack imports), before any walk of the code.
+        caller = _getframe(1).f_globals.get("__name__")
+        if caller == _IMPORT_SYSTEM:
+            if code.co_filename[:1] != "<":
+                return  # a module being imported
+        else:
+            skip = _skipped_callers.get(caller)
+            if skip is None:
+                skip = _skips(caller)
+                _bounded_put(_skipped_callers, caller, skip)
+            if skip:
+                return
         nested = _nested(code)
         if (len(sys.modules), _hook.finds, ORIGIN_PACKAGES) == _index_stamp and not any(
             c.co_name in _index for c in nested
