@@ -80,6 +80,9 @@ def main() -> None:
     sweep = timed(SWEEP)
 
     med = {k: statistics.median(v) for k, v in runs.items() if v}
+    # Each pair ran back to back: its ratio cancels the slow drifts of a shared machine.
+    pairs = [o / p for o, p in zip(runs["odin"], runs["plain"], strict=True)]
+    quartiles = statistics.quantiles(pairs, n=4)
     result = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}",
@@ -90,6 +93,7 @@ def main() -> None:
         },
         "median_cpu_s": med,
         "ratio_odin_vs_plain": med["odin"] / med["plain"],
+        "paired_ratio": {"median": quartiles[1], "q1": quartiles[0], "q3": quartiles[2], "pairs": len(pairs)},
         "ratio_startup_vs_plain": med["startup"] / med["plain_off"] if "startup" in med else None,
         "import_odin_compat_alone_ms": statistics.median(alone) * 1e3,
         "heal_sweep_ms": sweep * 1e3,

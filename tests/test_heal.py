@@ -78,6 +78,44 @@ def test_rebuild_at_import_is_healed_at_exec_time(tmp_path: Path, origin: str) -
     assert rebuilder.Backend is core.Backend and rebuilder.helper is core.helper  # any class or function
 
 
+LOADED_GENERATED = """
+import odin_compat  # first, as in a script: `importlib` is imported later, and renames the import system
+import importlib, importlib.abc, importlib.util, inspect, json, sys, textwrap
+from odin_compat import _heal
+_heal.ORIGIN_PACKAGES = (*_heal.ORIGIN_PACKAGES, PKG)
+core = importlib.import_module(PKG + ".core")
+source = textwrap.dedent(inspect.getsource(core.Engine.run)) + "RESULT = run(None)\\n"
+
+class Generated(importlib.abc.InspectLoader):  # compiles generated source under a <...> name
+    def get_source(self, fullname):
+        return source
+
+    def get_code(self, fullname):
+        return compile(source, "<generated>", "exec")
+
+    def is_package(self, fullname):
+        return False
+
+spec = importlib.util.spec_from_loader(PKG + "_generated", Generated())
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)  # the import system execs it; it calls run() at once
+print(json.dumps([module.RESULT[0] is core.Backend.TE, module.RESULT[1]]))
+"""
+
+
+def test_a_generated_module_run_by_the_import_system_is_healed_at_exec(tmp_path: Path, origin: str) -> None:
+    import json
+    import os
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if k != "ODIN_COMPAT_DISABLE"}
+    env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), str(Path(odin_compat.__file__).parents[1])])
+    code = f"PKG = {origin!r}\n" + LOADED_GENERATED
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0 and proc.stdout, proc.stdout + proc.stderr
+    assert json.loads(proc.stdout.splitlines()[-1]) == [True, 14]
+
+
 def test_names_the_namespace_defines_are_never_overwritten(tmp_path: Path, origin: str) -> None:
     rebuilder = importlib.import_module(write_rebuilder(tmp_path, origin, extra="SCALE = 100"))
     assert rebuilder.SCALE == 100

@@ -394,9 +394,10 @@ def origin_from_source(module: ModuleType, owner: str, name: str) -> CodeType | 
 # torch.fx, the origin libraries themselves) never rebuild another library's function.
 _NOT_REBUILDERS = {*ORIGIN_PACKAGES, "torch", "attr", "jinja2", "pydantic", "triton", "sympy"}
 _STDLIB_NAMES = getattr(sys, "stdlib_module_names", frozenset())  # Python >= 3.10
-# The module from which the import system execs a module's code (generated modules included: they
-# are healed as they finish importing).
-_IMPORT_SYSTEM = "importlib._bootstrap"
+# The namespace from which the import system execs a module's code (generated modules included:
+# they are healed as they finish importing). Its identity, not its `__name__`: importing
+# `importlib` renames `_frozen_importlib` to `importlib._bootstrap`.
+_IMPORT_SYSTEM = vars(sys.modules["_frozen_importlib"]) if "_frozen_importlib" in sys.modules else None
 
 
 def _heal_when_started(code: CodeType, rebuilt: list[CodeType]) -> None:
@@ -454,11 +455,12 @@ def _audit(event: str, args: tuple) -> None:
         # The caller first: one frame look-up (itself an audit event) rejects the modules being
         # imported and the standard library's code generators (dataclasses alone execs ~5,000
         # times while the stack imports), before any walk of the code.
-        caller = _getframe(1).f_globals.get("__name__")
-        if caller == _IMPORT_SYSTEM:
+        namespace = _getframe(1).f_globals
+        if namespace is _IMPORT_SYSTEM:
             if code.co_filename[:1] != "<":
                 return  # a module being imported
         else:
+            caller = namespace.get("__name__")
             skip = _skipped_callers.get(caller)
             if skip is None:
                 skip = _skips(caller)
