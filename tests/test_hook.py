@@ -76,23 +76,6 @@ def test_checks_run_for_imports_in_watched_libraries_only(
         del sys.modules[mod]
 
 
-def test_first_unknown_fires_once_for_a_package_that_is_found(
-    pkg: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(_hook, "_unknown", None)
-    seen: list[tuple[str, bool]] = []
-    _hook.on_first_unknown(frozenset({"json"}), lambda top: seen.append((top, top in sys.modules)))
-    importlib.import_module("json")  # known
-    with pytest.raises(ImportError):
-        importlib.import_module(f"{pkg}_not_installed")  # a probe for an optional package
-    assert seen == []
-    importlib.import_module(f"{pkg}.m8")
-    assert seen == [(pkg, False)]  # before the package's code runs
-    importlib.import_module(f"{pkg}.m9")
-    assert seen == [(pkg, False)]  # once
-    assert _hook._unknown is None
-
-
 def test_before_first_runs_once_before_the_package_executes(pkg: str) -> None:
     # What activation uses to import a target's records lazily: the callback may still watch
     # modules that the package imports while it executes.

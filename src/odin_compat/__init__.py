@@ -1,9 +1,8 @@
 """odin_compat: repairs for version skew in the Hugging Face training stack.
 
 Put ``import odin_compat`` first in a script. It installs, once, a post-import
-hook that applies small, faithful repairs as each target library loads, and, once
-a package that may rebuild other libraries' functions from source loads (unsloth,
-say), an audit hook that heals them.
+hook that applies small, faithful repairs as each target library loads, and an
+audit hook that heals functions other libraries rebuild from source.
 ``ODIN_COMPAT_DISABLE=1`` turns everything off. Importing this package imports
 no heavy library (no torch, transformers, accelerate, trl, peft or unsloth).
 """
@@ -118,7 +117,7 @@ def _activate() -> None:
             _hook.before_first(target, _watch_target)
     for package in REBUILDERS:
         _hook.watch(package, _sweep_after, package=True)
-    _heal.arm_exec_trigger()
+    _heal.install_audit_hook()
     _hook.on_find(_registry.repair_replaced)
     _explain_uncaught()
 

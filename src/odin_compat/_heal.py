@@ -33,7 +33,6 @@ import sys
 from _thread import RLock
 
 from odin_compat import _hook
-from odin_compat._stack import DEPENDENCIES
 from odin_compat._stack import ORIGINS as ORIGIN_PACKAGES
 
 TYPE_CHECKING = False
@@ -391,12 +390,10 @@ def origin_from_source(module: ModuleType, owner: str, name: str) -> CodeType | 
 
 # --- trigger 1: exec of code that is not a module being imported --------------------------------
 
-# Top-level packages that never rebuild another library's function, though some exec strings for
-# their own purposes (dataclasses, namedtuple, typing, torch.fx, the origin libraries themselves):
-# the standard library, the origin libraries and their dependencies, odin itself.
-_NEVER_REBUILD = frozenset(
-    {*getattr(sys, "stdlib_module_names", ()), *ORIGIN_PACKAGES, *DEPENDENCIES, "odin_compat", "odin_slm"}
-)
+# Code generators that exec strings for their own purposes (dataclasses, namedtuple, typing,
+# torch.fx, the origin libraries themselves) never rebuild another library's function.
+_NOT_REBUILDERS = {*ORIGIN_PACKAGES, "torch", "attr", "jinja2", "pydantic", "triton", "sympy"}
+_STDLIB_NAMES = getattr(sys, "stdlib_module_names", frozenset())  # Python >= 3.10
 # The namespace from which the import system execs a module's code (generated modules included:
 # they are healed as they finish importing). Its identity, not its `__name__`: importing
 # `importlib` renames `_frozen_importlib` to `importlib._bootstrap`.
@@ -443,7 +440,8 @@ _skipped_callers: dict[object, bool] = {}
 
 
 def _skips(caller: object) -> bool:
-    return str(caller).partition(".")[0] in _NEVER_REBUILD
+    top = str(caller).partition(".")[0]
+    return top in _STDLIB_NAMES or top in _NOT_REBUILDERS
 
 
 def _audit(event: str, args: tuple) -> None:
@@ -487,31 +485,12 @@ def _audit(event: str, args: tuple) -> None:
 _audit_installed = False
 
 
-def install_audit_hook(*_: object) -> None:
+def install_audit_hook() -> None:
     global _audit_installed
     with _lock:
         if not _audit_installed:
             sys.addaudithook(_audit)
             _audit_installed = True
-
-
-def _may_rebuild(name: str) -> bool:
-    top = name.partition(".")[0]
-    return top not in _NEVER_REBUILD and top[:1] != "_"
-
-
-def arm_exec_trigger() -> None:
-    """Install the audit hook once a package that may rebuild has loaded: now, or at its first import.
-
-    An audit hook is called for every audit event of the process (about 70,000 while the training
-    stack imports) and cannot be removed, so it waits until it can find something: until then only
-    the standard library, the origin libraries and their dependencies have run, and they rebuild
-    nothing. A user's script that imports nothing else keeps its own `exec`s as they are.
-    """
-    if any(_may_rebuild(name) for name in list(sys.modules)):
-        install_audit_hook()
-    else:
-        _hook.on_first_unknown(_NEVER_REBUILD, install_audit_hook)
 
 
 # --- trigger 2: a rebuilder's module (generated files included) has imported --------------------

@@ -41,9 +41,6 @@ _on_find: list[Callable[[], None]] = []  # cheap checks run as an import in a wa
 # The top-level packages of everything above: an import outside them (torch, numpy, ... about
 # 85% of the training stack's imports) is answered with one set look-up.
 _tops: frozenset[str] = frozenset()
-# While set, (known top-level names, callback): the first import of a package outside them (and
-# not named `_...`) calls callback(top), once. The healer arms its exec trigger with it.
-_unknown: tuple[frozenset[str], Callback] | None = None
 
 
 def _retop() -> None:  # under _lock, after any table changed
@@ -74,26 +71,6 @@ def on_find(check: Callable[[], None]) -> None:
     failed-attribute fallback of `from package import name`). It must be cheap."""
     with _lock:
         _on_find[:] = [*_on_find, check]
-
-
-def on_first_unknown(known: frozenset[str], callback: Callback) -> None:
-    """Call `callback(top)` once, as the first import of a top-level package outside `known` starts."""
-    global _unknown
-    with _lock:
-        _unknown = (known, callback)
-
-
-def _run_unknown(top: str) -> None:
-    global _unknown
-    with _lock:
-        callback = _unknown[1] if _unknown is not None else None
-        _unknown = None
-    if callback is None:
-        return
-    try:  # containment: the import itself must go on
-        callback(top)
-    except Exception as exc:
-        warn(f"odin_compat: arming the repairs for {top} failed: {exc!r}")
 
 
 def warn(message: str, stacklevel: int = 2) -> None:
@@ -182,17 +159,6 @@ class _Loader:
             callback(module.__name__)
 
 
-def _others_spec(fullname: str, path: Sequence[str] | None, target: ModuleType | None) -> ModuleSpec | None:
-    """The spec the other finders on sys.meta_path give, as the import system would find it."""
-    for finder in list(sys.meta_path):
-        if isinstance(finder, _Finder):
-            continue
-        find = getattr(finder, "find_spec", None)
-        if find is not None and (spec := find(fullname, path, target)) is not None:
-            return spec
-    return None
-
-
 class _Finder:
     """A meta-path finder (the protocol, without importlib.abc's import cost)."""
 
@@ -202,11 +168,6 @@ class _Finder:
         global finds
         finds += 1
         top = fullname.partition(".")[0]
-        if _unknown is not None and top not in _unknown[0] and top[:1] != "_":
-            # Libraries probe for many optional packages that are not installed: only one that is
-            # found counts (a search the import system repeats, until the callback has run).
-            if _others_spec(fullname, path, target) is not None:
-                _run_unknown(top)
         if top not in _tops:
             return None  # nothing is watched in this library
         for check in _on_find:
@@ -221,8 +182,16 @@ class _Finder:
         if exact is None and prefix is None:
             return None
         callbacks = [*(exact or ()), *(prefix or ())]
-        spec = _others_spec(fullname, path, target)
-        if spec is None:
+        for finder in list(sys.meta_path):
+            if isinstance(finder, _Finder):
+                continue
+            find = getattr(finder, "find_spec", None)
+            if find is None:
+                continue
+            spec = find(fullname, path, target)
+            if spec is not None:
+                break
+        else:
             return None
         loader = spec.loader
         if loader is None or not hasattr(loader, "exec_module") or type(loader) is _Loader:
