@@ -361,6 +361,21 @@ def test_accelerator_prepare_is_healed_as_the_exec_returns(tmp_path: Path) -> No
     assert found == {"DistributedType": True, "FP8BackendType": True, "os": True, "torch": True}
 
 
+REBUILD_IN_MAIN = """
+import json, odin_compat  # a script that imports only the stack, and rebuilds a method itself
+""" + REBUILD_MODULE + """
+print(json.dumps({n: n in prepare.__globals__ for n in ("DistributedType", "FP8BackendType")}))
+"""
+
+
+def test_a_rebuild_made_by_the_main_script_is_healed_at_exec() -> None:
+    # Also at once in a process that has imported nothing but the stack: the exec trigger is armed
+    # from `import odin_compat` on, not when some other package loads.
+    from _releases import run_json
+
+    assert run_json(REBUILD_IN_MAIN) == {"DistributedType": True, "FP8BackendType": True}
+
+
 def test_containment_holds_under_warnings_as_errors() -> None:
     from _releases import run_python
 

@@ -1,0 +1,67 @@
+"""Instructions that `import odin_compat` adds to the training stack's imports (CPU, deterministic).
+
+Timings on a shared machine scatter by several percent from run to run; instruction counts do not.
+Runs the stack's imports under valgrind's cachegrind (no cache simulation), once plain and once with
+`import odin_compat` first, with PYTHONHASHSEED=0 so that both runs hash alike, and writes the
+counts and their ratio. Needs valgrind; takes a few minutes.
+
+    python benchmarks/import_instructions.py --out benchmarks/results/import_instructions.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+
+from import_overhead import STACK
+
+ROOT = Path(__file__).resolve().parents[1]
+CODE = {"plain": STACK, "odin": "import odin_compat; " + STACK}
+
+
+def instructions(code: str) -> int:
+    """The instructions (valgrind's `I refs`) of a fresh interpreter that runs `code`."""
+    env = {**os.environ, "PYTHONHASHSEED": "0", "PYTHONPATH": str(ROOT / "src")}
+    env.pop("ODIN_COMPAT_DISABLE", None)
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = ["valgrind", "--tool=cachegrind", "--cache-sim=no", f"--cachegrind-out-file={tmp}/out"]
+        proc = subprocess.run([*cmd, sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        raise SystemExit(f"valgrind failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
+    found = re.search(r"I\s+refs:\s+([\d,]+)", proc.stderr)
+    if found is None:
+        raise SystemExit(f"no instruction count in valgrind's output:\n{proc.stderr[-2000:]}")
+    return int(found.group(1).replace(",", ""))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    counts = {name: instructions(code) for name, code in CODE.items()}
+    result = {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}",
+        "command": " ".join([os.path.basename(sys.executable), *sys.argv]),
+        "versions": {m: metadata.version(m) for m in ("torch", "transformers", "trl", "accelerate", "peft")},
+        "code": CODE,
+        "instructions": counts,
+        "ratio_odin_vs_plain": counts["odin"] / counts["plain"],
+        "odin_added": counts["odin"] - counts["plain"],
+    }
+    print(json.dumps(result, indent=1))
+    if args.out:
+        args.out.write_text(json.dumps(result, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
