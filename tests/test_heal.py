@@ -361,10 +361,11 @@ def test_accelerator_prepare_is_healed_as_the_exec_returns(tmp_path: Path) -> No
     assert found == {"DistributedType": True, "FP8BackendType": True, "os": True, "torch": True}
 
 
-REBUILD_IN_MAIN = """
-import json, odin_compat  # a script that imports only the stack, and rebuilds a method itself
-""" + REBUILD_MODULE + """
-print(json.dumps({n: n in prepare.__globals__ for n in ("DistributedType", "FP8BackendType")}))
+# A script that imports only the stack, and rebuilds a method itself.
+REBUILD_IN_MAIN = f"""
+import json, odin_compat
+{REBUILD_MODULE}
+print(json.dumps({{n: n in prepare.__globals__ for n in ("DistributedType", "FP8BackendType")}}))
 """
 
 
