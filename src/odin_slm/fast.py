@@ -88,8 +88,8 @@ DEFAULTS: dict[str, Any] = {
     "lora_bf16_compute": True,
     "checkpoint_layers": 0.0,
     "memory_budget": 1.0,  # full fine-tuning: keep what the compiler keeps
-    # LoRA: recompute the cheapest activations; with lora_bf16_compute, 0.4 ran at 2.34x (S) and 1.22-1.35x
-    # (L) unsloth's tokens/s at 4.2 and 7.6 GiB against its 5.35 and 8.82 (docs/benchmarks.md, sixth round).
+    # LoRA: recompute the cheapest activations; with lora_bf16_compute, 0.4 ran at 1.76-2.34x (S) and
+    # 1.22-1.35x (L) unsloth's tokens/s at 4.3 and 7.6 GiB against its 5.35 and 8.82 (docs/benchmarks.md).
     "lora_memory_budget": 0.4,
     "compile_mode": "default",
     # Compiled layers: rows of varying length padded up to a multiple of this, so that few shapes reach the
