@@ -12,26 +12,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import re
 import subprocess
 import sys
 import tempfile
-from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 
-from import_overhead import STACK
+from import_overhead import STACK, about, clean_env
 
-ROOT = Path(__file__).resolve().parents[1]
 CODE = {"plain": STACK, "odin": "import odin_compat; " + STACK}
 
 
 def instructions(code: str) -> int:
     """The instructions (valgrind's `I refs`) of a fresh interpreter that runs `code`."""
-    env = {**os.environ, "PYTHONHASHSEED": "0", "PYTHONPATH": str(ROOT / "src")}
-    env.pop("ODIN_COMPAT_DISABLE", None)
+    env = clean_env(PYTHONHASHSEED="0")
     with tempfile.TemporaryDirectory() as tmp:
         cmd = ["valgrind", "--tool=cachegrind", "--cache-sim=no", f"--cachegrind-out-file={tmp}/out"]
         proc = subprocess.run([*cmd, sys.executable, "-c", code], capture_output=True, text=True, env=env)
@@ -49,10 +43,7 @@ def main() -> None:
     args = parser.parse_args()
     counts = {name: instructions(code) for name, code in CODE.items()}
     result = {
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}",
-        "command": " ".join([os.path.basename(sys.executable), *sys.argv]),
-        "versions": {m: metadata.version(m) for m in ("torch", "transformers", "trl", "accelerate", "peft")},
+        **about(),
         "code": CODE,
         "instructions": counts,
         "ratio_odin_vs_plain": counts["odin"] / counts["plain"],

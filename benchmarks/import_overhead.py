@@ -36,12 +36,30 @@ SWEEP = (
 )
 
 
-def timed(code: str, env: dict | None = None) -> float:
+def clean_env(**extra: str) -> dict[str, str]:
+    """This environment, without the switches that would turn odin off or skip the .pyc cache."""
     full = {
         k: v for k, v in os.environ.items() if k not in ("ODIN_COMPAT_DISABLE", "PYTHONDONTWRITEBYTECODE")
     }
+    return {**full, **extra}
+
+
+def about() -> dict:
+    """Where, when and how a result was measured, for its results file."""
+    return {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}",
+        "command": " ".join([os.path.basename(sys.executable), *sys.argv]),
+        "versions": {
+            m: __import__("importlib.metadata").metadata.version(m)
+            for m in ("torch", "transformers", "trl", "accelerate", "peft")
+        },
+    }
+
+
+def timed(code: str, env: dict | None = None) -> float:
     out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env={**full, **(env or {})}, check=True
+        [sys.executable, "-c", code], capture_output=True, text=True, env=clean_env(**(env or {})), check=True
     )
     return float(out.stdout.strip().splitlines()[-1])
 
@@ -84,13 +102,7 @@ def main() -> None:
     pairs = [o / p for o, p in zip(runs["odin"], runs["plain"], strict=True)]
     quartiles = statistics.quantiles(pairs, n=4)
     result = {
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}",
-        "command": " ".join([os.path.basename(sys.executable), *sys.argv]),
-        "versions": {
-            m: __import__("importlib.metadata").metadata.version(m)
-            for m in ("torch", "transformers", "trl", "accelerate", "peft")
-        },
+        **about(),
         "median_cpu_s": med,
         "ratio_odin_vs_plain": med["odin"] / med["plain"],
         "paired_ratio": {"median": quartiles[1], "q1": quartiles[0], "q3": quartiles[2], "pairs": len(pairs)},
