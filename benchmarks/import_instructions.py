@@ -1,9 +1,10 @@
 """Instructions that `import odin_compat` adds to the training stack's imports (CPU, deterministic).
 
 Timings on a shared machine scatter by several percent from run to run; instruction counts do not.
-Runs the stack's imports under valgrind's cachegrind (no cache simulation), once plain and once with
-`import odin_compat` first, with PYTHONHASHSEED=0 so that both runs hash alike, and writes the
-counts and their ratio. Needs valgrind; takes a few minutes.
+Runs the stack's imports under valgrind's cachegrind (no cache simulation) three times: plain, with
+`import odin_compat` first, and the same with the healer's exec hook in Python instead of C (as where
+its compiled module was not built). PYTHONHASHSEED=0 makes the runs hash alike. Writes the counts and
+their ratios. Needs valgrind; takes a few minutes.
 
     python benchmarks/import_instructions.py --out benchmarks/results/import_instructions.json
 """
@@ -20,7 +21,12 @@ from pathlib import Path
 
 from import_overhead import STACK, about, clean_env
 
-CODE = {"plain": STACK, "odin": "import odin_compat; " + STACK}
+CODE = {
+    "plain": STACK,
+    "odin": "import odin_compat; " + STACK,
+    # The healer's exec hook written in Python, as where the compiled one was not built.
+    "odin_python_hook": "import sys; sys.modules['odin_compat._audit'] = None; import odin_compat; " + STACK,
+}
 
 
 def instructions(code: str) -> int:
@@ -48,6 +54,8 @@ def main() -> None:
         "instructions": counts,
         "ratio_odin_vs_plain": counts["odin"] / counts["plain"],
         "odin_added": counts["odin"] - counts["plain"],
+        "ratio_odin_python_hook_vs_plain": counts["odin_python_hook"] / counts["plain"],
+        "odin_python_hook_added": counts["odin_python_hook"] - counts["plain"],
     }
     print(json.dumps(result, indent=1))
     if args.out:

@@ -40,9 +40,9 @@ def test_record_modules_load_with_their_target() -> None:
 def test_active_with_finder_and_audit_hook() -> None:
     code = (
         "import sys, json, odin_compat; from odin_compat import _hook, _heal;"
-        "print(json.dumps([odin_compat.active(), sum(isinstance(f, _hook._Finder) for f in sys.meta_path), _heal._audit_installed]))"
+        "print(json.dumps([odin_compat.active(), sum(isinstance(f, _hook._Finder) for f in sys.meta_path), _heal.audit_hook()]))"
     )
-    assert run_json(code) == [True, 1, True]
+    assert run_json(code) == [True, 1, "compiled"]
 
 
 def test_disable_switch_turns_everything_off() -> None:

@@ -33,6 +33,16 @@ def test_json_has_versions_and_records() -> None:
         assert {"id", "applies", "reason", "fixes", "source"} <= set(row), row
         assert isinstance(row["applies"], bool) and row["reason"] and row["fixes"] and row["source"]
     assert report["preloaded"] == []
+    assert report["exec_hook"] == "compiled"  # the install built the healer's hook in C
+
+
+def test_text_says_when_the_exec_hook_runs_in_python() -> None:
+    from odin_compat import doctor as doctor_module
+
+    report = doctor_module.collect()
+    assert "runs in Python" not in doctor_module.render(report)
+    report["exec_hook"] = "python"
+    assert "the healer's exec hook runs in Python" in doctor_module.render(report)
 
 
 def test_doctor_imports_no_target_library() -> None:

@@ -118,7 +118,9 @@ def test_installing_the_wheel_moves_no_pin(stack: Stack) -> None:
     from odin_compat import __version__
 
     assert added == {"odin": __version__} and moved == {}, (added, moved)
-    assert stack.wheel is not None and stack.wheel.name == f"odin-{__version__}-py3-none-any.whl"
+    # A platform wheel: it carries the healer's exec hook compiled for this interpreter.
+    tag = f"cp{sys.version_info.major}{sys.version_info.minor}"
+    assert stack.wheel is not None and stack.wheel.name.startswith(f"odin-{__version__}-{tag}-{tag}-")
 
 
 def test_import_odin_compat_repairs_the_locked_stack(stack: Stack) -> None:
@@ -146,6 +148,7 @@ def test_odin_compat_run_repairs_a_script_that_never_imports_odin(stack: Stack) 
 def test_doctor_runs_on_the_locked_stack(stack: Stack) -> None:
     report = json.loads(_run([stack.bin / "odin-compat", "doctor", "--json"], stack.work).stdout)
     assert report["odin_compat"] == stack.after["odin"]
+    assert report["exec_hook"] == "compiled"
     assert {d: report["versions"][d] for d in ("transformers", "accelerate", "trl", "peft")} == {
         "transformers": "4.47.1", "accelerate": "1.12.0", "trl": "0.17.0", "peft": "0.15.2"}  # fmt: skip
     applies = {r["id"] for r in report["records"] if r["applies"]}
