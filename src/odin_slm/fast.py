@@ -21,6 +21,8 @@ unavailable (no CUDA, no Triton, no ``liger-kernel``, an architecture Liger does
 - ``compile_layers``: ``torch.compile`` of each decoder layer (regional compilation: the layers share
   one compiled graph, so it compiles in seconds, not minutes); it fuses RMSNorm, RoPE and SwiGLU itself.
 - ``liger_layers``: Liger's RMSNorm, RoPE and SwiGLU kernels, used only when ``compile_layers`` is off.
+- ``fuse_projections``: inside the compiled layers, linears that read the same input (q/k/v, gate/up, and
+  their LoRA A matrices, frozen and trainable weights apart) run as one matmul each (``odin_slm.fuse``).
 - ``lora_bf16_compute``: PEFT casts each LoRA input to the adapter's dtype (fp32) and keeps that fp32 copy
   for the backward pass; under bf16 autocast the matmul casts it straight back to bf16, so the copy
   costs memory and time and changes no number. This stops the cast (fp32 master weights stay). The
@@ -68,6 +70,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import logging
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -102,6 +105,8 @@ DEFAULTS: dict[str, Any] = {
     # DataLoader worker processes (persistent), so that collation leaves the training loop's thread; 0: off
     # (being measured: docs/benchmarks.md). Only where the run kept the Trainer's default of 0.
     "dataloader_workers": 0,
+    # Compiled layers: q/k/v and gate/up (and their LoRA A) as one matmul each (being measured: docs/benchmarks.md).
+    "fuse_projections": False,
 }
 
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
@@ -294,6 +299,25 @@ def _restore_memory_budget() -> None:
         functorch_config.activation_memory_budget = _BUDGET_BEFORE[0]
 
 
+def _fuse_projections(wanted: bool, compiled: bool, plan: FastPlan) -> None:
+    """Install ``odin_slm.fuse``'s pass into inductor where the lever is on and the layers are compiled."""
+    loaded = sys.modules.get("odin_slm.fuse")
+    if wanted and compiled:
+        try:
+            from odin_slm import fuse
+
+            fuse.enable()
+            plan.on.append("fuse_projections")
+            return
+        except Exception as exc:  # a failing lever must not stop training
+            plan.off["fuse_projections"] = f"failed: {exc!r}"
+    else:
+        plan.off["fuse_projections"] = "needs compile_layers" if wanted else "disabled"
+    # Inductor's pass list is process-wide: a later tune() without the lever must not inherit it.
+    if loaded is not None:
+        loaded.disable()
+
+
 def _liger_layers(model: Any) -> None:
     from liger_kernel.transformers import _apply_liger_kernel_to_instance
 
@@ -376,6 +400,8 @@ def tune(model: Any, args: Any, *, lora: bool, **levers: Any) -> FastPlan:
             model._odin_cuda_graphs = mode in ("reduce-overhead", "max-autotune")
         except Exception as exc:  # a failing lever must not stop training
             plan.off["compile_layers"] = f"failed: {exc!r}"
+
+    _fuse_projections(bool(opts["fuse_projections"]), compiled, plan)
 
     multiple = int(opts["pad_to_multiple_of"] or 0)
     if not compiled or multiple <= 1:
