@@ -103,9 +103,10 @@ DEFAULTS: dict[str, Any] = {
     # DDP: no per-step search for unused parameters (where the run left it unset; dense models only).
     "ddp_lean": True,
     # DataLoader worker processes (persistent), so that collation leaves the training loop's thread; 0: off
-    # (being measured: docs/benchmarks.md). Only where the run kept the Trainer's default of 0.
+    # (0.98x and 1.05x the default on one H200: docs/benchmarks.md). Only where the run kept the Trainer's 0.
     "dataloader_workers": 0,
-    # Compiled layers: q/k/v and gate/up (and their LoRA A) as one matmul each (being measured: docs/benchmarks.md).
+    # Compiled layers: q/k/v and gate/up (and their LoRA A) as one matmul each. Measured slower on one H200
+    # (0.95-0.98x, docs/benchmarks.md): off.
     "fuse_projections": False,
 }
 
