@@ -3,8 +3,9 @@
 Timings on a shared machine scatter by several percent from run to run; instruction counts do not.
 Runs the stack's imports under valgrind's cachegrind (no cache simulation) three times: plain, with
 `import odin_compat` first, and the same with the healer's exec hook in Python instead of C (as where
-its compiled module was not built). PYTHONHASHSEED=0 makes the runs hash alike. Writes the counts and
-their ratios. Needs valgrind; takes a few minutes.
+its compiled module was not built). PYTHONHASHSEED=0 makes the runs hash alike, one BLAS thread keeps
+idle threads' spinning out of the count, and glibc's memcpy avoids `rep movsb` (see below). Writes the
+counts and their ratios. Needs valgrind; takes about ten minutes.
 
     python benchmarks/import_instructions.py --out benchmarks/results/import_instructions.json
 """
@@ -31,7 +32,16 @@ CODE = {
 
 def instructions(code: str) -> int:
     """The instructions (valgrind's `I refs`) of a fresh interpreter that runs `code`."""
-    env = clean_env(PYTHONHASHSEED="0")
+    # valgrind counts each byte that `rep movsb` copies as one instruction, and glibc's memcpy uses it
+    # for copies of a few KB to a few MB: a copy that the CPU does in a few cycles per KB would count
+    # as ~1,000 instructions per KB (CPython copies each .pyc's bytes into an audit event once any
+    # audit hook is installed: ~95 M "instructions"). Here memcpy uses its vector loop instead.
+    env = clean_env(
+        PYTHONHASHSEED="0",
+        OMP_NUM_THREADS="1",
+        OPENBLAS_NUM_THREADS="1",
+        GLIBC_TUNABLES="glibc.cpu.x86_rep_movsb_threshold=1000000000000",
+    )
     with tempfile.TemporaryDirectory() as tmp:
         cmd = ["valgrind", "--tool=cachegrind", "--cache-sim=no", f"--cachegrind-out-file={tmp}/out"]
         proc = subprocess.run([*cmd, sys.executable, "-c", code], capture_output=True, text=True, env=env)

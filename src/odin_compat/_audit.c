@@ -1,22 +1,66 @@
-/* The healer's audit hook, in C: Python calls an audit hook for every audit event of the process
- * (about 70,000 while the HF stack imports: open, import, compile, object.__getattr__, ...), and a
- * hook written in Python costs a Python call for each. This one returns at once for every event but
- * "exec", and hands those to the healer's Python hook (odin_compat._heal._audit), called as CPython
- * calls a Python hook: with tracing off (so profilers do not see it), and an exception it raises
- * propagates to the caller of exec. Where this module was not built, _heal installs that Python
- * hook itself, with the same behaviour. */
+/* The healer's audit hook, in C. Python calls an audit hook for every audit event of the process
+ * (about 70,000 while the HF stack imports: open, import, compile, object.__getattr__, ...), and
+ * `exec` alone comes about 9,000 times (each module's body, dataclasses' generated methods). A hook
+ * written in Python costs a Python call for each.
+ *
+ * This hook returns at once for every event but "exec", and answers the two common exec cases as the
+ * healer's Python hook (odin_compat._heal._audit) would, before calling it:
+ * - the import system running a module from its file: return;
+ * - a caller whose module the healer has already ruled out (its `_skipped_callers` cache says True):
+ *   return.
+ * Everything else goes to the Python hook, called as CPython calls a Python hook: with tracing off (so
+ * profilers do not see it), and an exception it raises propagates to the caller of exec. Where this
+ * module was not built, _heal installs that Python hook itself, with the same behaviour. */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <string.h>
 
-static PyObject *on_exec = NULL; /* the Python hook; kept for the life of the process */
+/* Given once by install(), kept for the life of the process. */
+static PyObject *on_exec = NULL;       /* the Python hook */
+static PyObject *import_system = NULL; /* the namespace the import system execs modules from */
+static PyObject *skipped = NULL;       /* {caller's __name__: True if never a rebuilder} */
 static PyObject *exec_event = NULL;
+static PyObject *name_key = NULL;
+
+/* 1 where the Python hook would return without doing anything, 0 where it must be called. */
+static int
+answered_here(PyObject *args)
+{
+    if (!PyTuple_Check(args) || PyTuple_GET_SIZE(args) < 1) {
+        return 0;
+    }
+    PyObject *code = PyTuple_GET_ITEM(args, 0);
+    if (!PyCode_Check(code)) {
+        return 1; /* `type(code) is not CodeType: return` */
+    }
+    PyObject *globals = PyEval_GetGlobals(); /* the caller of exec (borrowed) */
+    if (globals == NULL || !PyDict_CheckExact(globals)) {
+        return 0;
+    }
+    if (globals == import_system) {
+        PyObject *filename = ((PyCodeObject *)code)->co_filename;
+        /* `code.co_filename[:1] != "<"`: a module being imported from its file */
+        return PyUnicode_Check(filename) && PyUnicode_GET_LENGTH(filename) > 0 &&
+               PyUnicode_READ_CHAR(filename, 0) != '<';
+    }
+    PyObject *name = PyDict_GetItemWithError(globals, name_key);
+    if (name == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    PyObject *skip = PyDict_GetItemWithError(skipped, name);
+    if (skip == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    return skip == Py_True;
+}
 
 static int
 hook(const char *event, PyObject *args, void *data)
 {
     (void)data;
-    if (event[0] != 'e' || strcmp(event, "exec") != 0) {
+    if (event[0] != 'e' || strcmp(event, "exec") != 0 || answered_here(args)) {
         return 0;
     }
     PyThreadState *ts = PyThreadState_Get();
@@ -31,37 +75,50 @@ hook(const char *event, PyObject *args, void *data)
 }
 
 static PyObject *
-install(PyObject *module, PyObject *callable)
+install(PyObject *module, PyObject *const *argv, Py_ssize_t argc)
 {
     (void)module;
+    if (argc != 3) {
+        PyErr_SetString(PyExc_TypeError, "install(callback, import_namespace, skipped_callers)");
+        return NULL;
+    }
     if (on_exec != NULL) {
         PyErr_SetString(PyExc_RuntimeError, "the exec hook is already installed");
         return NULL;
     }
-    if (!PyCallable_Check(callable)) {
-        PyErr_SetString(PyExc_TypeError, "install() takes a callable");
+    if (!PyCallable_Check(argv[0]) || !PyDict_CheckExact(argv[2]) ||
+        !(argv[1] == Py_None || PyDict_Check(argv[1]))) {
+        PyErr_SetString(PyExc_TypeError,
+                        "install(callback, import_namespace, skipped_callers): a callable, a dict or "
+                        "None, and a dict");
         return NULL;
     }
     exec_event = PyUnicode_InternFromString("exec");
-    if (exec_event == NULL) {
+    name_key = PyUnicode_InternFromString("__name__");
+    if (exec_event == NULL || name_key == NULL) {
+        Py_CLEAR(exec_event);
+        Py_CLEAR(name_key);
         return NULL;
     }
-    Py_INCREF(callable);
-    on_exec = callable;
+    on_exec = Py_NewRef(argv[0]);
+    import_system = Py_NewRef(argv[1]);
+    skipped = Py_NewRef(argv[2]);
     /* As with sys.addaudithook, a hook already in place may refuse this one (silently, by raising an
      * Exception on "sys.addaudithook"); any other error is raised here. */
     if (PySys_AddAuditHook(hook, NULL) < 0) {
         Py_CLEAR(on_exec);
-        Py_CLEAR(exec_event);
+        Py_CLEAR(import_system);
+        Py_CLEAR(skipped);
         return NULL;
     }
     Py_RETURN_NONE;
 }
 
 static PyMethodDef methods[] = {
-    {"install", install, METH_O,
-     "install(callable): call callable(\"exec\", args) for each exec audit event of the process, "
-     "and for no other event. Once per process; it cannot be removed."},
+    {"install", (PyCFunction)(void (*)(void))install, METH_FASTCALL,
+     "install(callback, import_namespace, skipped_callers): call callback(\"exec\", args) for the exec "
+     "audit events of the process that callback would not answer by returning at once (see the module "
+     "source), and for no other event. Once per process; it cannot be removed."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -436,7 +436,7 @@ _getframe = sys._getframe
 # caller's module name -> True: never a rebuilder (the standard library, the origin libraries and
 # other code generators); False: look at the code. The caller is found by its globals' `__name__`:
 # `frame.f_code` is itself an audit event, and every event costs each one of them a hook call.
-_skipped_callers: dict[object, bool] = {}
+_skipped_callers: dict[object, bool] = {}  # the compiled hook reads this very dict: never rebind it
 
 
 def _skips(caller: object) -> bool:
@@ -486,9 +486,10 @@ _audit_installed = ""  # which hook is in place: "compiled", "python", or "" (no
 
 
 def install_audit_hook() -> None:
-    """Install the exec trigger once per process: the compiled hook, which calls `_audit` for `exec`
-    events only, or, where it was not built, `_audit` itself for every event (the same behaviour,
-    about 1% slower for the stack's imports: docs/benchmarks.md)."""
+    """Install the exec trigger once per process: the compiled hook, which answers every event but
+    `exec`, and the exec of a module being imported or by a caller already ruled out, as `_audit`
+    would, and calls `_audit` for the rest; or, where it was not built, `_audit` itself for every
+    event (the same behaviour, slower for the stack's imports: docs/benchmarks.md)."""
     global _audit_installed
     with _lock:
         if _audit_installed:
@@ -499,7 +500,7 @@ def install_audit_hook() -> None:
             sys.addaudithook(_audit)
             _audit_installed = "python"
         else:
-            install(_audit)
+            install(_audit, _IMPORT_SYSTEM, _skipped_callers)  # answers the common cases itself
             _audit_installed = "compiled"
 
 
