@@ -77,6 +77,10 @@ exec(compile("x = 1", "<ok>", "exec"), {})
 inner = "exec(compile('y = 1', '<{}>', 'exec'), {{}})"
 for caller in ("skipped_caller", "looked_at", "new_caller"):
     exec(compile(inner.format(caller), "<outer>", "exec"), {"__name__": caller})
+# Code run the way the import system runs a module: a frozen module's, then generated code.
+as_import_system = eval(compile("lambda code: exec(code, {})", "<eval>", "eval"), vars(sys.modules["_frozen_importlib"]))
+as_import_system(compile("z = 1", "<frozen made_up>", "exec"))
+as_import_system(compile("z = 1", "<generated>", "exec"))
 ns = {}
 try:
     exec(compile("ran = True", "<refused>", "exec"), ns)
@@ -93,7 +97,8 @@ print(json.dumps([calls, "ran" in ns, errors]))
 def test_the_c_hook_calls_back_for_the_exec_events_the_python_hook_would_not_answer_at_once() -> None:
     calls, ran, errors = run_json(DIRECT, env={"ODIN_COMPAT_DISABLE": "1"})
     assert {event for event, _ in calls} == {"exec"}
-    # Not called: other events, the import system's exec of a module file, a caller ruled out before.
+    # Not called: other events, the import system's exec of a module (from a file or frozen), a caller
+    # ruled out before.
     assert [filename for _, filename in calls] == [
         "<ok>",
         "<outer>",
@@ -101,6 +106,8 @@ def test_the_c_hook_calls_back_for_the_exec_events_the_python_hook_would_not_ans
         "<looked_at>",  # cached as "look at the code"
         "<outer>",
         "<new_caller>",  # not in the cache yet: the Python hook decides (and fills the cache)
+        "<eval>",
+        "<generated>",  # the import system's "<frozen ...>" module was answered in C
         "<refused>",
     ]
     assert ran is False  # the exec was refused before its code ran, as with a Python hook

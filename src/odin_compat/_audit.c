@@ -5,7 +5,7 @@
  *
  * This hook returns at once for every event but "exec", and answers the two common exec cases as the
  * healer's Python hook (odin_compat._heal._audit) would, before calling it:
- * - the import system running a module from its file: return;
+ * - the import system running a module from its file, or frozen into the interpreter: return;
  * - a caller whose module the healer has already ruled out (its `_skipped_callers` cache says True):
  *   return.
  * Everything else goes to the Python hook, called as CPython calls a Python hook: with tracing off (so
@@ -21,6 +21,7 @@ static PyObject *import_system = NULL; /* the namespace the import system execs 
 static PyObject *skipped = NULL;       /* {caller's __name__: True if never a rebuilder} */
 static PyObject *exec_event = NULL;
 static PyObject *name_key = NULL;
+static PyObject *frozen_prefix = NULL;
 
 /* 1 where the Python hook would return without doing anything, 0 where it must be called. */
 static int
@@ -39,9 +40,19 @@ answered_here(PyObject *args)
     }
     if (globals == import_system) {
         PyObject *filename = ((PyCodeObject *)code)->co_filename;
-        /* `code.co_filename[:1] != "<"`: a module being imported from its file */
-        return PyUnicode_Check(filename) && PyUnicode_GET_LENGTH(filename) > 0 &&
-               PyUnicode_READ_CHAR(filename, 0) != '<';
+        /* `co_filename[:1] != "<" or co_filename.startswith("<frozen ")`: a module being imported */
+        if (!PyUnicode_Check(filename) || PyUnicode_GET_LENGTH(filename) == 0) {
+            return 0;
+        }
+        if (PyUnicode_READ_CHAR(filename, 0) != '<') {
+            return 1;
+        }
+        Py_ssize_t frozen = PyUnicode_Tailmatch(filename, frozen_prefix, 0, PY_SSIZE_T_MAX, -1);
+        if (frozen < 0) {
+            PyErr_Clear();
+            return 0;
+        }
+        return frozen == 1;
     }
     PyObject *name = PyDict_GetItemWithError(globals, name_key);
     if (name == NULL) {
@@ -95,9 +106,11 @@ install(PyObject *module, PyObject *const *argv, Py_ssize_t argc)
     }
     exec_event = PyUnicode_InternFromString("exec");
     name_key = PyUnicode_InternFromString("__name__");
-    if (exec_event == NULL || name_key == NULL) {
+    frozen_prefix = PyUnicode_InternFromString("<frozen ");
+    if (exec_event == NULL || name_key == NULL || frozen_prefix == NULL) {
         Py_CLEAR(exec_event);
         Py_CLEAR(name_key);
+        Py_CLEAR(frozen_prefix);
         return NULL;
     }
     on_exec = Py_NewRef(argv[0]);

@@ -392,7 +392,7 @@ def origin_from_source(module: ModuleType, owner: str, name: str) -> CodeType | 
 
 # Code generators that exec strings for their own purposes (dataclasses, namedtuple, typing,
 # torch.fx, the origin libraries themselves) never rebuild another library's function.
-_NOT_REBUILDERS = {*ORIGIN_PACKAGES, "torch", "attr", "jinja2", "pydantic", "triton", "sympy"}
+_NOT_REBUILDERS = {*ORIGIN_PACKAGES, "torch", "attr", "jinja2", "pydantic", "triton", "sympy", "mpmath"}
 _STDLIB_NAMES = getattr(sys, "stdlib_module_names", frozenset())  # Python >= 3.10
 # The namespace from which the import system execs a module's code (generated modules included:
 # they are healed as they finish importing). Its identity, not its `__name__`: importing
@@ -457,8 +457,9 @@ def _audit(event: str, args: tuple) -> None:
         # times while the stack imports), before any walk of the code.
         namespace = _getframe(1).f_globals
         if namespace is _IMPORT_SYSTEM:
-            if code.co_filename[:1] != "<":
-                return  # a module being imported
+            filename = code.co_filename
+            if filename[:1] != "<" or filename.startswith("<frozen "):
+                return  # a module being imported, from its file or frozen into the interpreter
         else:
             caller = namespace.get("__name__")
             skip = _skipped_callers.get(caller)
