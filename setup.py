@@ -2,7 +2,7 @@
 
 `odin_compat._audit` is the healer's audit hook in C (src/odin_compat/_audit.c). It is optional: where
 it cannot be built (no C compiler, Python before 3.11, not CPython), odin uses the same hook written
-in Python, which makes the stack's imports about 1% slower.
+in Python, which makes the stack's imports about half a percent slower.
 """
 
 import platform

@@ -8,6 +8,7 @@ idle threads' spinning out of the count, and glibc's memcpy avoids `rep movsb` (
 counts and their ratios. Needs valgrind; takes about ten minutes.
 
     python benchmarks/import_instructions.py --out benchmarks/results/import_instructions.json
+    python benchmarks/import_instructions.py --breakdown --out benchmarks/results/import_instructions-breakdown.json
 """
 
 from __future__ import annotations
@@ -22,6 +23,13 @@ from pathlib import Path
 
 from import_overhead import STACK, about, clean_env
 
+# --breakdown: where odin's instructions go. An audit hook that does nothing (CPython then builds every
+# event's arguments), and odin with no exec hook at all (its finder and records alone).
+BREAKDOWN = {
+    "empty_hook": "from odin_compat._audit import install; install(lambda e, a: None, None, {}); " + STACK,
+    "odin_no_hook": "import sys, types; fake = types.ModuleType('odin_compat._audit'); "
+    "fake.install = lambda *a: None; sys.modules['odin_compat._audit'] = fake; import odin_compat; " + STACK,
+}
 CODE = {
     "plain": STACK,
     "odin": "import odin_compat; " + STACK,
@@ -30,7 +38,7 @@ CODE = {
 }
 
 
-def instructions(code: str) -> int:
+def instructions(code: str, **extra: str) -> int:
     """The instructions (valgrind's `I refs`) of a fresh interpreter that runs `code`."""
     # valgrind counts each byte that `rep movsb` copies as one instruction, and glibc's memcpy uses it
     # for copies of a few KB to a few MB: a copy that the CPU does in a few cycles per KB would count
@@ -41,6 +49,7 @@ def instructions(code: str) -> int:
         OMP_NUM_THREADS="1",
         OPENBLAS_NUM_THREADS="1",
         GLIBC_TUNABLES="glibc.cpu.x86_rep_movsb_threshold=1000000000000",
+        **extra,
     )
     with tempfile.TemporaryDirectory() as tmp:
         cmd = ["valgrind", "--tool=cachegrind", "--cache-sim=no", f"--cachegrind-out-file={tmp}/out"]
@@ -56,16 +65,18 @@ def instructions(code: str) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--breakdown", action="store_true", help="count only the breakdown's variants")
     args = parser.parse_args()
-    counts = {name: instructions(code) for name, code in CODE.items()}
+    code = {"plain": STACK, **BREAKDOWN} if args.breakdown else CODE
+    # "empty_hook" must not activate odin: it only borrows the compiled module.
+    env = {"empty_hook": {"ODIN_COMPAT_DISABLE": "1"}}
+    counts = {name: instructions(c, **env.get(name, {})) for name, c in code.items()}
     result = {
         **about(),
-        "code": CODE,
+        "code": code,
         "instructions": counts,
-        "ratio_odin_vs_plain": counts["odin"] / counts["plain"],
-        "odin_added": counts["odin"] - counts["plain"],
-        "ratio_odin_python_hook_vs_plain": counts["odin_python_hook"] / counts["plain"],
-        "odin_python_hook_added": counts["odin_python_hook"] - counts["plain"],
+        **{f"{name}_added": counts[name] - counts["plain"] for name in counts if name != "plain"},
+        **{f"ratio_{name}_vs_plain": counts[name] / counts["plain"] for name in counts if name != "plain"},
     }
     print(json.dumps(result, indent=1))
     if args.out:

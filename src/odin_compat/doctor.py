@@ -256,7 +256,7 @@ def render(report: dict) -> str:
                + (" (ODIN_COMPAT_DISABLE set)" if report["disabled"] else ""))  # fmt: skip
     if report.get("exec_hook") == "python":
         out.append("- the healer's exec hook runs in Python: its compiled module was not built for this "
-                   "interpreter (reinstall odin where a C compiler is present; imports run about 1% faster)")  # fmt: skip
+                   "interpreter (reinstall odin where a C compiler is present; imports run about half a percent faster)")  # fmt: skip
     out.append("- start-up activation (`odin-compat install`): "
                + ("installed: every interpreter of this environment activates odin" if report["startup_installed"]
                   else "not installed: only scripts that `import odin_compat` are repaired"))  # fmt: skip
