@@ -243,14 +243,16 @@ def test_a_later_tune_does_not_inherit_an_earlier_runs_memory_budget(monkeypatch
     monkeypatch.setattr(fast, "_cuda", lambda: True)
     monkeypatch.setattr(fast, "_have", lambda module: module == "triton")
     monkeypatch.setattr(fast, "_compile_layers", lambda model, mode="default": None)
-    monkeypatch.setattr(functorch_config, "activation_memory_budget", 1.0)
     monkeypatch.setattr(fast, "_BUDGET_BEFORE", [])
     args = _Args()
     args.per_device_train_batch_size, args.max_length = 32, 128
-    assert "memory_budget=0.4" in fast.tune(_tiny(2), args, lora=True, lora_memory_budget=0.4).on
-    assert functorch_config.activation_memory_budget == 0.4
-    assert fast.tune(_tiny(2), args, lora=True).off["memory_budget"].startswith("activations are small")
-    assert functorch_config.activation_memory_budget == 1.0
+    # torch's own patch: monkeypatch would undo by deleting the setting (it is not in the module's
+    # __dict__), which hides it from every later compile in this process.
+    with functorch_config.patch(activation_memory_budget=1.0):
+        assert "memory_budget=0.4" in fast.tune(_tiny(2), args, lora=True, lora_memory_budget=0.4).on
+        assert functorch_config.activation_memory_budget == 0.4
+        assert fast.tune(_tiny(2), args, lora=True).off["memory_budget"].startswith("activations are small")
+        assert functorch_config.activation_memory_budget == 1.0
 
 
 @pytest.mark.parametrize(
