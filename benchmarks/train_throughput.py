@@ -625,16 +625,20 @@ def check_loss(data: Path, tol: float = 1e-5) -> int:
             inner._odin_flce = False
             base = float(tr.compute_loss(tr.model, dict(batch), num_items_in_batch=n))
             inner._odin_flce = True
-            mine = tr.compute_loss(tr.model, dict(batch), num_items_in_batch=n)
-            mine.backward()
-            grads = sum(p.grad is not None for p in tr.model.parameters() if p.requires_grad)
-            rel = abs(float(mine) - base) / abs(base)
-            worst = max(worst, rel)
-            print(
-                f"CHECK lora={lora} trl={base:.6f} odin={float(mine):.6f} rel={rel:.1e} params_with_grad={grads}"
-            )
-            if grads == 0:
-                return 1
+            for kernel in fast.LOSS_KERNELS:
+                inner._odin_loss_kernel = kernel
+                tr.model.zero_grad(set_to_none=True)
+                mine = tr.compute_loss(tr.model, dict(batch), num_items_in_batch=n)
+                mine.backward()
+                grads = sum(p.grad is not None for p in tr.model.parameters() if p.requires_grad)
+                rel = abs(float(mine) - base) / abs(base)
+                worst = max(worst, rel)
+                print(
+                    f"CHECK lora={lora} loss_kernel={kernel} trl={base:.6f} odin={float(mine):.6f} rel={rel:.1e} "
+                    f"params_with_grad={grads}"
+                )
+                if grads == 0:
+                    return 1
     finally:
         for n, mod in saved.items():
             if mod is None:

@@ -18,6 +18,8 @@ unavailable (no CUDA, no Triton, no ``liger-kernel``, an architecture Liger does
   hidden state, so the ``(tokens, vocab)`` logits are never built, and TRL's extra per-token entropy and
   accuracy metrics are not computed (their LM-head passes cost time). Only with bf16 weights (what was
   measured); with fp32 master weights TRL's own chunked head stays.
+- ``loss_kernel``: which kernel computes that fused loss: ``"liger"``, or ``"compiled"`` (``odin_slm.loss``:
+  fewer, larger chunks, a compiled softmax, and no host sync; needs Triton, not liger-kernel).
 - ``compile_layers``: ``torch.compile`` of each decoder layer (regional compilation: the layers share
   one compiled graph, so it compiles in seconds, not minutes); it fuses RMSNorm, RoPE and SwiGLU itself.
 - ``liger_layers``: Liger's RMSNorm, RoPE and SwiGLU kernels, used only when ``compile_layers`` is off.
@@ -108,7 +110,12 @@ DEFAULTS: dict[str, Any] = {
     # Compiled layers: q/k/v and gate/up (and their LoRA A) as one matmul each. Measured slower on one H200
     # (0.95-0.98x, docs/benchmarks.md): off.
     "fuse_projections": False,
+    # The fused loss's kernel: "liger" (Liger's fused linear cross-entropy) or "compiled" (odin_slm.loss:
+    # chunks sized by memory, a compiled softmax, no host sync).
+    "loss_kernel": "liger",
 }
+
+LOSS_KERNELS = ("liger", "compiled")
 
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
@@ -194,6 +201,24 @@ def _have(module: str) -> bool:
 def _head_dtype(model: Any) -> Any:
     head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
     return getattr(getattr(head, "weight", None), "dtype", None)
+
+
+# Config fields of heads whose logits are more than ``hidden @ weight.T`` (Gemma 2/3 soft-capping, Granite and
+# Cohere scaling): the fused loss computes plain logits, so those models keep the model's own loss.
+_LOGIT_TRANSFORMS = ("final_logit_softcapping", "logits_scaling", "logit_scale")
+
+
+def _head_not_plain(model: Any) -> str:
+    """Why the fused loss cannot stand in for the model's head ("" where it can)."""
+    config = getattr(model, "config", None)
+    for name in _LOGIT_TRANSFORMS:
+        value = getattr(config, name, None)
+        if value not in (None, 1, 1.0, 0, 0.0):
+            return f"the head transforms its logits ({name}={value})"
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    if getattr(head, "bias", None) is not None:
+        return "the output head has a bias"
+    return ""
 
 
 def _decoder_layers(model: Any) -> list[Any]:
@@ -364,20 +389,27 @@ def tune(model: Any, args: Any, *, lora: bool, **levers: Any) -> FastPlan:
         plan.off["gradient_checkpointing"] = "memory allows"
 
     want_flce = bool(opts["fused_linear_cross_entropy"])
+    kernel = str(opts["loss_kernel"])
+    if kernel not in LOSS_KERNELS:
+        raise ValueError(f"loss_kernel={kernel!r}: one of {', '.join(LOSS_KERNELS)}")
+    needs = "triton" if kernel == "compiled" else "liger_kernel"
     if not want_flce:
         plan.off["fused_linear_cross_entropy"] = "disabled"
-    elif not cuda or not _have("liger_kernel"):
-        plan.off["fused_linear_cross_entropy"] = "needs CUDA and liger-kernel"
+    elif not cuda or not _have(needs):
+        plan.off["fused_linear_cross_entropy"] = f"needs CUDA and {needs.replace('_', '-')}"
     elif world_size() > 1:
         # DDP reduces gradients only after a forward through its own wrapper, which the fused loss bypasses.
         plan.off["fused_linear_cross_entropy"] = "more than one process (DDP)"
     elif str(_head_dtype(model)) != "torch.bfloat16":
         # Measured with bf16 weights only; fp32 master weights under autocast are not measured with it.
         plan.off["fused_linear_cross_entropy"] = f"weights are {_head_dtype(model)}, measured with bf16 only"
+    elif reason := _head_not_plain(model):
+        plan.off["fused_linear_cross_entropy"] = reason
     else:
-        plan.on.append("fused_linear_cross_entropy")
-    # The trainer class reads this flag, so the choice travels with the model.
-    model._odin_flce = "fused_linear_cross_entropy" in plan.on
+        plan.on.append("fused_linear_cross_entropy" + ("(compiled)" if kernel == "compiled" else ""))
+    # The trainer class reads these flags, so the choice travels with the model.
+    model._odin_flce = any(name.startswith("fused_linear_cross_entropy") for name in plan.on)
+    model._odin_loss_kernel = kernel
     model._odin_lora_bf16 = False
 
     compiled = False
@@ -504,7 +536,6 @@ def eager() -> Iterator[None]:
 
 def _flce_loss(trainer: Any, model: Any, inputs: dict[str, Any], num_items_in_batch: Any) -> Any:
     import torch
-    from liger_kernel.transformers.functional import liger_fused_linear_cross_entropy
 
     core = trainer.accelerator.unwrap_model(model)
     if hasattr(core, "get_base_model"):  # PEFT: the LoRA layers live inside the base model's modules
@@ -521,15 +552,23 @@ def _flce_loss(trainer: Any, model: Any, inputs: dict[str, Any], num_items_in_ba
     with autocast:
         hidden = backbone(**fwd, use_cache=False).last_hidden_state[:, :-1]
     target = labels[:, 1:].reshape(-1)
+    hidden = hidden.reshape(-1, hidden.size(-1))
     weight = core.get_output_embeddings().weight
     # Like TRL's own loss: a sum over the label tokens divided by the batch's label-token count.
-    loss_sum = liger_fused_linear_cross_entropy(
-        hidden.reshape(-1, hidden.size(-1)),
-        weight,
-        target,
-        reduction="sum",
-        accum_dtype=torch.float32 if weight.requires_grad else None,
-    )
+    if getattr(core, "_odin_loss_kernel", "liger") == "compiled":
+        from odin_slm.loss import linear_cross_entropy
+
+        loss_sum = linear_cross_entropy(hidden, weight, target)
+    else:
+        from liger_kernel.transformers.functional import liger_fused_linear_cross_entropy
+
+        loss_sum = liger_fused_linear_cross_entropy(
+            hidden,
+            weight,
+            target,
+            reduction="sum",
+            accum_dtype=torch.float32 if weight.requires_grad else None,
+        )
     denom = num_items_in_batch if num_items_in_batch is not None else (target != -100).sum()
     return loss_sum / torch.as_tensor(denom, device=loss_sum.device).clamp(min=1)
 
