@@ -298,6 +298,43 @@ def _profiler_class(first: int, count: int, rec: dict[str, Any]):
     return Profiler
 
 
+def _sync_class(first: int, count: int, rec: dict[str, Any]):
+    """Where the host waits for the GPU: ``torch.cuda.set_sync_debug_mode("warn")`` over optimizer steps
+    ``first+1 .. first+count``, each synchronizing call counted by its call site (the innermost frames outside
+    torch). Stored in ``rec["syncs"]``: {site: calls per step}."""
+    import collections
+    import traceback
+    import warnings
+
+    import torch
+    from transformers import TrainerCallback
+
+    sites: collections.Counter[str] = collections.Counter()
+
+    def record(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001, ANN202
+        skip = ("/torch/", "/warnings.py", "/contextlib.py")
+        frames = [f for f in traceback.extract_stack()[:-1] if not any(s in f.filename for s in skip)][-4:]
+        sites[" <- ".join(f"{Path(f.filename).name}:{f.lineno}" for f in reversed(frames))] += 1
+
+    class Syncs(TrainerCallback):
+        on = False
+
+        def on_step_begin(self, args, state, control, **kw):  # noqa: ANN001
+            if state.global_step == first and not self.on:
+                self.on, self.saved = True, warnings.showwarning
+                warnings.showwarning = record
+                warnings.simplefilter("always")
+                torch.cuda.set_sync_debug_mode("warn")
+
+        def on_step_end(self, args, state, control, **kw):  # noqa: ANN001
+            if self.on and state.global_step == first + count:
+                torch.cuda.set_sync_debug_mode("default")
+                warnings.showwarning, self.on = self.saved, False
+                rec["syncs"] = {site: n / count for site, n in sites.most_common(20)}
+
+    return Syncs
+
+
 def _build_model(shape: dict[str, Any], seed: int, device: str, tokenizer: Any, legacy: bool = False) -> Any:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
@@ -396,6 +433,7 @@ def run_one(
     trainer_cls = SFTTrainer
     spec_levers = parse_levers(spec)
     profile_steps = int(spec_levers.pop("profile", 0))  # any variant: @profile=3 profiles 3 steps
+    sync_steps = int(spec_levers.pop("syncs", 0))  # any variant: @syncs=2 lists the host syncs of 2 steps
     if variant.startswith("odin"):
         sys.path.insert(0, str(Path(os.environ.get("ODIN_SRC", ROOT / "src"))))
         from odin_slm import fast
@@ -422,6 +460,8 @@ def run_one(
     trainer.add_callback(_callback_class(warmup, steps, rec))
     if profile_steps and device == "cuda":
         trainer.add_callback(_profiler_class(warmup + 2, profile_steps, rec))
+    if sync_steps and device == "cuda":
+        trainer.add_callback(_sync_class(warmup + 2, sync_steps, rec))
     if device == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
@@ -429,8 +469,11 @@ def run_one(
     trainer.train()
     res = _summarise(name, shape_name, shape, steps, warmup, rec, lora)
     res["plan"] = plan.as_dict() if plan else None
-    if "profile" in rec:
-        res["profile"] = rec["profile"]
+    for key in ("profile", "syncs"):
+        if key in rec:
+            res[key] = rec[key]
+    for site, per_step in rec.get("syncs", {}).items():
+        print(f"SYNC {per_step:g}/step {site}", flush=True)
     res["trainable_params"] = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
     res["gradient_checkpointing"] = bool(args.gradient_checkpointing)
     res["optim"] = str(args.optim)

@@ -88,7 +88,7 @@ def test_on_cpu_every_kernel_lever_stays_off_with_its_reason() -> None:
     args = _Args()
     plan = fast.tune(model, args, lora=True)
     assert plan.off["compile_layers"] == "needs CUDA and Triton"
-    assert plan.off["fused_linear_cross_entropy"] == "needs CUDA and liger-kernel"
+    assert plan.off["fused_linear_cross_entropy"] == "needs CUDA and Triton"
     assert plan.off["lora_bf16_compute"] == "needs bf16 autocast"
     assert plan.off["memory_budget"] == "needs compile_layers"
     assert args.bf16 is False and args.gradient_checkpointing is False
@@ -373,3 +373,171 @@ def test_dataloader_workers_only_where_the_run_kept_the_default() -> None:
         == "set by the run (1)"
     )
     assert own.dataloader_num_workers == 1
+
+
+def _sft_run(tmp_path, trainer_cls, steps: int = 6, **config):  # noqa: ANN001, ANN202
+    """A few logged steps of TRL's SFTTrainer on the tiny model (CPU): the trainer and its log history."""
+    from datasets import Dataset
+    from tokenizers import Tokenizer, models
+    from transformers import PreTrainedTokenizerFast
+    from trl import SFTConfig
+
+    vocab = {f"t{i}": i for i in range(64)}
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=Tokenizer(models.WordLevel(vocab, unk_token="t0")), pad_token="t1", eos_token="t2"
+    )
+    torch.manual_seed(0)
+    rows = [[(3 * i + j) % 60 + 2 for j in range(10 + i % 3)] for i in range(16)]
+    args = SFTConfig(
+        output_dir=str(tmp_path),
+        report_to="none",
+        use_cpu=True,
+        max_steps=steps,
+        per_device_train_batch_size=2,
+        logging_steps=1,
+        save_strategy="no",
+        learning_rate=1e-3,
+        seed=0,
+        **config,
+    )
+    model = _tiny(2)
+    trainer = trainer_cls(
+        model=model,
+        args=args,
+        train_dataset=Dataset.from_dict({"input_ids": rows}),
+        processing_class=tokenizer,
+    )
+    trainer.train()
+    return trainer, [h for h in trainer.state.log_history if "loss" in h]
+
+
+def _nan_at(base: type, micro_step: int) -> type:
+    """``base`` whose training_step reports a NaN loss at one micro-step (after a normal backward pass)."""
+
+    class NaNAt(base):  # type: ignore[misc,valid-type]
+        calls = 0
+
+        def training_step(self, *args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+            loss = super().training_step(*args, **kwargs)
+            type(self).calls += 1
+            return loss * float("nan") if type(self).calls == micro_step else loss
+
+    return NaNAt
+
+
+def test_the_device_nan_filter_logs_what_the_trainers_filter_logs(tmp_path, monkeypatch) -> None:
+    """A NaN loss at step 3 counts as the mean since the last log, as in the Trainer's own filter, and the
+    loss is never read on the host for it (the Trainer's flag is off during train(), and restored after)."""
+    from trl import SFTTrainer
+
+    seen = []
+    fast_cls = fast.trainer_class(_nan_at(SFTTrainer, 3))
+    real_step = fast_cls.training_step
+
+    def step(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        seen.append(self.args.logging_nan_inf_filter)
+        return real_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(fast_cls, "training_step", step)
+    monkeypatch.setattr(fast, "_cuda", lambda: False)
+    plain, plain_logs = _sft_run(tmp_path / "plain", _nan_at(SFTTrainer, 3))
+
+    original = fast_cls.train
+
+    def train(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        core = self.model
+        core._odin_nan_filter = True  # what tune sets on CUDA
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(fast_cls, "train", train)
+    odin, odin_logs = _sft_run(tmp_path / "odin", fast_cls)
+
+    assert [h["loss"] for h in odin_logs] == [h["loss"] for h in plain_logs]
+    assert all(h["loss"] == h["loss"] for h in odin_logs)  # no NaN reached the log
+    assert seen == [False] * 6 and odin.args.logging_nan_inf_filter is True
+    nan_free, _ = _sft_run(tmp_path / "free", SFTTrainer)
+    assert plain_logs[2]["loss"] != [h for h in nan_free.state.log_history if "loss" in h][2]["loss"]
+
+
+def test_inputs_are_copied_without_blocking_where_memory_is_pinned(monkeypatch) -> None:
+    from trl import SFTConfig
+
+    monkeypatch.setattr(fast, "_cuda", lambda: True)
+    monkeypatch.setattr(fast, "_bf16_supported", lambda: True)
+    monkeypatch.setattr(fast, "_have", lambda module: False)
+    args = SFTConfig(output_dir="unused", report_to="none", use_cpu=True)
+    args.dataloader_pin_memory = True  # the default on CUDA (use_cpu turns it off)
+    assert args.accelerator_config.non_blocking is False  # the Trainer's default
+    plan = fast.tune(_tiny(2), args, lora=False)
+    assert "non_blocking_inputs" in plan.on and args.accelerator_config.non_blocking is True
+    assert "device_nan_filter" in plan.on
+    pageable = SFTConfig(output_dir="unused", report_to="none", use_cpu=True, dataloader_pin_memory=False)
+    plan = fast.tune(_tiny(2), pageable, lora=False)
+    assert plan.off["non_blocking_inputs"] == "dataloader_pin_memory is off"
+    assert pageable.accelerator_config.non_blocking is False
+    unfiltered = SFTConfig(output_dir="unused", report_to="none", use_cpu=True, logging_nan_inf_filter=False)
+    assert (
+        fast.tune(_tiny(2), unfiltered, lora=False).off["device_nan_filter"]
+        == "the run turned the filter off"
+    )
+    assert (
+        fast.tune(
+            _tiny(2),
+            SFTConfig(output_dir="unused", report_to="none", use_cpu=True),
+            lora=False,
+            non_blocking_inputs=False,
+        ).off["non_blocking_inputs"]
+        == "disabled"
+    )
+
+
+def test_the_fused_loss_keeps_trls_loss_and_token_count(tmp_path, monkeypatch) -> None:
+    """With the fused loss (either kernel), the logged loss and TRL's num_tokens match TRL's own run."""
+    from trl import SFTTrainer
+
+    _, plain = _sft_run(tmp_path / "plain", SFTTrainer, steps=3)
+    import importlib.util
+
+    kernels = [k for k in fast.LOSS_KERNELS if k != "liger" or importlib.util.find_spec("liger_kernel")]
+    assert "compiled" in kernels
+    for kernel in kernels:
+        cls = fast.trainer_class(SFTTrainer)
+        original = cls.train
+
+        def train(self, *args, kernel=kernel, original=original, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+            self.model._odin_flce, self.model._odin_loss_kernel = True, kernel  # what tune sets on CUDA
+            return original(self, *args, **kwargs)
+
+        monkeypatch.setattr(cls, "train", train)
+        _, fused = _sft_run(tmp_path / kernel, cls, steps=3)
+        assert [h["num_tokens"] for h in fused] == [h["num_tokens"] for h in plain]
+        for got, want in zip(fused, plain, strict=True):
+            assert got["loss"] == pytest.approx(want["loss"], rel=1e-4)
+        assert "mean_token_accuracy" in plain[0] and "mean_token_accuracy" not in fused[0]  # not computed
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("final_logit_softcapping", 30.0), ("logits_scaling", 8.0), ("logit_scale", 0.0625)],
+)
+def test_the_fused_loss_is_off_for_heads_that_transform_their_logits(monkeypatch, field, value) -> None:
+    monkeypatch.setattr(fast, "_cuda", lambda: True)
+    monkeypatch.setattr(fast, "_bf16_supported", lambda: True)
+    monkeypatch.setattr(fast, "_have", lambda module: True)
+    monkeypatch.setattr(fast, "_compile_layers", lambda model, mode="default": None)
+    model = _tiny(2).to(torch.bfloat16)
+    setattr(model.config, field, value)
+    plan = fast.tune(model, _Args(), lora=False)
+    assert plan.off["fused_linear_cross_entropy"] == f"the head transforms its logits ({field}={value})"
+    assert model._odin_flce is False
+    biased = _tiny(2).to(torch.bfloat16)
+    biased.lm_head.bias = torch.nn.Parameter(torch.zeros(64, dtype=torch.bfloat16))
+    assert (
+        fast.tune(biased, _Args(), lora=False).off["fused_linear_cross_entropy"]
+        == "the output head has a bias"
+    )
+    plain = _tiny(2).to(torch.bfloat16)
+    plan = fast.tune(plain, _Args(), lora=False, loss_kernel="compiled")
+    assert "fused_linear_cross_entropy(compiled)" in plan.on and plain._odin_loss_kernel == "compiled"
+    with pytest.raises(ValueError, match="loss_kernel='fused': one of liger, compiled"):
+        fast.tune(plain, _Args(), lora=False, loss_kernel="fused")

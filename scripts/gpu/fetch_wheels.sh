@@ -21,7 +21,8 @@ $PY -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --imp
 
 # bitsandbytes ships one CUDA library per toolkit (~60 MB); keep cpu + cuda130 (the device's torch is cu130).
 BNB=$(ls .whl/bitsandbytes-0.48.2-*.whl)
-if unzip -l "$BNB" | grep -q 'libbitsandbytes_cuda1[12][0-9]\.so'; then
+# (grep reads the whole listing: with -q, unzip's SIGPIPE fails the pipeline under pipefail)
+if unzip -l "$BNB" | grep 'libbitsandbytes_cuda1[12][0-9]\.so' > /dev/null; then
   tmp=$(mktemp -d)
   (cd "$tmp" && unzip -q "$OLDPWD/$BNB")
   find "$tmp/bitsandbytes" -name 'libbitsandbytes_*.so' ! -name libbitsandbytes_cpu.so \

@@ -18,8 +18,8 @@ unavailable (no CUDA, no Triton, no ``liger-kernel``, an architecture Liger does
   hidden state, so the ``(tokens, vocab)`` logits are never built, and TRL's extra per-token entropy and
   accuracy metrics are not computed (their LM-head passes cost time). Only with bf16 weights (what was
   measured); with fp32 master weights TRL's own chunked head stays.
-- ``loss_kernel``: which kernel computes that fused loss: ``"liger"``, or ``"compiled"`` (``odin_slm.loss``:
-  fewer, larger chunks, a compiled softmax, and no host sync; needs Triton, not liger-kernel).
+- ``loss_kernel``: which kernel computes that fused loss: ``"compiled"`` (``odin_slm.loss``: fewer, larger
+  chunks, a compiled softmax, and no host sync; needs Triton, not liger-kernel), or ``"liger"``.
 - ``compile_layers``: ``torch.compile`` of each decoder layer (regional compilation: the layers share
   one compiled graph, so it compiles in seconds, not minutes); it fuses RMSNorm, RoPE and SwiGLU itself.
 - ``liger_layers``: Liger's RMSNorm, RoPE and SwiGLU kernels, used only when ``compile_layers`` is off.
@@ -58,6 +58,13 @@ unavailable (no CUDA, no Triton, no ``liger-kernel``, an architecture Liger does
 - ``dataloader_workers``: collate in that many persistent DataLoader worker processes instead of the
   training loop's own thread (off by default: not yet measured to pay). A run's own
   ``--dataloader_num_workers`` wins.
+- ``non_blocking_inputs``: each batch is copied to the GPU with ``non_blocking=True`` (the Trainer's
+  ``accelerator_config.non_blocking``, from the DataLoader's pinned memory): a blocking copy makes the host
+  wait until the GPU has finished all the work queued before it, at every step.
+- ``device_nan_filter``: the Trainer's ``logging_nan_inf_filter`` (on by default) reads every micro-batch's
+  loss on the host to test it for NaN/inf, which waits for the backward pass to finish. The trainer class
+  applies the same filter on the GPU instead (the same logged loss; transformers 5 keeps the running loss
+  on the device, where this applies), and sets the flag off only for the time of ``train()``.
 - ``bf16`` and ``optim="adamw_torch_fused"``: TRL's defaults already; set explicitly, except where the run
   chose ``fp16`` or another optimizer (kept), or the GPU has no bf16.
 
@@ -110,9 +117,14 @@ DEFAULTS: dict[str, Any] = {
     # Compiled layers: q/k/v and gate/up (and their LoRA A) as one matmul each. Measured slower on one H200
     # (0.95-0.98x, docs/benchmarks.md): off.
     "fuse_projections": False,
-    # The fused loss's kernel: "liger" (Liger's fused linear cross-entropy) or "compiled" (odin_slm.loss:
-    # chunks sized by memory, a compiled softmax, no host sync).
-    "loss_kernel": "liger",
+    # The fused loss's kernel: "compiled" (odin_slm.loss: chunks sized by memory, a compiled softmax, no host
+    # sync) or "liger" (Liger's fused linear cross-entropy). Compiled against Liger on one H200: L full 1.11x
+    # (63.4% MFU), S LoRA 1.10x, L LoRA 1.02x and 1.05x, the same memory (docs/benchmarks.md).
+    "loss_kernel": "compiled",
+    # Batches copied to the GPU without waiting for it (accelerate's non_blocking, from pinned memory).
+    "non_blocking_inputs": True,
+    # The Trainer's NaN/inf loss filter without reading each micro-batch's loss on the host.
+    "device_nan_filter": True,
 }
 
 LOSS_KERNELS = ("liger", "compiled")
@@ -309,6 +321,19 @@ def _ddp_lean(model: Any, args: Any, wanted: bool, plan: FastPlan) -> None:
         plan.on.append("ddp_lean")
 
 
+def _non_blocking_inputs(args: Any, wanted: bool, plan: FastPlan) -> None:
+    config = getattr(args, "accelerator_config", None)
+    if not wanted:
+        plan.off["non_blocking_inputs"] = "disabled" if _cuda() else "needs CUDA"
+    elif not getattr(args, "dataloader_pin_memory", False):
+        plan.off["non_blocking_inputs"] = "dataloader_pin_memory is off"  # a pageable copy blocks anyway
+    elif not hasattr(config, "non_blocking"):
+        plan.off["non_blocking_inputs"] = "this transformers has no accelerator_config.non_blocking"
+    else:
+        config.non_blocking = True
+        plan.on.append("non_blocking_inputs")
+
+
 def _set_memory_budget(budget: float) -> None:
     import torch._functorch.config as functorch_config
 
@@ -392,11 +417,11 @@ def tune(model: Any, args: Any, *, lora: bool, **levers: Any) -> FastPlan:
     kernel = str(opts["loss_kernel"])
     if kernel not in LOSS_KERNELS:
         raise ValueError(f"loss_kernel={kernel!r}: one of {', '.join(LOSS_KERNELS)}")
-    needs = "triton" if kernel == "compiled" else "liger_kernel"
+    needs, needs_name = ("triton", "Triton") if kernel == "compiled" else ("liger_kernel", "liger-kernel")
     if not want_flce:
         plan.off["fused_linear_cross_entropy"] = "disabled"
     elif not cuda or not _have(needs):
-        plan.off["fused_linear_cross_entropy"] = f"needs CUDA and {needs.replace('_', '-')}"
+        plan.off["fused_linear_cross_entropy"] = f"needs CUDA and {needs_name}"
     elif world_size() > 1:
         # DDP reduces gradients only after a forward through its own wrapper, which the fused loss bypasses.
         plan.off["fused_linear_cross_entropy"] = "more than one process (DDP)"
@@ -491,6 +516,15 @@ def tune(model: Any, args: Any, *, lora: bool, **levers: Any) -> FastPlan:
 
     _ddp_lean(model, args, opts["ddp_lean"], plan)
 
+    _non_blocking_inputs(args, bool(opts["non_blocking_inputs"]) and cuda, plan)
+    model._odin_nan_filter = bool(opts["device_nan_filter"]) and cuda
+    if not model._odin_nan_filter:
+        plan.off["device_nan_filter"] = "disabled" if cuda else "needs CUDA"
+    elif not getattr(args, "logging_nan_inf_filter", False):
+        plan.off["device_nan_filter"] = "the run turned the filter off"
+    else:
+        plan.on.append("device_nan_filter")
+
     workers = int(opts["dataloader_workers"] or 0)
     if workers <= 0:
         plan.off["dataloader_workers"] = "disabled"
@@ -569,8 +603,24 @@ def _flce_loss(trainer: Any, model: Any, inputs: dict[str, Any], num_items_in_ba
             reduction="sum",
             accum_dtype=torch.float32 if weight.requires_grad else None,
         )
+    if model.training and "attention_mask" in inputs:
+        # TRL's num_tokens metric (its compute_loss, bypassed here), summed on the GPU until the next log.
+        count = inputs["attention_mask"].sum()
+        tokens = trainer.__dict__.get("_odin_tokens")
+        trainer._odin_tokens = count if tokens is None else tokens + count
     denom = num_items_in_batch if num_items_in_batch is not None else (target != -100).sum()
     return loss_sum / torch.as_tensor(denom, device=loss_sum.device).clamp(min=1)
+
+
+def _loss_kept_on_device(trainer_cls: type) -> bool:
+    """Whether the Trainer's loop applies its NaN/inf filter to a running loss kept in ``self._tr_loss``
+    (transformers 5), which ``training_step`` can reach; older loops keep it in a local variable."""
+    for cls in trainer_cls.__mro__:
+        for attr in vars(cls).values():
+            names = getattr(getattr(attr, "__code__", None), "co_names", ())
+            if "logging_nan_inf_filter" in names and "_tr_loss" in names:
+                return True
+    return False
 
 
 def _ddp_wrapped(model: Any) -> bool:
@@ -621,6 +671,38 @@ def trainer_class(base: type) -> type:
         def evaluate(self, *args: Any, **kwargs: Any) -> dict[str, float]:
             with eager():
                 return super().evaluate(*args, **kwargs)
+
+        def train(self, *args: Any, **kwargs: Any) -> Any:
+            core = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+            filtering = self.args.logging_nan_inf_filter
+            self._odin_nan_filter = bool(
+                filtering and getattr(core, "_odin_nan_filter", False) and _loss_kept_on_device(type(self))
+            )
+            if self._odin_nan_filter:
+                self.args.logging_nan_inf_filter = False  # training_step filters on the GPU instead
+            try:
+                return super().train(*args, **kwargs)
+            finally:
+                self.args.logging_nan_inf_filter = filtering
+
+        def training_step(self, *args: Any, **kwargs: Any) -> Any:
+            loss = super().training_step(*args, **kwargs)
+            running = self.__dict__.get("_tr_loss")
+            if self.__dict__.get("_odin_nan_filter") and running is not None:
+                import torch
+
+                # The Trainer's own filter: a NaN/inf loss counts as the mean of the losses since the last log.
+                mean = running / (1 + self.state.global_step - self._globalstep_last_logged)
+                loss = torch.where(torch.isfinite(loss), loss, mean.to(loss.dtype))
+            return loss
+
+        def log(self, logs: dict[str, float], *args: Any, **kwargs: Any) -> None:
+            tokens = self.__dict__.pop("_odin_tokens", None)
+            if tokens is not None and hasattr(self, "_total_train_tokens"):
+                # TRL's num_tokens metric, counted on the GPU by the fused loss and read here, once per log.
+                self._total_train_tokens += int(tokens) // getattr(self, "_tp_size", 1)
+                self._metrics["train"]["num_tokens"] = [self._total_train_tokens]
+            super().log(logs, *args, **kwargs)
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # noqa: ANN001
             core = self.accelerator.unwrap_model(model)
