@@ -491,9 +491,15 @@ def test_inputs_are_copied_without_blocking_where_memory_is_pinned(monkeypatch) 
     )
 
 
-def test_the_fused_loss_keeps_trls_loss_and_token_count(tmp_path, monkeypatch) -> None:
-    """With the fused loss (either kernel), the logged loss and TRL's num_tokens match TRL's own run."""
+@pytest.mark.parametrize("deferred", [False, True])
+def test_the_fused_loss_keeps_trls_loss_and_token_count(tmp_path, monkeypatch, deferred) -> None:
+    """With the fused loss (either kernel), the logged loss and TRL's num_tokens match TRL's own run, also
+    on top of odin's deferred metrics (the trainer's own stack)."""
     from trl import SFTTrainer
+
+    from odin_slm.metrics import deferred_metrics
+
+    base = deferred_metrics(SFTTrainer) if deferred else SFTTrainer
 
     _, plain = _sft_run(tmp_path / "plain", SFTTrainer, steps=3)
     import importlib.util
@@ -501,7 +507,7 @@ def test_the_fused_loss_keeps_trls_loss_and_token_count(tmp_path, monkeypatch) -
     kernels = [k for k in fast.LOSS_KERNELS if k != "liger" or importlib.util.find_spec("liger_kernel")]
     assert "compiled" in kernels
     for kernel in kernels:
-        cls = fast.trainer_class(SFTTrainer)
+        cls = fast.trainer_class(base)
         original = cls.train
 
         def train(self, *args, kernel=kernel, original=original, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202

@@ -669,8 +669,20 @@ def trainer_class(base: type) -> type:
             return per_token[1] * tokens
 
         def evaluate(self, *args: Any, **kwargs: Any) -> dict[str, float]:
+            self._odin_count_tokens()  # TRL's eval metrics read the running token count
             with eager():
                 return super().evaluate(*args, **kwargs)
+
+        def _odin_count_tokens(self) -> None:
+            tokens = self.__dict__.pop("_odin_tokens", None)
+            if tokens is not None and hasattr(self, "_total_train_tokens"):
+                # TRL's num_tokens metric, counted on the GPU by the fused loss and read here, once per log.
+                self._total_train_tokens += int(tokens) // getattr(self, "_tp_size", 1)
+                self._metrics["train"]["num_tokens"] = [self._total_train_tokens]
+
+        def _save_checkpoint(self, *args: Any, **kwargs: Any) -> Any:
+            self._odin_count_tokens()
+            return super()._save_checkpoint(*args, **kwargs)
 
         def train(self, *args: Any, **kwargs: Any) -> Any:
             core = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
@@ -697,11 +709,7 @@ def trainer_class(base: type) -> type:
             return loss
 
         def log(self, logs: dict[str, float], *args: Any, **kwargs: Any) -> None:
-            tokens = self.__dict__.pop("_odin_tokens", None)
-            if tokens is not None and hasattr(self, "_total_train_tokens"):
-                # TRL's num_tokens metric, counted on the GPU by the fused loss and read here, once per log.
-                self._total_train_tokens += int(tokens) // getattr(self, "_tp_size", 1)
-                self._metrics["train"]["num_tokens"] = [self._total_train_tokens]
+            self._odin_count_tokens()
             super().log(logs, *args, **kwargs)
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # noqa: ANN001
