@@ -64,7 +64,10 @@ def test_bf16_is_as_close_to_exact_as_torch() -> None:
     assert got.dtype == torch.float32
     assert hidden.grad.dtype == weight.grad.dtype == torch.bfloat16
     assert abs(float(got.detach()) - float(exact.detach())) <= 1e-3 * abs(float(exact.detach()))
-    for mine, torchs, true in ((hidden.grad, ref_h.grad, exact_h.grad), (weight.grad, ref_w.grad, exact_w.grad)):
+    for mine, torchs, true in (
+        (hidden.grad, ref_h.grad, exact_h.grad),
+        (weight.grad, ref_w.grad, exact_w.grad),
+    ):
         err_odin = (mine.double() - true).norm() / true.norm()
         err_torch = (torchs.double() - true).norm() / true.norm()
         assert 0 < err_odin <= 1.01 * err_torch, (float(err_odin), float(err_torch))

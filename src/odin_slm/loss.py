@@ -74,7 +74,9 @@ def _mm_acc(acc: Any, a: Any, b: Any) -> None:
     acc += a.float() @ b.float()  # rounding each chunk's product to bf16 would lose what fp32 keeps
 
 
-def _linear_ce_forward(hidden: Any, weight: Any, target: Any, rows: int, compiled: bool) -> tuple[Any, Any, Any]:
+def _linear_ce_forward(
+    hidden: Any, weight: Any, target: Any, rows: int, compiled: bool
+) -> tuple[Any, Any, Any]:
     import torch
 
     kernel = _kernel(compiled)
