@@ -382,6 +382,7 @@ def _sft_run(tmp_path, trainer_cls, steps: int = 6, **config):  # noqa: ANN001, 
     from transformers import PreTrainedTokenizerFast
     from trl import SFTConfig
 
+    extra = {key: config.pop(key) for key in ("eval_dataset", "callbacks") if key in config}
     vocab = {f"t{i}": i for i in range(64)}
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=Tokenizer(models.WordLevel(vocab, unk_token="t0")), pad_token="t1", eos_token="t2"
@@ -395,15 +396,16 @@ def _sft_run(tmp_path, trainer_cls, steps: int = 6, **config):  # noqa: ANN001, 
         max_steps=steps,
         per_device_train_batch_size=2,
         logging_steps=1,
-        save_strategy="no",
         learning_rate=1e-3,
         seed=0,
-        **config,
+        **{"save_strategy": "no", **config},
     )
     model = _tiny(2)
     trainer = trainer_cls(
         model=model,
         args=args,
+        eval_dataset=extra.get("eval_dataset"),
+        callbacks=extra.get("callbacks"),
         train_dataset=Dataset.from_dict({"input_ids": rows}),
         processing_class=tokenizer,
     )
@@ -427,7 +429,7 @@ def _nan_at(base: type, micro_step: int) -> type:
 
 def test_the_device_nan_filter_logs_what_the_trainers_filter_logs(tmp_path, monkeypatch) -> None:
     """A NaN loss at step 3 counts as the mean since the last log, as in the Trainer's own filter, and the
-    loss is never read on the host for it (the Trainer's flag is off during train(), and restored after)."""
+    loss is never read on the host for it (the Trainer's flag is off during the steps, and restored after)."""
     from trl import SFTTrainer
 
     seen = []
@@ -435,8 +437,9 @@ def test_the_device_nan_filter_logs_what_the_trainers_filter_logs(tmp_path, monk
     real_step = fast_cls.training_step
 
     def step(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
-        seen.append(self.args.logging_nan_inf_filter)
-        return real_step(self, *args, **kwargs)
+        loss = real_step(self, *args, **kwargs)
+        seen.append(self.args.logging_nan_inf_filter)  # what the Trainer's loop reads next
+        return loss
 
     monkeypatch.setattr(fast_cls, "training_step", step)
     monkeypatch.setattr(fast, "_cuda", lambda: False)
@@ -547,3 +550,93 @@ def test_the_fused_loss_is_off_for_heads_that_transform_their_logits(monkeypatch
     assert "fused_linear_cross_entropy(compiled)" in plan.on and plain._odin_loss_kernel == "compiled"
     with pytest.raises(ValueError, match="loss_kernel='fused': one of liger, compiled"):
         fast.tune(plain, _Args(), lora=False, loss_kernel="fused")
+
+
+def test_the_runs_own_nan_filter_holds_for_evaluation_and_checkpoints(tmp_path, monkeypatch) -> None:
+    """While the device filter stands in for the Trainer's, evaluation still drops a NaN batch loss by the
+    run's flag, the checkpoint's training_args.bin and on_train_begin see the run's own flag."""
+    from transformers import TrainerCallback
+    from trl import SFTTrainer
+
+    class NaNEval(SFTTrainer):
+        def prediction_step(self, *args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+            loss, logits, labels = super().prediction_step(*args, **kwargs)
+            self.__dict__["evals"] = self.__dict__.get("evals", 0) + 1
+            return (loss * float("nan") if self.evals == 1 else loss), logits, labels
+
+    class Flags(TrainerCallback):
+        begin: list[bool] = []
+
+        def on_train_begin(self, args, state, control, **kwargs):  # noqa: ANN001, ANN003, ANN202
+            self.begin.append(args.logging_nan_inf_filter)
+
+    def run(cls, out):  # noqa: ANN001, ANN202
+        from datasets import Dataset
+
+        eval_rows = Dataset.from_dict(
+            {"input_ids": [[(5 * i + j) % 60 + 2 for j in range(9)] for i in range(4)]}
+        )
+        trainer, _ = _sft_run(
+            out,
+            cls,
+            steps=4,
+            eval_dataset=eval_rows,
+            eval_strategy="steps",
+            eval_steps=2,
+            per_device_eval_batch_size=2,
+            save_strategy="steps",
+            save_steps=2,
+            callbacks=[Flags()],
+        )
+        return trainer
+
+    plain = run(NaNEval, tmp_path / "plain")
+    fast_cls = fast.trainer_class(NaNEval)
+    original = fast_cls.train
+
+    def train(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        self.model._odin_nan_filter = True  # what tune sets on CUDA
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(fast_cls, "train", train)
+    odin = run(fast_cls, tmp_path / "odin")
+
+    def evals(trainer):  # noqa: ANN001, ANN202
+        return [h["eval_loss"] for h in trainer.state.log_history if "eval_loss" in h]
+
+    assert evals(odin) == pytest.approx(evals(plain)) and all(v == v for v in evals(odin))
+    saved = torch.load(tmp_path / "odin" / "checkpoint-2" / "training_args.bin", weights_only=False)
+    assert saved.logging_nan_inf_filter is True
+    assert Flags.begin == [True, True]
+    assert odin.args.logging_nan_inf_filter is True
+
+
+def test_heads_under_a_text_config_or_behind_a_dense_layer_are_not_plain() -> None:
+    """Composite configs keep the head's soft-cap under text_config (Gemma 3n); some models' lm_head is
+    more than their output embeddings (ModernBertDecoder)."""
+    model = _tiny(2)
+    assert fast._head_not_plain(model) == ""
+    inner = transformers.LlamaConfig(final_logit_softcapping=30.0)
+    model.config.get_text_config = lambda *a, **k: inner
+    assert fast._head_not_plain(model) == "the head transforms its logits (final_logit_softcapping=30.0)"
+    dense = _tiny(2)
+    dense.lm_head = torch.nn.Sequential(torch.nn.Linear(32, 32), dense.lm_head)
+    dense.get_output_embeddings = lambda: dense.lm_head[1]
+    assert fast._head_not_plain(dense) == "the model's lm_head is more than its output embeddings"
+
+
+def test_a_trainer_with_its_own_loop_keeps_the_trainers_nan_filter() -> None:
+    from trl import SFTTrainer
+
+    assert fast._loss_kept_on_device(SFTTrainer) is True
+
+    class OwnLoop(SFTTrainer):
+        def _run_epoch(self, *args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+            running = 0.0  # a local running loss that training_step cannot reach
+            if self.args.logging_nan_inf_filter:
+                return running
+            return running
+
+    if not hasattr(SFTTrainer, "_run_epoch"):
+        pytest.skip("this transformers has no _run_epoch")
+    assert fast._loss_kept_on_device(OwnLoop) is False

@@ -108,3 +108,42 @@ def test_compiled_kernel_matches_eager() -> None:
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(hidden.grad, eager_h.grad, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(weight.grad, eager_w.grad, rtol=1e-5, atol=1e-6)
+
+
+def test_without_grad_mode_no_gradient_is_computed(monkeypatch) -> None:
+    """Evaluation (no_grad): the loss alone, without the head-sized fp32 gradient buffer of full FT."""
+    hidden, weight, target = _case()
+    expected = _reference(hidden.detach(), weight.detach(), target)
+    monkeypatch.setattr(
+        odin_loss, "_mm_acc", lambda *a: pytest.fail("weight gradient computed under no_grad")
+    )
+    with torch.no_grad():
+        got = odin_loss.linear_cross_entropy(hidden, weight, target, rows=8, compiled=False)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_shapes_that_do_not_match_are_refused() -> None:
+    hidden, weight, target = _case()
+    with pytest.raises(ValueError, match="target"):
+        odin_loss.linear_cross_entropy(hidden, weight, target[:-1], compiled=False)
+    with pytest.raises(ValueError, match="weight"):
+        odin_loss.linear_cross_entropy(hidden, weight[:, :-1], target, compiled=False)
+
+
+def test_the_upstream_factor_is_applied_in_fp32() -> None:
+    """The trainer divides by the label-token count: that factor is not rounded to bf16 first."""
+    hidden, weight, target = _case(n=64, h=32, v=300, dtype=torch.bfloat16)
+    weight.requires_grad_(False)
+    (odin_loss.linear_cross_entropy(hidden, weight, target, rows=16, compiled=False) / 3001).backward()
+    scaled = hidden.grad.clone()
+    hidden.grad = None
+    odin_loss.linear_cross_entropy(hidden, weight, target, rows=16, compiled=False).backward()
+    torch.testing.assert_close(scaled, (hidden.grad.float() / 3001).to(torch.bfloat16), rtol=0, atol=0)
+
+
+def test_a_second_derivative_is_refused_not_wrong() -> None:
+    hidden, weight, target = _case()
+    got = odin_loss.linear_cross_entropy(hidden, weight, target, rows=8, compiled=False)
+    (grad,) = torch.autograd.grad(got, hidden, create_graph=True)
+    with pytest.raises(RuntimeError, match="once_differentiable|twice|does not require grad"):
+        grad.sum().backward()

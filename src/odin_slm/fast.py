@@ -215,21 +215,37 @@ def _head_dtype(model: Any) -> Any:
     return getattr(getattr(head, "weight", None), "dtype", None)
 
 
-# Config fields of heads whose logits are more than ``hidden @ weight.T`` (Gemma 2/3 soft-capping, Granite and
-# Cohere scaling): the fused loss computes plain logits, so those models keep the model's own loss.
-_LOGIT_TRANSFORMS = ("final_logit_softcapping", "logits_scaling", "logit_scale")
+# Config fields of heads whose logits are more than ``hidden @ weight.T``: soft-capping (Gemma 2/3/3n/4,
+# RecurrentGemma, xLSTM), scaling (Granite, Cohere, FalconH1, muP widths), a padded vocabulary cut off after
+# the head. The fused loss computes plain logits, so those models keep the model's own loss.
+_LOGIT_TRANSFORMS = (
+    "final_logit_softcapping",
+    "logits_soft_cap",
+    "output_logit_soft_cap",
+    "logits_scaling",
+    "logit_scale",
+    "lm_head_multiplier",
+    "output_multiplier",
+    "logits_mup_width_multiplier",
+    "unpadded_vocab_size",
+)
 
 
 def _head_not_plain(model: Any) -> str:
     """Why the fused loss cannot stand in for the model's head ("" where it can)."""
     config = getattr(model, "config", None)
-    for name in _LOGIT_TRANSFORMS:
-        value = getattr(config, name, None)
-        if value not in (None, 1, 1.0, 0, 0.0):
-            return f"the head transforms its logits ({name}={value})"
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    for cfg in {id(c): c for c in (config, text) if c is not None}.values():
+        for name in _LOGIT_TRANSFORMS:
+            value = getattr(cfg, name, None)
+            if value not in (None, 1, 1.0, 0, 0.0):
+                return f"the head transforms its logits ({name}={value})"
     head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
     if getattr(head, "bias", None) is not None:
         return "the output head has a bias"
+    # e.g. ModernBertDecoder: its lm_head is a dense layer, activation and norm before the output embeddings
+    if getattr(model, "lm_head", head) is not head:
+        return "the model's lm_head is more than its output embeddings"
     return ""
 
 
@@ -608,6 +624,8 @@ def _flce_loss(trainer: Any, model: Any, inputs: dict[str, Any], num_items_in_ba
         count = inputs["attention_mask"].sum()
         tokens = trainer.__dict__.get("_odin_tokens")
         trainer._odin_tokens = count if tokens is None else tokens + count
+    elif not model.training and hasattr(trainer, "_total_train_tokens"):
+        trainer._metrics["eval"]["num_tokens"] = [trainer._total_train_tokens]  # as TRL's eval logs it
     denom = num_items_in_batch if num_items_in_batch is not None else (target != -100).sum()
     return loss_sum / torch.as_tensor(denom, device=loss_sum.device).clamp(min=1)
 
@@ -615,11 +633,12 @@ def _flce_loss(trainer: Any, model: Any, inputs: dict[str, Any], num_items_in_ba
 def _loss_kept_on_device(trainer_cls: type) -> bool:
     """Whether the Trainer's loop applies its NaN/inf filter to a running loss kept in ``self._tr_loss``
     (transformers 5), which ``training_step`` can reach; older loops keep it in a local variable."""
-    for cls in trainer_cls.__mro__:
-        for attr in vars(cls).values():
-            names = getattr(getattr(attr, "__code__", None), "co_names", ())
-            if "logging_nan_inf_filter" in names and "_tr_loss" in names:
-                return True
+    names = {name for cls in trainer_cls.__mro__ for name in vars(cls)}
+    for name in names:
+        # the method that runs is the one the class resolves, not an overridden base's
+        code = getattr(getattr(trainer_cls, name, None), "__code__", None)
+        if code is not None and {"logging_nan_inf_filter", "_tr_loss"} <= set(code.co_names):
+            return True
     return False
 
 
@@ -670,7 +689,7 @@ def trainer_class(base: type) -> type:
 
         def evaluate(self, *args: Any, **kwargs: Any) -> dict[str, float]:
             self._odin_count_tokens()  # TRL's eval metrics read the running token count
-            with eager():
+            with eager(), self._odin_own_filter():  # evaluation filters its losses by the same flag
                 return super().evaluate(*args, **kwargs)
 
         def _odin_count_tokens(self) -> None:
@@ -682,31 +701,51 @@ def trainer_class(base: type) -> type:
 
         def _save_checkpoint(self, *args: Any, **kwargs: Any) -> Any:
             self._odin_count_tokens()
-            return super()._save_checkpoint(*args, **kwargs)
+            with self._odin_own_filter():  # training_args.bin holds the run's own flag
+                return super()._save_checkpoint(*args, **kwargs)
+
+        @contextlib.contextmanager
+        def _odin_own_filter(self) -> Iterator[None]:
+            """The run's own ``logging_nan_inf_filter`` inside, where the device filter had turned it off."""
+            own = self.__dict__.get("_odin_filter_own")
+            if own is None:
+                yield
+                return
+            self.args.logging_nan_inf_filter = own
+            try:
+                yield
+            finally:
+                self.args.logging_nan_inf_filter = False
 
         def train(self, *args: Any, **kwargs: Any) -> Any:
             core = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
-            filtering = self.args.logging_nan_inf_filter
             self._odin_nan_filter = bool(
-                filtering and getattr(core, "_odin_nan_filter", False) and _loss_kept_on_device(type(self))
+                self.args.logging_nan_inf_filter
+                and getattr(core, "_odin_nan_filter", False)
+                and _loss_kept_on_device(type(self))
             )
-            if self._odin_nan_filter:
-                self.args.logging_nan_inf_filter = False  # training_step filters on the GPU instead
             try:
                 return super().train(*args, **kwargs)
             finally:
-                self.args.logging_nan_inf_filter = filtering
+                own = self.__dict__.pop("_odin_filter_own", None)
+                if own is not None:
+                    self.args.logging_nan_inf_filter = own
 
         def training_step(self, *args: Any, **kwargs: Any) -> Any:
             loss = super().training_step(*args, **kwargs)
             running = self.__dict__.get("_tr_loss")
-            if self.__dict__.get("_odin_nan_filter") and running is not None:
-                import torch
+            if not self.__dict__.get("_odin_nan_filter") or running is None:
+                return loss
+            if "_odin_filter_own" not in self.__dict__:
+                # From here on the Trainer does not read the loss on the host; this step filters it on the
+                # GPU. Set at the first step, so that callbacks' on_train_begin still see the run's flag.
+                self._odin_filter_own = self.args.logging_nan_inf_filter
+                self.args.logging_nan_inf_filter = False
+            import torch
 
-                # The Trainer's own filter: a NaN/inf loss counts as the mean of the losses since the last log.
-                mean = running / (1 + self.state.global_step - self._globalstep_last_logged)
-                loss = torch.where(torch.isfinite(loss), loss, mean.to(loss.dtype))
-            return loss
+            # The Trainer's own filter: a NaN/inf loss counts as the mean of the losses since the last log.
+            mean = running / (1 + self.state.global_step - self._globalstep_last_logged)
+            return torch.where(torch.isfinite(loss), loss, mean.to(loss.dtype))
 
         def log(self, logs: dict[str, float], *args: Any, **kwargs: Any) -> None:
             self._odin_count_tokens()

@@ -75,12 +75,11 @@ def _mm_acc(acc: Any, a: Any, b: Any) -> None:
 
 
 def _linear_ce_forward(
-    hidden: Any, weight: Any, target: Any, rows: int, compiled: bool
+    hidden: Any, weight: Any, target: Any, rows: int, compiled: bool, need_h: bool, need_w: bool
 ) -> tuple[Any, Any, Any]:
     import torch
 
     kernel = _kernel(compiled)
-    need_h, need_w = hidden.requires_grad, weight.requires_grad
     grad_h = torch.empty_like(hidden) if need_h else None
     grad_w = torch.zeros(weight.shape, dtype=torch.float32, device=weight.device) if need_w else None
     total = torch.zeros((), dtype=torch.float32, device=hidden.device)
@@ -99,19 +98,25 @@ def _linear_ce_forward(
 def _function() -> type:
     import torch
 
+    from torch.autograd.function import once_differentiable
+
     class LinearCrossEntropy(torch.autograd.Function):
         @staticmethod
         def forward(ctx: Any, hidden: Any, weight: Any, target: Any, rows: int, compiled: bool) -> Any:
-            total, grad_h, grad_w = _linear_ce_forward(hidden, weight, target, rows, compiled)
+            total, grad_h, grad_w = _linear_ce_forward(
+                hidden, weight, target, rows, compiled, hidden.requires_grad, weight.requires_grad
+            )
             ctx.save_for_backward(grad_h, grad_w)
-            ctx.weight_dtype = weight.dtype
+            ctx.dtypes = hidden.dtype, weight.dtype
             return total
 
         @staticmethod
+        @once_differentiable  # the gradients were computed in the forward pass: no graph to differentiate
         def backward(ctx: Any, grad_out: Any) -> tuple[Any, ...]:
             grad_h, grad_w = ctx.saved_tensors
-            dh = grad_h * grad_out.to(grad_h.dtype) if grad_h is not None else None
-            dw = (grad_w * grad_out).to(ctx.weight_dtype) if grad_w is not None else None
+            # the upstream factor (1 / label tokens) applied in fp32, not rounded to bf16 first
+            dh = (grad_h.float() * grad_out).to(ctx.dtypes[0]) if grad_h is not None else None
+            dw = (grad_w * grad_out).to(ctx.dtypes[1]) if grad_w is not None else None
             return dh, dw, None, None, None
 
     return LinearCrossEntropy
@@ -122,10 +127,20 @@ def linear_cross_entropy(
 ) -> Any:
     """Summed cross-entropy of ``hidden @ weight.T`` (``(N, H)`` by ``(V, H)``) against ``target`` ``(N,)``.
 
-    Targets of -100 count for nothing. ``rows`` per chunk defaults to :func:`chunk_rows`; ``compiled`` runs the
+    Targets of -100 count for nothing; other targets must lie in ``[0, V)`` (not checked: that would make
+    the host wait for the GPU). ``rows`` per chunk defaults to :func:`chunk_rows`; ``compiled`` runs the
     per-chunk softmax through ``torch.compile`` (False: the same code, eager).
     """
+    import torch
+
+    if hidden.dim() != 2 or target.shape != hidden.shape[:1] or weight.size(-1) != hidden.size(-1):
+        raise ValueError(
+            f"hidden (N, H), weight (V, H), target (N,) expected; got {tuple(hidden.shape)}, "
+            f"{tuple(weight.shape)}, {tuple(target.shape)}"
+        )
+    rows = int(rows or chunk_rows(weight.size(0), weight.element_size()))
+    if not torch.is_grad_enabled():  # evaluation: no gradient buffers (an fp32 copy of the head for full FT)
+        return _linear_ce_forward(hidden, weight, target, rows, bool(compiled), False, False)[0]
     if "function" not in _COMPILED:
         _COMPILED["function"] = _function()
-    rows = rows or chunk_rows(weight.size(0), weight.element_size())
-    return _COMPILED["function"].apply(hidden, weight, target, int(rows), bool(compiled))
+    return _COMPILED["function"].apply(hidden, weight, target, rows, bool(compiled))
