@@ -97,7 +97,6 @@ def _linear_ce_forward(
 
 def _function() -> type:
     import torch
-
     from torch.autograd.function import once_differentiable
 
     class LinearCrossEntropy(torch.autograd.Function):
