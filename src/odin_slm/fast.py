@@ -234,8 +234,8 @@ _LOGIT_TRANSFORMS = (
 def _head_not_plain(model: Any) -> str:
     """Why the fused loss cannot stand in for the model's head ("" where it can)."""
     config = getattr(model, "config", None)
-    text = config.get_text_config() if hasattr(config, "get_text_config") else config
-    for cfg in {id(c): c for c in (config, text) if c is not None}.values():
+    text = config.get_text_config() if hasattr(config, "get_text_config") else None
+    for cfg in (config, text):
         for name in _LOGIT_TRANSFORMS:
             value = getattr(cfg, name, None)
             if value not in (None, 1, 1.0, 0, 0.0):
