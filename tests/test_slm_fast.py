@@ -278,7 +278,8 @@ def test_layers_are_not_compiled_where_that_was_never_measured(
     args.fsdp = fsdp
     assert fast.tune(model, args, lora=True).off["compile_layers"] == reason and compiled == []
     monkeypatch.setenv("ACCELERATE_USE_FSDP", "")
-    assert "compile_layers" in fast.tune(_tiny(2), _Args(), lora=False).on  # the measured setup
+    on = fast.tune(_tiny(2), _Args(), lora=False).on  # the measured setup
+    assert "compile_layers(mode=reduce-overhead)" in on
 
 
 def test_under_ddp_the_run_skips_the_unused_parameter_search_unless_it_set_it(monkeypatch) -> None:
@@ -640,3 +641,40 @@ def test_a_trainer_with_its_own_loop_keeps_the_trainers_nan_filter() -> None:
     if not hasattr(SFTTrainer, "_run_epoch"):
         pytest.skip("this transformers has no _run_epoch")
     assert fast._loss_kept_on_device(OwnLoop) is False
+
+
+@pytest.mark.parametrize(
+    ("lora", "accumulation", "checkpointing", "world", "expected"),
+    [
+        (False, 1, {}, 1, "reduce-overhead"),  # full fine-tuning in one process: CUDA graphs
+        (True, 1, {}, 1, "default"),  # LoRA: measured no gain
+        (False, 4, {}, 1, "default"),  # accumulation: a replay would overwrite the first micro-batch's gradients
+        (False, 1, {"gradient_checkpointing": True}, 1, "default"),  # recomputed layers replay in the backward
+        (False, 1, {"checkpoint_layers": 0.5}, 1, "default"),
+        (False, 1, {}, 2, "default"),  # DDP: not measured with graphs
+        (False, 1, {"compile_mode": "default"}, 1, "default"),  # the caller's word wins
+        (True, 4, {"compile_mode": "reduce-overhead"}, 1, "reduce-overhead"),
+    ],
+)
+def test_cuda_graphs_are_the_default_for_full_fine_tuning_alone(
+    monkeypatch, lora, accumulation, checkpointing, world, expected
+) -> None:
+    monkeypatch.setattr(fast, "_cuda", lambda: True)
+    monkeypatch.setattr(fast, "_have", lambda module: module == "triton")
+    monkeypatch.setattr(fast, "world_size", lambda: world)
+    monkeypatch.setattr(fast, "_set_memory_budget", lambda budget: None)
+    monkeypatch.setattr(fast, "_checkpoint_layers", lambda model, fraction: 1)
+    modes = []
+    monkeypatch.setattr(fast, "_compile_layers", lambda model, mode="default": modes.append(mode))
+    args = _Args()
+    args.gradient_accumulation_steps = accumulation
+    model = _tiny(2)
+    plan = fast.tune(model, args, lora=lora, **checkpointing)
+    assert modes == [expected]
+    assert ("compile_layers" if expected == "default" else f"compile_layers(mode={expected})") in plan.on
+    assert model._odin_cuda_graphs is (expected == "reduce-overhead")  # the trainer marks each micro-batch
+
+
+def test_an_unknown_compile_mode_is_refused() -> None:
+    with pytest.raises(ValueError, match="auto or one of"):
+        fast.tune(_tiny(2), _Args(), lora=False, compile_mode="fastest")

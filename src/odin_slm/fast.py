@@ -36,9 +36,11 @@ unavailable (no CUDA, no Triton, no ``liger-kernel``, an architecture Liger does
   layers (1.0 saves what the compiler would; lower makes its partitioner recompute the cheapest
   activations first). LoRA runs at 0.5 where activations are large (``LARGE_ACTIVATIONS``): its
   small-memory mode without recomputing whole layers; with small ones it keeps them all.
-- ``compile_mode``: the ``torch.compile`` mode of the compiled layers. ``"default"``; ``"reduce-overhead"``
-  replays each layer's kernels as a CUDA graph (one launch instead of dozens, for steps bound by host
-  work); ``"max-autotune-no-cudagraphs"`` benchmarks matmul kernels at compile time. With CUDA graphs the
+- ``compile_mode``: the ``torch.compile`` mode of the compiled layers. ``"auto"`` (the default) is
+  ``"reduce-overhead"`` for full fine-tuning in one process without gradient accumulation or
+  checkpointing, else ``"default"`` (see ``compile_mode_for``). ``"reduce-overhead"`` replays each layer's
+  kernels as a CUDA graph (one launch instead of dozens, for steps bound by host work);
+  ``"max-autotune-no-cudagraphs"`` benchmarks matmul kernels at compile time. With CUDA graphs the
   trainer marks each micro-batch's start, so a graph's outputs are not overwritten while still in use.
 - ``pad_to_multiple_of``: with ``compile_layers``, batches are padded up to a multiple of 64 tokens (unless
   SFTConfig's ``pad_to_multiple_of`` is set), so that rows of varying length reach the compiler in a few
@@ -103,7 +105,9 @@ DEFAULTS: dict[str, Any] = {
     # LoRA: recompute the cheapest activations; with lora_bf16_compute, 0.4 ran at 1.76-2.34x (S) and
     # 1.22-1.35x (L) unsloth's tokens/s at 4.3 and 7.6 GiB against its 5.35 and 8.82 (docs/benchmarks.md).
     "lora_memory_budget": 0.4,
-    "compile_mode": "default",
+    # "auto": CUDA graphs over the compiled layers for full fine-tuning (S full 1.37x and 1.43x the plain
+    # compiled layers on one H200, now that no step waits on the host; LoRA 0.99-1.00x: docs/benchmarks.md).
+    "compile_mode": "auto",
     # Compiled layers: rows of varying length padded up to a multiple of this, so that few shapes reach the
     # compiler (each new one costs a recompile). Only where SFTConfig's own pad_to_multiple_of is unset.
     "pad_to_multiple_of": 64,
@@ -130,6 +134,22 @@ DEFAULTS: dict[str, Any] = {
 LOSS_KERNELS = ("liger", "compiled")
 
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
+
+def compile_mode_for(mode: str, args: Any, *, lora: bool, checkpointing: bool) -> str:
+    """The compile mode that ``"auto"`` stands for; any other ``mode`` is returned as given.
+
+    CUDA graphs (``"reduce-overhead"``) for full fine-tuning only: LoRA measured no gain. Not where a
+    graph's outputs could be overwritten while still in use or where graphs are not measured: gradient
+    accumulation (the gradients of the first micro-batch wait while the next one replays), recomputed
+    layers (gradient checkpointing replays the forward inside the backward), or more than one process.
+    """
+    if mode != "auto":
+        return mode
+    accumulates = int(getattr(args, "gradient_accumulation_steps", 1) or 1) > 1
+    if lora or checkpointing or accumulates or world_size() > 1:
+        return "default"
+    return "reduce-overhead"
 
 
 # Where the levers were measured to pay on one H200 (docs/train-gpu.md, docs/benchmarks.md): steps of
@@ -454,9 +474,11 @@ def tune(model: Any, args: Any, *, lora: bool, **levers: Any) -> FastPlan:
     model._odin_lora_bf16 = False
 
     compiled = False
+    fraction = float(opts["checkpoint_layers"])
     mode = str(opts["compile_mode"])
-    if mode not in COMPILE_MODES:
-        raise ValueError(f"compile_mode={mode!r}: one of {', '.join(COMPILE_MODES)}")
+    if mode != "auto" and mode not in COMPILE_MODES:
+        raise ValueError(f"compile_mode={mode!r}: auto or one of {', '.join(COMPILE_MODES)}")
+    mode = compile_mode_for(mode, args, lora=lora, checkpointing=bool(gc) or fraction > 0)
     model._odin_cuda_graphs = False
     if not opts["compile_layers"]:
         plan.off["compile_layers"] = "disabled"
@@ -511,7 +533,6 @@ def tune(model: Any, args: Any, *, lora: bool, **levers: Any) -> FastPlan:
             model._odin_lora_bf16 = True
             plan.on.append("lora_bf16_compute")
 
-    fraction = float(opts["checkpoint_layers"])
     if gc or fraction <= 0:
         plan.off["checkpoint_layers"] = "gradient_checkpointing covers all layers" if gc else "disabled"
     else:
