@@ -648,8 +648,10 @@ def test_a_trainer_with_its_own_loop_keeps_the_trainers_nan_filter() -> None:
     [
         (False, 1, {}, 1, "reduce-overhead"),  # full fine-tuning in one process: CUDA graphs
         (True, 1, {}, 1, "default"),  # LoRA: measured no gain
-        (False, 4, {}, 1, "default"),  # accumulation: a replay would overwrite the first micro-batch's gradients
-        (False, 1, {"gradient_checkpointing": True}, 1, "default"),  # recomputed layers replay in the backward
+        # accumulation: a replay would overwrite the first micro-batch's gradients
+        (False, 4, {}, 1, "default"),
+        # recomputed layers replay in the backward
+        (False, 1, {"gradient_checkpointing": True}, 1, "default"),
         (False, 1, {"checkpoint_layers": 0.5}, 1, "default"),
         (False, 1, {}, 2, "default"),  # DDP: not measured with graphs
         (False, 1, {"compile_mode": "default"}, 1, "default"),  # the caller's word wins
