@@ -644,7 +644,7 @@ def test_a_trainer_with_its_own_loop_keeps_the_trainers_nan_filter() -> None:
 
 
 @pytest.mark.parametrize(
-    ("lora", "accumulation", "checkpointing", "world", "expected"),
+    ("lora", "accumulation", "setup", "world", "expected"),
     [
         (False, 1, {}, 1, "reduce-overhead"),  # full fine-tuning in one process: CUDA graphs
         (True, 1, {}, 1, "default"),  # LoRA: measured no gain
@@ -654,12 +654,15 @@ def test_a_trainer_with_its_own_loop_keeps_the_trainers_nan_filter() -> None:
         (False, 1, {"gradient_checkpointing": True}, 1, "default"),
         (False, 1, {"checkpoint_layers": 0.5}, 1, "default"),
         (False, 1, {}, 2, "default"),  # DDP: not measured with graphs
+        # packed rows: a new length, a new graph, at every batch
+        (False, 1, {"packing": True}, 1, "default"),
+        (False, 1, {"padding_free": True}, 1, "default"),
         (False, 1, {"compile_mode": "default"}, 1, "default"),  # the caller's word wins
         (True, 4, {"compile_mode": "reduce-overhead"}, 1, "reduce-overhead"),
     ],
 )
 def test_cuda_graphs_are_the_default_for_full_fine_tuning_alone(
-    monkeypatch, lora, accumulation, checkpointing, world, expected
+    monkeypatch, lora, accumulation, setup, world, expected
 ) -> None:
     monkeypatch.setattr(fast, "_cuda", lambda: True)
     monkeypatch.setattr(fast, "_have", lambda module: module == "triton")
@@ -670,8 +673,11 @@ def test_cuda_graphs_are_the_default_for_full_fine_tuning_alone(
     monkeypatch.setattr(fast, "_compile_layers", lambda model, mode="default": modes.append(mode))
     args = _Args()
     args.gradient_accumulation_steps = accumulation
+    levers = dict(setup)
+    for flag in ("packing", "padding_free"):
+        setattr(args, flag, levers.pop(flag, False))
     model = _tiny(2)
-    plan = fast.tune(model, args, lora=lora, **checkpointing)
+    plan = fast.tune(model, args, lora=lora, **levers)
     assert modes == [expected]
     assert ("compile_layers" if expected == "default" else f"compile_layers(mode={expected})") in plan.on
     assert model._odin_cuda_graphs is (expected == "reduce-overhead")  # the trainer marks each micro-batch

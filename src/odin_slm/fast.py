@@ -143,11 +143,14 @@ def compile_mode_for(mode: str, args: Any, *, lora: bool, checkpointing: bool) -
     graph's outputs could be overwritten while still in use or where graphs are not measured: gradient
     accumulation (the gradients of the first micro-batch wait while the next one replays), recomputed
     layers (gradient checkpointing replays the forward inside the backward), or more than one process.
+    Nor for packed or padding-free rows, whose length changes with every batch: each new length is a new
+    graph to record and keep.
     """
     if mode != "auto":
         return mode
     accumulates = int(getattr(args, "gradient_accumulation_steps", 1) or 1) > 1
-    if lora or checkpointing or accumulates or world_size() > 1:
+    free_length = bool(getattr(args, "packing", False) or getattr(args, "padding_free", False))
+    if lora or checkpointing or accumulates or free_length or world_size() > 1:
         return "default"
     return "reduce-overhead"
 
