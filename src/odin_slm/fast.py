@@ -38,8 +38,8 @@ unavailable (no CUDA, no Triton, no ``liger-kernel``, an architecture Liger does
   small-memory mode without recomputing whole layers; with small ones it keeps them all.
 - ``compile_mode``: the ``torch.compile`` mode of the compiled layers. ``"auto"`` (the default) is
   ``"reduce-overhead"`` for full fine-tuning in one process without gradient accumulation,
-  checkpointing or packed rows, else ``"default"`` (see ``compile_mode_for``). ``"reduce-overhead"`` replays each layer's
-  kernels as a CUDA graph (one launch instead of dozens, for steps bound by host work);
+  checkpointing or packed rows, else ``"default"`` (see ``compile_mode_for``). ``"reduce-overhead"``
+  replays each layer's kernels as a CUDA graph (one launch instead of dozens, for steps bound by host work);
   ``"max-autotune-no-cudagraphs"`` benchmarks matmul kernels at compile time. With CUDA graphs the
   trainer marks each micro-batch's start, so a graph's outputs are not overwritten while still in use.
 - ``pad_to_multiple_of``: with ``compile_layers``, batches are padded up to a multiple of 64 tokens (unless
