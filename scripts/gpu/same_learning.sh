@@ -39,6 +39,7 @@ for k, m in json.load(open('$OUT/configs.json')).items():
 }
 run() {
     name=$1; shift; t=$(date +%s)
+    rm -rf /tmp/sl/$name  # a name run again replaces its earlier run (the results keep the last one)
     timeout 200 python3 -m odin_slm.train --model_name_or_path "$G" --output_dir /tmp/sl/$name \
         --disable_tqdm true "$@" > /tmp/sl-$name.log 2>&1
     rc=$?; cp /tmp/sl/$name/metrics.json /tmp/sl/$name.json 2>/dev/null
