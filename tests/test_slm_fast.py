@@ -657,6 +657,8 @@ def test_a_trainer_with_its_own_loop_keeps_the_trainers_nan_filter() -> None:
         # packed rows: a new length, a new graph, at every batch
         (False, 1, {"packing": True}, 1, "default"),
         (False, 1, {"padding_free": True}, 1, "default"),
+        # several GPUs without a launcher: the Trainer's DataParallel runs each replica in a thread
+        (False, 1, {"n_gpu": 2}, 1, "default"),
         (False, 1, {"compile_mode": "default"}, 1, "default"),  # the caller's word wins
         (True, 4, {"compile_mode": "reduce-overhead"}, 1, "reduce-overhead"),
     ],
@@ -674,8 +676,8 @@ def test_cuda_graphs_are_the_default_for_full_fine_tuning_alone(
     args = _Args()
     args.gradient_accumulation_steps = accumulation
     levers = dict(setup)
-    for flag in ("packing", "padding_free"):
-        setattr(args, flag, levers.pop(flag, False))
+    for flag, plain in (("packing", False), ("padding_free", False), ("n_gpu", 1)):
+        setattr(args, flag, levers.pop(flag, plain))
     model = _tiny(2)
     plan = fast.tune(model, args, lora=lora, **levers)
     assert modes == [expected]
@@ -686,3 +688,11 @@ def test_cuda_graphs_are_the_default_for_full_fine_tuning_alone(
 def test_an_unknown_compile_mode_is_refused() -> None:
     with pytest.raises(ValueError, match="auto or one of"):
         fast.tune(_tiny(2), _Args(), lora=False, compile_mode="fastest")
+
+
+def test_no_cuda_graphs_by_default_where_generation_could_not_run_eagerly(monkeypatch) -> None:
+    """torch < 2.6 has no compile stance: generation would replay (and record) graphs token by token."""
+    monkeypatch.setattr(fast, "_eager_stance", lambda: False)
+    assert fast.compile_mode_for("auto", _Args(), lora=False, checkpointing=False) == "default"
+    monkeypatch.setattr(fast, "_eager_stance", lambda: True)
+    assert fast.compile_mode_for("auto", _Args(), lora=False, checkpointing=False) == "reduce-overhead"

@@ -37,7 +37,7 @@ unavailable (no CUDA, no Triton, no ``liger-kernel``, an architecture Liger does
   activations first). LoRA runs at 0.5 where activations are large (``LARGE_ACTIVATIONS``): its
   small-memory mode without recomputing whole layers; with small ones it keeps them all.
 - ``compile_mode``: the ``torch.compile`` mode of the compiled layers. ``"auto"`` (the default) is
-  ``"reduce-overhead"`` for full fine-tuning in one process without gradient accumulation,
+  ``"reduce-overhead"`` for full fine-tuning on one GPU without gradient accumulation,
   checkpointing or packed rows, else ``"default"`` (see ``compile_mode_for``). ``"reduce-overhead"``
   replays each layer's kernels as a CUDA graph (one launch instead of dozens, for steps bound by host work);
   ``"max-autotune-no-cudagraphs"`` benchmarks matmul kernels at compile time. With CUDA graphs the
@@ -144,15 +144,24 @@ def compile_mode_for(mode: str, args: Any, *, lora: bool, checkpointing: bool) -
     accumulation (the gradients of the first micro-batch wait while the next one replays), recomputed
     layers (gradient checkpointing replays the forward inside the backward), or more than one process.
     Nor for packed or padding-free rows, whose length changes with every batch: each new length is a new
-    graph to record and keep.
+    graph to record and keep. Nor where the Trainer would wrap the model in DataParallel (several GPUs
+    without a launcher: each replica runs in threads of its own), nor on a torch without
+    ``torch.compiler.set_stance`` (< 2.6), where generation and evaluation could not run the layers eagerly.
     """
     if mode != "auto":
         return mode
     accumulates = int(getattr(args, "gradient_accumulation_steps", 1) or 1) > 1
     free_length = bool(getattr(args, "packing", False) or getattr(args, "padding_free", False))
-    if lora or checkpointing or accumulates or free_length or world_size() > 1:
+    replicas = world_size() > 1 or int(getattr(args, "n_gpu", 1) or 1) > 1
+    if lora or checkpointing or accumulates or free_length or replicas or not _eager_stance():
         return "default"
     return "reduce-overhead"
+
+
+def _eager_stance() -> bool:
+    import torch
+
+    return hasattr(getattr(torch, "compiler", None), "set_stance")
 
 
 # Where the levers were measured to pay on one H200 (docs/train-gpu.md, docs/benchmarks.md): steps of
