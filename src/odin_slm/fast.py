@@ -158,10 +158,11 @@ def compile_mode_for(mode: str, args: Any, *, lora: bool, checkpointing: bool) -
     return "reduce-overhead"
 
 
-def _eager_stance() -> bool:
+def _eager_stance() -> Any:
+    """``torch.compiler.set_stance``, which ``eager()`` uses; None on torch < 2.6."""
     import torch
 
-    return hasattr(getattr(torch, "compiler", None), "set_stance")
+    return getattr(getattr(torch, "compiler", None), "set_stance", None)
 
 
 # Where the levers were measured to pay on one H200 (docs/train-gpu.md, docs/benchmarks.md): steps of
@@ -607,9 +608,7 @@ def eager() -> Iterator[None]:
     Generation calls each layer with a KV cache and a new length at every token, which would make
     dynamo recompile per layer and step; evaluation would compile a second (no-grad) graph.
     """
-    import torch
-
-    set_stance = getattr(getattr(torch, "compiler", None), "set_stance", None)
+    set_stance = _eager_stance()
     if set_stance is None:  # torch < 2.6: nothing was compiled with a stance to change
         yield
         return
