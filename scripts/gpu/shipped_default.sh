@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The shipped GPU configs end to end (load, exact match before, train, exact match after, save), as shipped,
 # with odin's speed levers on (--odin_fast true) and off (false), in alternating order. One call on
-# nvidia-h200 carrying .whl-new (or .slmdev/whl with .whl-new) and .bench. The model is a random-init
+# nvidia-h200 carrying .whl-new (or .slmdev/whl, which must hold liger-kernel too) and .bench. The model is a random-init
 # SmolLM2-135M shape (scripts/gpu/shape_model.py): the shipped model's compute without its GGUF.
 # RUNS: "config:odin_fast" in order, odin_fast true, false or default (no flag: odin decides);
 # COLD=1 empties the compile caches (inductor's, Triton's) before each run: every run compiles as a user's
@@ -12,9 +12,11 @@ export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 ODIN_CACHE=/tmp/cache-gpu
 T0=$(date +%s)
 mkdir -p /tmp/logs
 BUDGET_S=${BUDGET_S:-540}
-# .slmdev/whl where it was carried, else .whl-new alone (trl, datasets, liger-kernel: all the shape model needs)
+# .slmdev/whl where it was carried, else .whl-new (trl, datasets, liger-kernel: all the shape model needs);
+# not both: pip refuses the same wheel named twice
+W=.whl-new; ls .slmdev/whl/*.whl > /dev/null 2>&1 && W=.slmdev/whl
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
-    $(ls .slmdev/whl/*.whl 2>/dev/null) .whl-new/*.whl || exit 1
+    $W/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD/src
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee $OUT/summary.txt
 python3 scripts/gpu/shape_model.py "$M" 2>&1 | tail -1 | tee -a $OUT/summary.txt
