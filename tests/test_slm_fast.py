@@ -117,7 +117,7 @@ def test_compiled_layers_pad_rows_to_a_multiple_unless_the_run_set_one(monkeypat
     # The compile itself is CUDA's; here only the choice is under test.
     monkeypatch.setattr(fast, "_cuda", lambda: True)
     monkeypatch.setattr(fast, "_have", lambda module: module == "triton")
-    monkeypatch.setattr(fast, "_compile_layers", lambda model, mode="default": None)
+    monkeypatch.setattr(fast, "_compile_layers", lambda model, mode="default", backend="inductor": None)
     args = _Args()
     args.pad_to_multiple_of = "auto"
     plan = fast.tune(_tiny(2), args, lora=False)
@@ -157,7 +157,7 @@ def test_the_flop_estimate_is_the_trainers_and_counts_the_parameters_once(tmp_pa
 def test_the_lora_memory_budget_is_kept_for_large_activations(monkeypatch) -> None:
     monkeypatch.setattr(fast, "_cuda", lambda: True)
     monkeypatch.setattr(fast, "_have", lambda module: module == "triton")
-    monkeypatch.setattr(fast, "_compile_layers", lambda model, mode="default": None)
+    monkeypatch.setattr(fast, "_compile_layers", lambda model, mode="default", backend="inductor": None)
     budgets = []
     monkeypatch.setattr(fast, "_set_memory_budget", budgets.append)
     args = _Args()
@@ -205,7 +205,7 @@ def test_one_compiled_graph_serves_every_lora_layer(monkeypatch, input_grads, gr
 def test_lora_input_grads_only_where_activations_are_small(monkeypatch) -> None:
     monkeypatch.setattr(fast, "_cuda", lambda: True)
     monkeypatch.setattr(fast, "_have", lambda module: module == "triton")
-    monkeypatch.setattr(fast, "_compile_layers", lambda model, mode="default": None)
+    monkeypatch.setattr(fast, "_compile_layers", lambda model, mode="default", backend="inductor": None)
     monkeypatch.setattr(fast, "_set_memory_budget", lambda budget: None)
     monkeypatch.setattr(fast, "LARGE_ACTIVATIONS", 1e5)
     args = _Args()
@@ -242,7 +242,7 @@ def test_a_later_tune_does_not_inherit_an_earlier_runs_memory_budget(monkeypatch
 
     monkeypatch.setattr(fast, "_cuda", lambda: True)
     monkeypatch.setattr(fast, "_have", lambda module: module == "triton")
-    monkeypatch.setattr(fast, "_compile_layers", lambda model, mode="default": None)
+    monkeypatch.setattr(fast, "_compile_layers", lambda model, mode="default", backend="inductor": None)
     monkeypatch.setattr(fast, "_BUDGET_BEFORE", [])
     args = _Args()
     args.per_device_train_batch_size, args.max_length = 32, 128
@@ -269,7 +269,7 @@ def test_layers_are_not_compiled_where_that_was_never_measured(
     monkeypatch.setattr(fast, "_cuda", lambda: True)
     monkeypatch.setattr(fast, "_have", lambda module: module == "triton")
     compiled = []
-    monkeypatch.setattr(fast, "_compile_layers", lambda model, mode="default": compiled.append(model))
+    monkeypatch.setattr(fast, "_compile_layers", lambda model, mode="default", backend="inductor": compiled.append(model))
     monkeypatch.setenv("ACCELERATE_USE_FSDP", env)
     model = _tiny(2)
     if model_flag:
@@ -351,7 +351,7 @@ def test_the_fused_loss_never_bypasses_ddps_forward(monkeypatch, tmp_path) -> No
         dist.destroy_process_group()
     monkeypatch.setattr(fast, "_cuda", lambda: True)
     monkeypatch.setattr(fast, "_have", lambda module: True)
-    monkeypatch.setattr(fast, "_compile_layers", lambda model, mode="default": None)
+    monkeypatch.setattr(fast, "_compile_layers", lambda model, mode="default", backend="inductor": None)
     monkeypatch.setenv("WORLD_SIZE", "2")
     bf16 = _tiny(2).to(torch.bfloat16)
     plan = fast.tune(bf16, _Args(), lora=False)
@@ -534,7 +534,7 @@ def test_the_fused_loss_is_off_for_heads_that_transform_their_logits(monkeypatch
     monkeypatch.setattr(fast, "_cuda", lambda: True)
     monkeypatch.setattr(fast, "_bf16_supported", lambda: True)
     monkeypatch.setattr(fast, "_have", lambda module: True)
-    monkeypatch.setattr(fast, "_compile_layers", lambda model, mode="default": None)
+    monkeypatch.setattr(fast, "_compile_layers", lambda model, mode="default", backend="inductor": None)
     model = _tiny(2).to(torch.bfloat16)
     setattr(model.config, field, value)
     plan = fast.tune(model, _Args(), lora=False)
@@ -672,7 +672,7 @@ def test_cuda_graphs_are_the_default_for_full_fine_tuning_alone(
     monkeypatch.setattr(fast, "_set_memory_budget", lambda budget: None)
     monkeypatch.setattr(fast, "_checkpoint_layers", lambda model, fraction: 1)
     modes = []
-    monkeypatch.setattr(fast, "_compile_layers", lambda model, mode="default": modes.append(mode))
+    monkeypatch.setattr(fast, "_compile_layers", lambda model, mode="default", backend="inductor": modes.append(mode))
     args = _Args()
     args.gradient_accumulation_steps = accumulation
     levers = dict(setup)

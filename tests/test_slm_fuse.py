@@ -226,7 +226,7 @@ def test_the_lever_installs_the_pass_only_with_compiled_layers(monkeypatch: pyte
     monkeypatch.setattr(fast, "_cuda", lambda: True)
     monkeypatch.setattr(fast, "_have", lambda module: module == "triton")
     monkeypatch.setattr(fast, "_bf16_supported", lambda: True)
-    monkeypatch.setattr(fast, "_compile_layers", lambda model, mode="default": None)
+    monkeypatch.setattr(fast, "_compile_layers", lambda model, mode="default", backend="inductor": None)
     with inductor_config.patch(pre_grad_custom_pass=None):
         plan = fast.tune(_model("full"), _Args(), lora=False)
         assert plan.off["fuse_projections"] == "disabled"  # opt-in while it is being measured

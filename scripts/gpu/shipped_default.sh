@@ -3,7 +3,8 @@
 # with odin's speed levers on (--odin_fast true) and off (false), in alternating order. One call on
 # nvidia-h200 carrying .whl-new (or .slmdev/whl, which must hold liger-kernel too) and .bench. The model is a random-init
 # SmolLM2-135M shape (scripts/gpu/shape_model.py): the shipped model's compute without its GGUF.
-# RUNS: "config:odin_fast" in order, odin_fast true, false or default (no flag: odin decides);
+# RUNS: "config:odin_fast[@lever=value,...]" in order, odin_fast true, false or default (no flag: odin decides);
+# each run goes through scripts/gpu/clocked_train.py (the same command with a clock on each step, no GPU sync);
 # COLD=1 empties the compile caches (inductor's, Triton's) before each run: every run compiles as a user's
 # first run on a machine does. wall_s is the whole command, python start-up and imports included. Logs come back in $OUT/logs.tgz.
 set -u
@@ -21,23 +22,35 @@ export PYTHONPATH=/tmp/site:$PWD/src
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee $OUT/summary.txt
 python3 scripts/gpu/shape_model.py "$M" 2>&1 | tail -1 | tee -a $OUT/summary.txt
 for run in ${RUNS:-full:false full:true lora:false lora:true full:true full:false lora:true lora:false}; do
-    cfg=${run%%:*} fast=${run##*:} name=$cfg-$fast-$(date +%s)
+    spec=${run%%@*} levers=; [ "$spec" != "$run" ] && levers=${run#*@}
+    cfg=${spec%%:*} fast=${spec##*:} name=$cfg-$fast-$(date +%s)
+    # lever overrides after @ (a=b,c=d), a measurement aid: scripts/gpu/clocked_train.py reads ODIN_LEVERS
+    export ODIN_LEVERS=$(python3 -c 'import json, sys
+kv = [p.split("=", 1) for p in sys.argv[1].split(",") if p]
+print(json.dumps({k: {"true": True, "false": False}.get(v, v) for k, v in kv}))' "$levers")
     if [ $(( $(date +%s) - T0 )) -gt $BUDGET_S ]; then echo "== $run skipped (budget)" | tee -a $OUT/summary.txt; continue; fi
     [ "${COLD:-0}" = 1 ] && rm -rf /tmp/torchinductor_$(whoami) ~/.triton/cache
     t=$(date +%s.%N)
-    python3 -m odin_slm.train --config src/odin_slm/configs/gpu-$cfg.yaml --model_name_or_path $M \
+    python3 scripts/gpu/clocked_train.py /tmp/logs/$name.steps.json --config src/odin_slm/configs/gpu-$cfg.yaml --model_name_or_path $M \
         --output_dir /tmp/r/$name --disable_tqdm true $([ "$fast" = default ] || echo --odin_fast $fast) \
         ${EXTRA:-} > /tmp/logs/$name.log 2>&1
     rc=$?
     wall=$(python3 -c "import time; print(round(time.time() - $t, 2))")
     cp /tmp/r/$name/metrics.json /tmp/logs/$name.metrics.json 2>/dev/null
-    python3 - /tmp/logs/$name.metrics.json "$run rc=$rc wall_s=$wall" <<'PY' | tee -a $OUT/summary.txt
-import json, sys
+    python3 - /tmp/logs/$name.metrics.json "$run rc=$rc wall_s=$wall" /tmp/logs/$name.steps.json <<'PY' | tee -a $OUT/summary.txt
+import json, statistics, sys
 try:
     m = json.load(open(sys.argv[1]))
     ev = (m.get("eval_after") or {}).get("seconds")
     print(f"== {sys.argv[2]} train_s={m.get('train_seconds')} total_s={m.get('total_seconds')} tok/s={m.get('tokens_per_second')} "
           f"eval_after_s={ev} peak_mib={m.get('peak_gpu_allocated_mib')} loss={m['loss_curve'][-1]} levers={m.get('fast_levers', {}).get('on') if isinstance(m.get('fast_levers'), dict) else m.get('fast_levers')}")
+    c = json.load(open(sys.argv[3]))
+    t = c["steps"]
+    gaps = [b - a for a, b in zip(t, t[1:])]
+    steady = sorted(gaps[10:])[: max(1, len(gaps[10:]) * 9 // 10)]  # steps 11 on, the slowest tenth (logs, saves) left out
+    print(f"   clock: imports_s={c.get('imports_s', 0):.2f} step1_s={t[0]:.2f} step2_s={t[1]:.2f} step10_s={t[9]:.2f} "
+          f"last_s={t[-1]:.2f} median_step_ms={1000 * statistics.median(gaps[10:]):.1f} "
+          f"steady_ms={1000 * statistics.mean(steady):.1f} saves={c['saves']} process_s={c.get('process_s')}")
 except Exception as exc:
     print(f"== {sys.argv[2]} no metrics ({exc})")
 PY

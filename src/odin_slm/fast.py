@@ -108,6 +108,9 @@ DEFAULTS: dict[str, Any] = {
     # "auto": CUDA graphs over the compiled layers for full fine-tuning (S full 1.37x and 1.43x the plain
     # compiled layers on one H200, now that no step waits on the host; LoRA 0.99-1.00x: docs/benchmarks.md).
     "compile_mode": "auto",
+    # Which compiler builds the compiled layers: "inductor" (fused Triton kernels) or "cudagraphs" (the layers'
+    # own kernels replayed as CUDA graphs: no kernel to generate, so it compiles in a fraction of the time).
+    "compile_backend": "inductor",
     # Compiled layers: rows of varying length padded up to a multiple of this, so that few shapes reach the
     # compiler (each new one costs a recompile). Only where SFTConfig's own pad_to_multiple_of is unset.
     "pad_to_multiple_of": 64,
@@ -134,6 +137,8 @@ DEFAULTS: dict[str, Any] = {
 LOSS_KERNELS = ("liger", "compiled")
 
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
+COMPILE_BACKENDS = ("inductor", "cudagraphs")
 
 
 def compile_mode_for(mode: str, args: Any, *, lora: bool, checkpointing: bool) -> str:
@@ -288,7 +293,7 @@ def _decoder_layers(model: Any) -> list[Any]:
     return list(layers) if layers is not None else []
 
 
-def _compile_layers(model: Any, mode: str = "default") -> None:
+def _compile_layers(model: Any, mode: str = "default", backend: str = "inductor") -> None:
     import torch
 
     # One compiled graph serves every layer; raise the recompile limits so a second variant (eval mode,
@@ -299,7 +304,10 @@ def _compile_layers(model: Any, mode: str = "default") -> None:
             torch._dynamo.config.accumulated_cache_size_limit, 512
         )
     for layer in _decoder_layers(model):
-        layer.compile(mode=None if mode == "default" else mode)
+        if backend == "inductor":
+            layer.compile(mode=None if mode == "default" else mode)
+        else:  # torch.compile takes a mode only with inductor
+            layer.compile(backend=backend)
 
 
 def _checkpoint_layers(model: Any, fraction: float) -> int:
@@ -492,6 +500,13 @@ def tune(model: Any, args: Any, *, lora: bool, **levers: Any) -> FastPlan:
     if mode != "auto" and mode not in COMPILE_MODES:
         raise ValueError(f"compile_mode={mode!r}: auto or one of {', '.join(COMPILE_MODES)}")
     mode = compile_mode_for(mode, args, lora=lora, checkpointing=bool(gc) or fraction > 0)
+    backend = str(opts["compile_backend"])
+    if backend not in COMPILE_BACKENDS:
+        raise ValueError(f"compile_backend={backend!r}: one of {', '.join(COMPILE_BACKENDS)}")
+    if backend == "cudagraphs" and mode not in ("reduce-overhead", "max-autotune"):
+        # The cudagraphs backend is CUDA graphs only: where this run may not replay graphs, inductor.
+        plan.off["compile_backend=cudagraphs"] = "this run does not use CUDA graphs"
+        backend = "inductor"
     model._odin_cuda_graphs = False
     if not opts["compile_layers"]:
         plan.off["compile_layers"] = "disabled"
@@ -503,9 +518,12 @@ def tune(model: Any, args: Any, *, lora: bool, **levers: Any) -> FastPlan:
         plan.off["compile_layers"] = f"not measured {untested}"
     else:
         try:
-            _compile_layers(model, mode)
+            _compile_layers(model, mode, backend)
             compiled = True
-            plan.on.append("compile_layers" if mode == "default" else f"compile_layers(mode={mode})")
+            if backend != "inductor":
+                plan.on.append(f"compile_layers(backend={backend})")
+            else:
+                plan.on.append("compile_layers" if mode == "default" else f"compile_layers(mode={mode})")
             model._odin_cuda_graphs = mode in ("reduce-overhead", "max-autotune")
         except Exception as exc:  # a failing lever must not stop training
             plan.off["compile_layers"] = f"failed: {exc!r}"

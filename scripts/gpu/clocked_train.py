@@ -1,0 +1,56 @@
+"""``python -m odin_slm.train`` with a clock on each optimizer step: where a short run's time goes.
+
+    python scripts/gpu/clocked_train.py STEPS_JSON [odin_slm.train arguments...]
+
+Writes STEPS_JSON: the host time at the end of each step (seconds from the start of ``train()``), the
+checkpoint saves, and torch's compile times. ``ODIN_LEVERS='{"compile_backend": "cudagraphs"}'`` overrides
+odin's lever defaults for this run (a measurement aid, not a user knob). The clock is a callback that reads
+``time.perf_counter()``: it adds no GPU synchronization.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from typing import Any
+
+
+def main() -> int:
+    out, argv = sys.argv[1], sys.argv[2:]
+    t_start = time.perf_counter()
+    from transformers import TrainerCallback
+
+    from odin_slm import fast, train
+
+    fast.DEFAULTS.update(json.loads(os.environ.get("ODIN_LEVERS") or "{}"))
+    rec: dict[str, Any] = {"argv": argv, "levers": os.environ.get("ODIN_LEVERS"), "steps": [], "saves": []}
+
+    class Clock(TrainerCallback):
+        def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            rec["train_begin"] = time.perf_counter()
+            rec["imports_s"] = rec["train_begin"] - t_start
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            rec["steps"].append(round(time.perf_counter() - rec["train_begin"], 4))
+
+        def on_save(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            rec["saves"].append(round(time.perf_counter() - rec["train_begin"], 4))
+
+    code = train.main(argv, callbacks=[Clock()])
+    rec["rc"] = code
+    rec["process_s"] = round(time.perf_counter() - t_start, 3)
+    try:
+        import torch._dynamo.utils as dynamo_utils
+
+        rec["compile_times"] = dynamo_utils.compile_times(repr="str")
+    except Exception as exc:  # an older torch: the clock still counts
+        rec["compile_times"] = repr(exc)
+    with open(out, "w") as f:
+        json.dump(rec, f, indent=1)
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
