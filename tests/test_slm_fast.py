@@ -178,7 +178,7 @@ def test_one_compiled_graph_serves_every_lora_layer(monkeypatch, input_grads, gr
     peft = pytest.importorskip("peft")
     from torch._dynamo.utils import counters
 
-    def compile_eager(model, mode="default"):  # noqa: ANN001
+    def compile_eager(model, mode="default", backend="inductor"):  # noqa: ANN001
         for layer in fast._decoder_layers(model):
             layer.compile(backend="eager")
 
