@@ -269,7 +269,9 @@ def test_layers_are_not_compiled_where_that_was_never_measured(
     monkeypatch.setattr(fast, "_cuda", lambda: True)
     monkeypatch.setattr(fast, "_have", lambda module: module == "triton")
     compiled = []
-    monkeypatch.setattr(fast, "_compile_layers", lambda model, mode="default", backend="inductor": compiled.append(model))
+    monkeypatch.setattr(
+        fast, "_compile_layers", lambda model, mode="default", backend="inductor": compiled.append(model)
+    )
     monkeypatch.setenv("ACCELERATE_USE_FSDP", env)
     model = _tiny(2)
     if model_flag:
@@ -672,7 +674,9 @@ def test_cuda_graphs_are_the_default_for_full_fine_tuning_alone(
     monkeypatch.setattr(fast, "_set_memory_budget", lambda budget: None)
     monkeypatch.setattr(fast, "_checkpoint_layers", lambda model, fraction: 1)
     modes = []
-    monkeypatch.setattr(fast, "_compile_layers", lambda model, mode="default", backend="inductor": modes.append(mode))
+    monkeypatch.setattr(
+        fast, "_compile_layers", lambda model, mode="default", backend="inductor": modes.append(mode)
+    )
     args = _Args()
     args.gradient_accumulation_steps = accumulation
     levers = dict(setup)
@@ -696,3 +700,50 @@ def test_no_cuda_graphs_by_default_where_generation_could_not_run_eagerly(monkey
     assert fast.compile_mode_for("auto", _Args(), lora=False, checkpointing=False) == "default"
     monkeypatch.setattr(fast, "_eager_stance", lambda: True)
     assert fast.compile_mode_for("auto", _Args(), lora=False, checkpointing=False) == "reduce-overhead"
+
+
+@pytest.mark.parametrize(
+    ("accumulation", "backend", "expected"),
+    [
+        (1, "cudagraphs", ("reduce-overhead", "cudagraphs")),
+        (1, "inductor", ("reduce-overhead", "inductor")),
+        # accumulation: no graphs may replay, so the graphs-only backend gives way to inductor
+        (4, "cudagraphs", ("default", "inductor")),
+    ],
+)
+def test_the_cudagraphs_backend_only_where_graphs_may_replay(
+    monkeypatch, accumulation, backend, expected
+) -> None:
+    monkeypatch.setattr(fast, "_cuda", lambda: True)
+    monkeypatch.setattr(fast, "_have", lambda module: module == "triton")
+    calls = []
+    monkeypatch.setattr(
+        fast,
+        "_compile_layers",
+        lambda model, mode="default", backend="inductor": calls.append((mode, backend)),
+    )
+    args = _Args()
+    args.gradient_accumulation_steps = accumulation
+    model = _tiny(2)
+    plan = fast.tune(model, args, lora=False, compile_backend=backend)
+    assert calls == [expected]
+    assert model._odin_cuda_graphs is (expected[0] == "reduce-overhead")
+    if expected[1] == "cudagraphs":
+        assert "compile_layers(backend=cudagraphs)" in plan.on
+    assert ("compile_backend=cudagraphs" in plan.off) is (backend != expected[1])
+
+
+def test_an_unknown_compile_backend_is_refused() -> None:
+    with pytest.raises(ValueError, match="one of inductor, cudagraphs"):
+        fast.tune(_tiny(2), _Args(), lora=False, compile_backend="tvm")
+
+
+def test_the_cudagraphs_backend_compiles_each_layer_with_it(monkeypatch) -> None:
+    """What ``_compile_layers`` asks torch for: the backend by name, and no inductor mode beside it."""
+    seen = []
+    model = _tiny(2)
+    for layer in fast._decoder_layers(model):
+        monkeypatch.setattr(layer, "compile", lambda **kw: seen.append(kw))
+    fast._compile_layers(model, "reduce-overhead", "cudagraphs")
+    fast._compile_layers(model, "reduce-overhead", "inductor")
+    assert seen == [{"backend": "cudagraphs"}] * 2 + [{"mode": "reduce-overhead"}] * 2
