@@ -30,6 +30,8 @@ PAIRS = [
     ("cfg_full_off", "cfg_full_default"),
     ("cfg_lora_off", "cfg_lora_default"),
 ]
+# compared, not plotted: the compiled layers built by the cudagraphs backend instead of inductor
+BACKEND_PAIRS = [("full_plain", "full_cg"), ("lora_plain", "lora_cg")]
 TITLES = {
     "full_plain": "full fine-tuning, docs text",
     "lora_plain": "LoRA (r16, all linear), docs text",
@@ -83,7 +85,7 @@ def compare(results: dict[str, Any]) -> dict[str, Any]:
     """For each (plain, default) pair: the largest and mean relative difference over the common steps."""
     out = {}
     runs = results["runs"]
-    for plain, default in PAIRS:
+    for plain, default in PAIRS + BACKEND_PAIRS:
         if plain not in runs or default not in runs:
             continue
         a, b = dict(_curve(runs[plain])), dict(_curve(runs[default]))
