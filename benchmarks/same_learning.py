@@ -31,7 +31,7 @@ PAIRS = [
     ("cfg_lora_off", "cfg_lora_default"),
 ]
 # compared, not plotted: the compiled layers built by the cudagraphs backend instead of inductor
-BACKEND_PAIRS = [("full_plain", "full_cg"), ("lora_plain", "lora_cg")]
+BACKEND_PAIRS = [("full_plain", "full_cg")]
 TITLES = {
     "full_plain": "full fine-tuning, docs text",
     "lora_plain": "LoRA (r16, all linear), docs text",
