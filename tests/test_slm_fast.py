@@ -774,36 +774,3 @@ def test_the_planned_work_counts_steps_tokens_and_parameters(monkeypatch) -> Non
     monkeypatch.setattr(fast, "INDUCTOR_PAYS", work)
     assert fast.compile_backend_for("auto", "reduce-overhead", args, model, 10) == "inductor"
     assert fast.compile_backend_for("auto", "reduce-overhead", args, model, 9) == "cudagraphs"
-
-
-def test_the_trl_engine_tells_tune_how_long_the_run_is(monkeypatch, tmp_path) -> None:
-    """The recipe's planned steps reach ``tune`` (for ``compile_backend="auto"``); a failing tune falls back."""
-    pytest.importorskip("trl")
-    from trl import SFTConfig
-
-    from _hf_cache import tiny_model, tiny_tokenizer
-    from odin_slm.data import CountingCollator, PadCollator
-    from odin_slm.engines import TrainJob
-    from odin_slm.engines.trl import TrlEngine
-
-    seen = []
-
-    def tune(model, args, *, lora, steps=None, **levers):  # noqa: ANN001
-        seen.append(steps)
-        raise RuntimeError("stop here: the plain path trains")
-
-    monkeypatch.setattr(fast, "tune", tune)
-    tok = tiny_tokenizer()
-    rows = [{"input_ids": [1, 2, 3, 4], "labels": [-100, -100, 3, 4]}] * 4
-    args = SFTConfig(
-        output_dir=str(tmp_path), max_steps=1, per_device_train_batch_size=2, report_to="none",
-        save_strategy="no", use_cpu=True, bf16=False, disable_tqdm=True,
-    )  # fmt: skip
-    job = TrainJob(
-        model=tiny_model(tok, layers=1), tokenizer=tok, train_rows=rows, eval_rows=None,
-        collator=CountingCollator(PadCollator(tok.pad_token_id)), args=args, stop=False,
-        fast_levers=True, planned_steps=7,
-    )  # fmt: skip
-    result = TrlEngine().train(job)
-    assert seen == [7]
-    assert result.global_step == 1 and "stop here" in result.fast["error"]
