@@ -747,30 +747,3 @@ def test_the_cudagraphs_backend_compiles_each_layer_with_it(monkeypatch) -> None
     fast._compile_layers(model, "reduce-overhead", "cudagraphs")
     fast._compile_layers(model, "reduce-overhead", "inductor")
     assert seen == [{"backend": "cudagraphs"}] * 2 + [{"mode": "reduce-overhead"}] * 2
-
-
-@pytest.mark.parametrize(
-    ("mode", "steps", "pays", "expected"),
-    [
-        ("reduce-overhead", 200, 1e30, "cudagraphs"),  # a short run: inductor's compile would not pay
-        ("reduce-overhead", 200, 1.0, "inductor"),  # a long one: it does
-        ("reduce-overhead", None, 1e30, "inductor"),  # length not known: inductor, as measured
-        ("default", 200, 1e30, "inductor"),  # no CUDA graphs: the graphs-only backend has nothing to give
-    ],
-)
-def test_auto_backend_weighs_the_compile_against_the_run(monkeypatch, mode, steps, pays, expected) -> None:
-    monkeypatch.setattr(fast, "INDUCTOR_PAYS", pays)
-    assert fast.compile_backend_for("auto", mode, _Args(), _tiny(2), steps) == expected
-    assert (
-        fast.compile_backend_for("inductor", mode, _Args(), _tiny(2), steps) == "inductor"
-    )  # a caller's word wins
-
-
-def test_the_planned_work_counts_steps_tokens_and_parameters(monkeypatch) -> None:
-    args, model = _Args(), _tiny(2)
-    args.per_device_train_batch_size, args.gradient_accumulation_steps, args.max_length = 4, 2, 16
-    assert fast.tokens_per_step(args) == 128
-    work = 10 * 128 * sum(p.numel() for p in model.parameters())
-    monkeypatch.setattr(fast, "INDUCTOR_PAYS", work)
-    assert fast.compile_backend_for("auto", "reduce-overhead", args, model, 10) == "inductor"
-    assert fast.compile_backend_for("auto", "reduce-overhead", args, model, 9) == "cudagraphs"
