@@ -140,13 +140,6 @@ COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-
 
 COMPILE_BACKENDS = ("inductor", "cudagraphs")
 
-# The compile modes that replay CUDA graphs (the trainer marks each micro-batch's start for them).
-GRAPH_MODES = ("reduce-overhead", "max-autotune")
-
-# Planned work (steps x tokens per step x parameters) from which inductor's cold compile pays for itself
-# over the cudagraphs backend on one H200 (docs/benchmarks.md).
-INDUCTOR_PAYS = 1e15
-
 
 def compile_mode_for(mode: str, args: Any, *, lora: bool, checkpointing: bool) -> str:
     """The compile mode that ``"auto"`` stands for; any other ``mode`` is returned as given.
@@ -168,30 +161,6 @@ def compile_mode_for(mode: str, args: Any, *, lora: bool, checkpointing: bool) -
     if lora or checkpointing or accumulates or free_length or replicas or not _eager_stance():
         return "default"
     return "reduce-overhead"
-
-
-def compile_backend_for(backend: str, mode: str, args: Any, model: Any, steps: int | None) -> str:
-    """The compiler that ``"auto"`` stands for; any other ``backend`` is returned as given.
-
-    Inductor's fused kernels make each step's GPU work shorter, but a first run on a machine spends
-    seconds generating and compiling them. With CUDA graphs, a run too short to earn that back (planned
-    work, steps x tokens per step x parameters, below ``INDUCTOR_PAYS``) uses the cudagraphs backend: its
-    steps launch as few graphs as inductor's do and it compiles in about a second, but runs the layers'
-    own unfused kernels. Runs of unknown length, and runs without CUDA graphs, get inductor.
-    """
-    if backend != "auto":
-        return backend
-    if mode not in GRAPH_MODES or not steps:
-        return "inductor"
-    work = steps * tokens_per_step(args) * sum(p.numel() for p in model.parameters())
-    return "inductor" if work >= INDUCTOR_PAYS else "cudagraphs"
-
-
-def tokens_per_step(args: Any) -> int:
-    """The most tokens one optimizer step of one process reads: rows x accumulation x ``max_length``."""
-    rows = int(getattr(args, "per_device_train_batch_size", 8) or 8)
-    accumulation = int(getattr(args, "gradient_accumulation_steps", 1) or 1)
-    return rows * accumulation * int(getattr(args, "max_length", 0) or 1024)
 
 
 def _eager_stance() -> Any:
@@ -471,12 +440,10 @@ def _liger_layers(model: Any) -> None:
     )
 
 
-def tune(model: Any, args: Any, *, lora: bool, steps: int | None = None, **levers: Any) -> FastPlan:
+def tune(model: Any, args: Any, *, lora: bool, **levers: Any) -> FastPlan:
     """Apply the winning levers to ``model`` (a transformers causal LM, or a PEFT model) and ``args`` (an SFTConfig).
 
-    ``levers`` overrides ``DEFAULTS`` by name. ``steps``, the optimizer steps the run will take (None: not
-    known), lets ``compile_backend="auto"`` weigh the compile against the run. Returns what was applied;
-    never raises for a missing kernel.
+    ``levers`` overrides ``DEFAULTS`` by name. Returns what was applied; never raises for a missing kernel.
     """
     opts = {**DEFAULTS, **levers}
     plan = FastPlan()
@@ -534,10 +501,9 @@ def tune(model: Any, args: Any, *, lora: bool, steps: int | None = None, **lever
         raise ValueError(f"compile_mode={mode!r}: auto or one of {', '.join(COMPILE_MODES)}")
     mode = compile_mode_for(mode, args, lora=lora, checkpointing=bool(gc) or fraction > 0)
     backend = str(opts["compile_backend"])
-    if backend != "auto" and backend not in COMPILE_BACKENDS:
-        raise ValueError(f"compile_backend={backend!r}: auto or one of {', '.join(COMPILE_BACKENDS)}")
-    backend = compile_backend_for(backend, mode, args, model, steps)
-    if backend == "cudagraphs" and mode not in GRAPH_MODES:
+    if backend not in COMPILE_BACKENDS:
+        raise ValueError(f"compile_backend={backend!r}: one of {', '.join(COMPILE_BACKENDS)}")
+    if backend == "cudagraphs" and mode not in ("reduce-overhead", "max-autotune"):
         # The cudagraphs backend is CUDA graphs only: where this run may not replay graphs, inductor.
         plan.off["compile_backend=cudagraphs"] = "this run does not use CUDA graphs"
         backend = "inductor"
@@ -558,7 +524,7 @@ def tune(model: Any, args: Any, *, lora: bool, steps: int | None = None, **lever
                 plan.on.append(f"compile_layers(backend={backend})")
             else:
                 plan.on.append("compile_layers" if mode == "default" else f"compile_layers(mode={mode})")
-            model._odin_cuda_graphs = mode in GRAPH_MODES
+            model._odin_cuda_graphs = mode in ("reduce-overhead", "max-autotune")
         except Exception as exc:  # a failing lever must not stop training
             plan.off["compile_layers"] = f"failed: {exc!r}"
 

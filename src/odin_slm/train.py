@@ -301,7 +301,6 @@ class SFTRecipe:
                 cuda=torch.cuda.is_available(),
                 steps=self._planned_steps(),
             ),
-            planned_steps=self._planned_steps(),
         )
         self.stop.install()
         t0 = time.perf_counter()

@@ -32,7 +32,6 @@ class TrainJob:
     callbacks: list[Any] = field(default_factory=list)  # transformers TrainerCallbacks
     lora: bool = False
     fast_levers: bool = False
-    planned_steps: int = 0  # the optimizer steps the run will take; 0: not known
 
 
 @dataclass

@@ -89,8 +89,9 @@ class TrlEngine(Engine):
                 from odin_slm import fast
 
                 keep = fast.kept_from_run(args, lora=job.lora)  # e.g. the run's gradient checkpointing
-                # the model already carries its adapters; the run's length picks the compiler
-                plan = fast.tune(job.model, args, lora=job.lora, steps=job.planned_steps or None, **keep)
+                plan = fast.tune(
+                    job.model, args, lora=job.lora, **keep
+                )  # the model already carries its adapters
                 inner = getattr(job.collator, "inner", job.collator)
                 if hasattr(inner, "pad_to_multiple_of"):  # odin's own collator pads as the levers ask
                     inner.pad_to_multiple_of = pad_multiple(args)
