@@ -733,6 +733,36 @@ def test_the_cudagraphs_backend_only_where_graphs_may_replay(
     assert ("compile_backend=cudagraphs" in plan.off) is (backend != expected[1])
 
 
+def test_the_cudagraphs_backend_compiles_one_static_graph_per_row_length(monkeypatch) -> None:
+    """Real dynamo on CPU, the cudagraphs backend replaced by a recorder: with dynamic shapes (dynamo's
+    default after a second row length) that backend replayed the first graph with the new rows' inputs
+    and stopped the run at its fourth step on text rows; every graph it gets must be static."""
+    import torch._dynamo.backends.registry as registry
+
+    seen = []
+
+    def recorder(gm, example_inputs):  # noqa: ANN001, ANN202
+        symbolic = [
+            n.name
+            for n in gm.graph.nodes
+            if n.op == "placeholder" and isinstance(n.meta.get("example_value"), torch.SymInt)
+        ]
+        seen.append(symbolic)
+        return gm.forward
+
+    registry._lazy_import()
+    monkeypatch.setitem(registry._COMPILER_FNS, "cudagraphs", recorder)
+    torch._dynamo.reset()
+    model = _tiny(2)
+    fast._compile_layers(model, "reduce-overhead", "cudagraphs")
+    for length in (8, 12, 16):
+        ids = torch.arange(2 * length).reshape(2, length) % 64
+        model(input_ids=ids, labels=ids, use_cache=False).loss.backward()
+    torch._dynamo.reset()
+    assert len(seen) == 3  # one graph per row length, none symbolic
+    assert seen == [[], [], []]
+
+
 def test_an_unknown_compile_backend_is_refused() -> None:
     with pytest.raises(ValueError, match="one of inductor, cudagraphs"):
         fast.tune(_tiny(2), _Args(), lora=False, compile_backend="tvm")

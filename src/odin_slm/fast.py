@@ -109,7 +109,8 @@ DEFAULTS: dict[str, Any] = {
     # compiled layers on one H200, now that no step waits on the host; LoRA 0.99-1.00x: docs/benchmarks.md).
     "compile_mode": "auto",
     # Which compiler builds the compiled layers: "inductor" (fused Triton kernels) or "cudagraphs" (the layers'
-    # own kernels replayed as CUDA graphs: no kernel to generate, so it compiles in a fraction of the time).
+    # own kernels replayed as CUDA graphs: no kernel to generate, so it compiles in about a second, but
+    # each step runs longer: equal to inductor over the shipped gpu-full's 200 steps, docs/benchmarks.md).
     "compile_backend": "inductor",
     # Compiled layers: rows of varying length padded up to a multiple of this, so that few shapes reach the
     # compiler (each new one costs a recompile). Only where SFTConfig's own pad_to_multiple_of is unset.
@@ -306,8 +307,11 @@ def _compile_layers(model: Any, mode: str = "default", backend: str = "inductor"
     for layer in _decoder_layers(model):
         if backend == "inductor":
             layer.compile(mode=None if mode == "default" else mode)
-        else:  # torch.compile takes a mode only with inductor
-            layer.compile(backend=backend)
+        else:
+            # torch.compile takes a mode only with inductor. The cudagraphs backend replays one graph per
+            # shape it was compiled for and cannot take dynamic shapes (a second row length then fails to
+            # copy into the first graph's inputs), so each row length compiles its own static graph.
+            layer.compile(backend=backend, dynamic=False)
 
 
 def _checkpoint_layers(model: Any, fraction: float) -> int:
