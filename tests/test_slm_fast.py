@@ -776,4 +776,4 @@ def test_the_cudagraphs_backend_compiles_each_layer_with_it(monkeypatch) -> None
         monkeypatch.setattr(layer, "compile", lambda **kw: seen.append(kw))
     fast._compile_layers(model, "reduce-overhead", "cudagraphs")
     fast._compile_layers(model, "reduce-overhead", "inductor")
-    assert seen == [{"backend": "cudagraphs"}] * 2 + [{"mode": "reduce-overhead"}] * 2
+    assert seen == [{"backend": "cudagraphs", "dynamic": False}] * 2 + [{"mode": "reduce-overhead"}] * 2

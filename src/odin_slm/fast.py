@@ -141,6 +141,9 @@ COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-
 
 COMPILE_BACKENDS = ("inductor", "cudagraphs")
 
+# The compile modes that replay CUDA graphs (the trainer marks each micro-batch's start for them).
+GRAPH_MODES = ("reduce-overhead", "max-autotune")
+
 
 def compile_mode_for(mode: str, args: Any, *, lora: bool, checkpointing: bool) -> str:
     """The compile mode that ``"auto"`` stands for; any other ``mode`` is returned as given.
@@ -507,7 +510,7 @@ def tune(model: Any, args: Any, *, lora: bool, **levers: Any) -> FastPlan:
     backend = str(opts["compile_backend"])
     if backend not in COMPILE_BACKENDS:
         raise ValueError(f"compile_backend={backend!r}: one of {', '.join(COMPILE_BACKENDS)}")
-    if backend == "cudagraphs" and mode not in ("reduce-overhead", "max-autotune"):
+    if backend == "cudagraphs" and mode not in GRAPH_MODES:
         # The cudagraphs backend is CUDA graphs only: where this run may not replay graphs, inductor.
         plan.off["compile_backend=cudagraphs"] = "this run does not use CUDA graphs"
         backend = "inductor"
@@ -528,7 +531,7 @@ def tune(model: Any, args: Any, *, lora: bool, **levers: Any) -> FastPlan:
                 plan.on.append(f"compile_layers(backend={backend})")
             else:
                 plan.on.append("compile_layers" if mode == "default" else f"compile_layers(mode={mode})")
-            model._odin_cuda_graphs = mode in ("reduce-overhead", "max-autotune")
+            model._odin_cuda_graphs = mode in GRAPH_MODES
         except Exception as exc:  # a failing lever must not stop training
             plan.off["compile_layers"] = f"failed: {exc!r}"
 
