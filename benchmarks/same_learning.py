@@ -30,7 +30,7 @@ PAIRS = [
     ("cfg_full_off", "cfg_full_default"),
     ("cfg_lora_off", "cfg_lora_default"),
 ]
-# compared, not plotted: the compiled layers built by the cudagraphs backend instead of inductor
+# compared with plain TRL, not plotted: the compiled layers built by the cudagraphs backend
 BACKEND_PAIRS = [("full_plain", "full_cg")]
 TITLES = {
     "full_plain": "full fine-tuning, docs text",

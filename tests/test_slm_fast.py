@@ -716,6 +716,8 @@ def test_the_cudagraphs_backend_only_where_graphs_may_replay(
 ) -> None:
     monkeypatch.setattr(fast, "_cuda", lambda: True)
     monkeypatch.setattr(fast, "_have", lambda module: module == "triton")
+    monkeypatch.setattr(fast, "world_size", lambda: 1)  # graphs only on one process
+    monkeypatch.setattr(fast, "_eager_stance", lambda: True)  # and only where generation runs eagerly
     calls = []
     monkeypatch.setattr(
         fast,

@@ -24,7 +24,13 @@ def main() -> int:
 
     from odin_slm import fast, train
 
-    fast.DEFAULTS.update(json.loads(os.environ.get("ODIN_LEVERS") or "{}"))
+    levers = json.loads(os.environ.get("ODIN_LEVERS") or "{}")
+    unknown = sorted(set(levers) - set(fast.DEFAULTS))
+    if unknown:  # a misspelt lever would measure the defaults under another name
+        raise SystemExit(
+            f"ODIN_LEVERS: no such lever {', '.join(unknown)}; known: {', '.join(fast.DEFAULTS)}"
+        )
+    fast.DEFAULTS.update(levers)
     rec: dict[str, Any] = {"argv": argv, "levers": os.environ.get("ODIN_LEVERS"), "steps": [], "saves": []}
 
     class Clock(TrainerCallback):

@@ -66,5 +66,5 @@ for r in ${RUNS:-full_plain full_default lora_plain lora_default cfg_lora_off cf
     esac
 done
 summarise
-tar czf $OUT/sl-logs.tgz -C /tmp $(cd /tmp && ls sl-*.log) 2>/dev/null  # the logs only: the saved models are large
+tar czf $OUT/sl-logs.tgz -C /tmp $(cd /tmp && ls sl-*.log sl-*.steps.json) 2>/dev/null  # logs and clocks: the saved models are large
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader

@@ -27,7 +27,12 @@ for run in ${RUNS:-full:false full:true lora:false lora:true full:true full:fals
     # lever overrides after @ (a=b,c=d), a measurement aid: scripts/gpu/clocked_train.py reads ODIN_LEVERS
     export ODIN_LEVERS=$(python3 -c 'import json, sys
 kv = [p.split("=", 1) for p in sys.argv[1].split(",") if p]
-print(json.dumps({k: {"true": True, "false": False}.get(v, v) for k, v in kv}))' "$levers")
+def value(v):  # JSON where it parses (true, 0, 0.4), else the string (cudagraphs)
+    try:
+        return json.loads(v)
+    except ValueError:
+        return v
+print(json.dumps({k: value(v) for k, v in kv}))' "$levers")
     if [ $(( $(date +%s) - T0 )) -gt $BUDGET_S ]; then echo "== $run skipped (budget)" | tee -a $OUT/summary.txt; continue; fi
     [ "${COLD:-0}" = 1 ] && rm -rf /tmp/torchinductor_$(whoami) ~/.triton/cache
     t=$(date +%s.%N)
@@ -47,10 +52,11 @@ try:
     c = json.load(open(sys.argv[3]))
     t = c["steps"]
     gaps = [b - a for a, b in zip(t, t[1:])]
-    steady = sorted(gaps[10:])[: max(1, len(gaps[10:]) * 9 // 10)]  # steps 11 on, the slowest tenth (logs, saves) left out
-    print(f"   clock: imports_s={c.get('imports_s', 0):.2f} step1_s={t[0]:.2f} step2_s={t[1]:.2f} step10_s={t[9]:.2f} "
-          f"last_s={t[-1]:.2f} median_step_ms={1000 * statistics.median(gaps[10:]):.1f} "
-          f"steady_ms={1000 * statistics.mean(steady):.1f} saves={c['saves']} process_s={c.get('process_s')}")
+    late = gaps[10:] or gaps  # the gaps after step 11 (a run of 11 steps or fewer: all of them)
+    steady = sorted(late)[: max(1, len(late) * 9 // 10)]  # the slowest tenth (logs, saves) left out
+    print(f"   clock: imports_s={c.get('imports_s', 0):.2f} step1_s={t[0]:.2f} step2_s={t[min(1, len(t) - 1)]:.2f} step10_s={t[min(9, len(t) - 1)]:.2f} "
+          f"last_s={t[-1]:.2f} median_step_ms={1000 * statistics.median(late or [0]):.1f} "
+          f"steady_ms={1000 * statistics.mean(steady or [0]):.1f} saves={c['saves']} process_s={c.get('process_s')}")
 except Exception as exc:
     print(f"== {sys.argv[2]} no metrics ({exc})")
 PY

@@ -110,7 +110,7 @@ DEFAULTS: dict[str, Any] = {
     "compile_mode": "auto",
     # Which compiler builds the compiled layers: "inductor" (fused Triton kernels) or "cudagraphs" (the layers'
     # own kernels replayed as CUDA graphs: no kernel to generate, so it compiles in about a second, but
-    # each step runs longer: equal to inductor over the shipped gpu-full's 200 steps, docs/benchmarks.md).
+    # each step runs longer: ahead of inductor only while inductor's caches are empty, docs/benchmarks.md).
     "compile_backend": "inductor",
     # Compiled layers: rows of varying length padded up to a multiple of this, so that few shapes reach the
     # compiler (each new one costs a recompile). Only where SFTConfig's own pad_to_multiple_of is unset.
