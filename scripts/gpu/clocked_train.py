@@ -20,7 +20,7 @@ from typing import Any
 def main() -> int:
     out, argv = sys.argv[1], sys.argv[2:]
     t_start = time.perf_counter()
-    import odin_compat  # noqa: F401  (first, as in odin_slm.train: its repairs apply as the stack loads)
+    import odin_compat  # noqa: F401,I001  (first, as in odin_slm.train: its repairs apply as the stack loads)
     from transformers import TrainerCallback
 
     from odin_slm import fast, train
