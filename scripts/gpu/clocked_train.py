@@ -38,6 +38,9 @@ def main() -> int:
         def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
             rec["train_begin"] = time.perf_counter()
             rec["imports_s"] = rec["train_begin"] - t_start
+            pool = sys.modules.get("torch._inductor.async_compile")  # not imported here: that would time it
+            ready = getattr(getattr(pool, "AsyncCompile", None), "_ready_future", None)
+            rec["compile_workers_ready"] = None if ready is None else ready.done()
 
         def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
             rec["steps"].append(round(time.perf_counter() - rec["train_begin"], 4))
@@ -52,6 +55,11 @@ def main() -> int:
         import torch._dynamo.utils as dynamo_utils
 
         rec["compile_times"] = dynamo_utils.compile_times(repr="str")
+        # e.g. inductor's async_compile_cache_miss: kernels compiled; feature uses say whether the workers were up
+        rec["counters"] = {k: dict(v) for k, v in dynamo_utils.counters.items() if v}
+        import torch._inductor.config as inductor_config
+
+        rec["compile_threads"] = inductor_config.compile_threads
     except Exception as exc:  # an older torch: the clock still counts
         rec["compile_times"] = repr(exc)
     with open(out, "w") as f:

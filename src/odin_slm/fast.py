@@ -112,6 +112,9 @@ DEFAULTS: dict[str, Any] = {
     # own kernels replayed as CUDA graphs: no kernel to generate, so it compiles in about a second, but
     # each step runs longer: ahead of inductor only while inductor's caches are empty, docs/benchmarks.md).
     "compile_backend": "inductor",
+    # Inductor's compile worker processes started while the run loads, not at the first step: a cold start
+    # (workers that import torch) then no longer holds the first step's kernels in one process.
+    "warm_compile_workers": True,
     # Compiled layers: rows of varying length padded up to a multiple of this, so that few shapes reach the
     # compiler (each new one costs a recompile). Only where SFTConfig's own pad_to_multiple_of is unset.
     "pad_to_multiple_of": 64,
@@ -295,6 +298,30 @@ def _decoder_layers(model: Any) -> list[Any]:
     base = getattr(model, getattr(model, "base_model_prefix", "model"), None)
     layers = getattr(base, "layers", None)
     return list(layers) if layers is not None else []
+
+
+def warm_compile_workers() -> bool:
+    """Start inductor's compile worker processes now; True if they were asked to start.
+
+    Inductor starts them at the first compile and compiles kernels in the training process itself until
+    they are up (seconds: each worker imports torch). Started while the run still loads its data and model,
+    they are ready when the first step compiles. They are processes of their own: the caller does not wait.
+    Idempotent; torch's own switches (``TORCH_WARM_POOL=0``, ``TORCHINDUCTOR_COMPILE_THREADS=1``) still hold.
+    """
+    try:
+        from torch._inductor.async_compile import maybe_warm_pool
+    except ImportError:  # a torch without it: the first compile starts them, as before
+        return False
+    maybe_warm_pool()
+    return True
+
+
+def warms_compile_workers(levers: dict[str, Any] | None = None) -> bool:
+    """Whether ``tune`` with these ``levers`` would compile with inductor and warm its workers (on CUDA)."""
+    opts = {**DEFAULTS, **(levers or {})}
+    return bool(
+        opts["warm_compile_workers"] and opts["compile_layers"] and opts["compile_backend"] == "inductor"
+    )
 
 
 def _compile_layers(model: Any, mode: str = "default", backend: str = "inductor") -> None:
@@ -534,6 +561,18 @@ def tune(model: Any, args: Any, *, lora: bool, **levers: Any) -> FastPlan:
             model._odin_cuda_graphs = mode in GRAPH_MODES
         except Exception as exc:  # a failing lever must not stop training
             plan.off["compile_layers"] = f"failed: {exc!r}"
+    if not opts["warm_compile_workers"]:
+        plan.off["warm_compile_workers"] = "disabled"
+    elif not compiled or backend != "inductor":
+        plan.off["warm_compile_workers"] = "needs compile_layers with inductor"
+    else:
+        try:  # already started where the recipe warmed them while loading: then a no-op
+            if warm_compile_workers():
+                plan.on.append("warm_compile_workers")
+            else:
+                plan.off["warm_compile_workers"] = "this torch has no maybe_warm_pool"
+        except Exception as exc:  # the first compile starts them anyway
+            plan.off["warm_compile_workers"] = f"failed: {exc!r}"
 
     _fuse_projections(bool(opts["fuse_projections"]), compiled, plan)
 

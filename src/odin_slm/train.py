@@ -146,6 +146,7 @@ class SFTRecipe:
         """Arguments and checks, data, model, the metric before training, then LoRA."""
         self._arguments()
         self._data()
+        self._warm_compiler()
         self._model()
         self._adapter()
 
@@ -193,6 +194,24 @@ class SFTRecipe:
             splits.fmt,
             splits.source,
         )
+
+    def _fast_levers(self, rows: int) -> bool:
+        import torch
+
+        return fast.wanted(
+            self.script.odin_fast,
+            engine=self.engine.name,
+            cuda=torch.cuda.is_available(),
+            steps=self._planned_steps(rows),
+        )
+
+    def _warm_compiler(self) -> None:
+        """Where the fast path will compile, start the compiler's workers now: they come up while the model loads."""
+        if fast.warms_compile_workers() and self._fast_levers(len(self.splits.train)):
+            try:
+                fast.warm_compile_workers()
+            except Exception as exc:  # the first compile starts them anyway
+                log.warning("could not start the compile workers early: %s: %s", type(exc).__name__, exc)
 
     def _model(self) -> None:
         """Load the model, tokenize the rows, score exact match before training (rank 0)."""
@@ -263,15 +282,15 @@ class SFTRecipe:
 
     # ------------------------------------------------------------------ train
 
-    def _planned_steps(self) -> int:
-        """The optimizer steps this run will take (``max_steps``, else the epochs over the train rows)."""
+    def _planned_steps(self, rows: int) -> int:
+        """The optimizer steps this run will take (``max_steps``, else the epochs over ``rows`` train rows)."""
         args = self.args
         if args.max_steps and args.max_steps > 0:
             return int(args.max_steps)
         per_step = (
             args.per_device_train_batch_size * args.gradient_accumulation_steps * max(args.world_size, 1)
         )
-        return int(math.ceil(len(self.train_rows) / per_step) * args.num_train_epochs)
+        return int(math.ceil(rows / per_step) * args.num_train_epochs)
 
     def train(self) -> TrainResult:
         """Train with the engine; SIGINT/SIGTERM save a checkpoint and stop after the current step.
@@ -279,7 +298,6 @@ class SFTRecipe:
         The signal handlers stay installed until :func:`run` ends: a signal that arrives after the
         last step waits for :meth:`write_outputs`, so that the trained model is never lost.
         """
-        import torch
 
         if self.main_process:  # a metrics.json from an earlier run would claim this one succeeded
             preflight.clear_previous_run(self.stale)  # --overwrite_output_dir
@@ -295,12 +313,7 @@ class SFTRecipe:
             resume=self.resume,
             callbacks=self.callbacks,
             lora=self.model_args.use_peft,
-            fast_levers=fast.wanted(
-                self.script.odin_fast,
-                engine=self.engine.name,
-                cuda=torch.cuda.is_available(),
-                steps=self._planned_steps(),
-            ),
+            fast_levers=self._fast_levers(len(self.train_rows)),
         )
         self.stop.install()
         t0 = time.perf_counter()
