@@ -779,3 +779,51 @@ def test_the_cudagraphs_backend_compiles_each_layer_with_it(monkeypatch) -> None
     fast._compile_layers(model, "reduce-overhead", "cudagraphs")
     fast._compile_layers(model, "reduce-overhead", "inductor")
     assert seen == [{"backend": "cudagraphs", "dynamic": False}] * 2 + [{"mode": "reduce-overhead"}] * 2
+
+
+def test_compile_workers_are_warmed_only_where_inductor_compiles(monkeypatch) -> None:
+    import torch._inductor.async_compile as async_compile
+
+    warmed = []
+    monkeypatch.setattr(async_compile, "maybe_warm_pool", lambda: warmed.append(1))
+    monkeypatch.setattr(fast, "_cuda", lambda: True)
+    monkeypatch.setattr(fast, "_have", lambda module: module == "triton")
+    monkeypatch.setattr(fast, "_compile_layers", lambda model, mode="default", backend="inductor": None)
+    plan = fast.tune(_tiny(2), _Args(), lora=False)
+    assert "warm_compile_workers" in plan.on and warmed == [1]
+    for levers, reason in [
+        ({"compile_backend": "cudagraphs"}, "needs compile_layers with inductor"),
+        ({"compile_layers": False}, "needs compile_layers with inductor"),
+        ({"warm_compile_workers": False}, "disabled"),
+    ]:
+        plan = fast.tune(_tiny(2), _Args(), lora=False, **levers)
+        assert plan.off["warm_compile_workers"] == reason and warmed == [1], levers
+        assert fast.warms_compile_workers(levers) is False
+    assert fast.warms_compile_workers() is True
+
+
+@pytest.mark.parametrize(
+    ("argv", "levers", "warmed"),
+    [
+        (["--max_steps", "200"], {}, True),
+        (["--max_steps", "10"], {}, False),  # too short for the fast path: nothing compiles
+        (["--max_steps", "200", "--odin_fast", "false"], {}, False),
+        (["--max_steps", "200", "--engine", "loop"], {}, False),
+        (["--max_steps", "200"], {"warm_compile_workers": False}, False),
+        (["--max_steps", "200"], {"compile_backend": "cudagraphs"}, False),
+    ],
+)
+def test_the_recipe_warms_the_compile_workers_before_the_model_loads(
+    monkeypatch, tmp_path, argv, levers, warmed
+) -> None:
+    from odin_slm import train
+
+    order: list[str] = []
+    monkeypatch.setattr(train.SFTRecipe, "_model", lambda self: order.append("model"))
+    monkeypatch.setattr(train.SFTRecipe, "_adapter", lambda self: None)
+    monkeypatch.setattr(fast, "warm_compile_workers", lambda: order.append("warm") or True)
+    monkeypatch.setattr(fast, "_cuda", lambda: True)  # the choice only: nothing runs on CUDA
+    for name, value in levers.items():
+        monkeypatch.setitem(fast.DEFAULTS, name, value)
+    train.SFTRecipe(["--output_dir", str(tmp_path / "run"), *argv]).setup()
+    assert order == (["warm", "model"] if warmed else ["model"])

@@ -196,12 +196,10 @@ class SFTRecipe:
         )
 
     def _fast_levers(self, rows: int) -> bool:
-        import torch
-
         return fast.wanted(
             self.script.odin_fast,
             engine=self.engine.name,
-            cuda=torch.cuda.is_available(),
+            cuda=fast._cuda(),
             steps=self._planned_steps(rows),
         )
 
