@@ -17,6 +17,34 @@ import time
 from typing import Any
 
 
+def watch_compile_workers(fast: Any, t_start: float, rec: dict[str, Any]) -> None:
+    """Record when odin asked for inductor's compile workers and when they were up (seconds from the start).
+
+    A daemon thread polls the pool's ready marker every 50 ms once it exists (a run that does not warm
+    them early gets the marker at its first compile): whether the workers beat the first step's kernels.
+    """
+    import threading
+
+    warm = fast.warm_compile_workers
+
+    def timed_warm() -> bool:
+        rec.setdefault("compile_workers_asked_s", round(time.perf_counter() - t_start, 3))
+        return warm()
+
+    fast.warm_compile_workers = timed_warm
+
+    def poll() -> None:
+        while True:
+            pool = sys.modules.get("torch._inductor.async_compile")
+            ready = getattr(getattr(pool, "AsyncCompile", None), "_ready_future", None)
+            if ready is not None and ready.done():
+                rec["compile_workers_ready_s"] = round(time.perf_counter() - t_start, 3)
+                return
+            time.sleep(0.05)
+
+    threading.Thread(target=poll, daemon=True).start()
+
+
 def main() -> int:
     out, argv = sys.argv[1], sys.argv[2:]
     t_start = time.perf_counter()
@@ -32,7 +60,9 @@ def main() -> int:
             f"ODIN_LEVERS: no such lever {', '.join(unknown)}; known: {', '.join(fast.DEFAULTS)}"
         )
     fast.DEFAULTS.update(levers)
-    rec: dict[str, Any] = {"argv": argv, "levers": os.environ.get("ODIN_LEVERS"), "steps": [], "saves": []}
+    rec: dict[str, Any] = {}
+    watch_compile_workers(fast, t_start, rec)
+    rec.update({"argv": argv, "levers": os.environ.get("ODIN_LEVERS"), "steps": [], "saves": []})
 
     class Clock(TrainerCallback):
         def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:

@@ -56,7 +56,8 @@ try:
     steady = sorted(late)[: max(1, len(late) * 9 // 10)]  # the slowest tenth (logs, saves) left out
     print(f"   clock: imports_s={c.get('imports_s', 0):.2f} step1_s={t[0]:.2f} step2_s={t[min(1, len(t) - 1)]:.2f} step10_s={t[min(9, len(t) - 1)]:.2f} "
           f"last_s={t[-1]:.2f} median_step_ms={1000 * statistics.median(late or [0]):.1f} "
-          f"steady_ms={1000 * statistics.mean(steady or [0]):.1f} saves={c['saves']} process_s={c.get('process_s')}")
+          f"steady_ms={1000 * statistics.mean(steady or [0]):.1f} saves={c['saves']} process_s={c.get('process_s')} "
+          f"workers_asked_s={c.get('compile_workers_asked_s')} workers_ready_s={c.get('compile_workers_ready_s')}")
 except Exception as exc:
     print(f"== {sys.argv[2]} no metrics ({exc})")
 PY
