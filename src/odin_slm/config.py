@@ -80,7 +80,7 @@ def argument_classes() -> tuple[type, ...]:
             default=None,
             metadata={
                 "help": "On CUDA with the trl engine, apply odin_slm.fast's speed levers (docs/train-gpu.md, "
-                "docs/benchmarks.md). Default: on for runs of at least 100 optimizer steps (a shorter run does not "
+                "docs/benchmarks.md). Default: on for runs of at least 150 optimizer steps (a shorter run does not "
                 "earn back the compile); true/false forces it. Ignored on CPU."
             },
         )
