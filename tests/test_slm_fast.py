@@ -787,7 +787,13 @@ def test_compile_workers_are_warmed_only_where_inductor_compiles(monkeypatch) ->
     import torch._inductor.async_compile as async_compile
 
     warmed = []
-    monkeypatch.setattr(async_compile, "maybe_warm_pool", lambda: warmed.append(1))
+
+    def warm_pool() -> None:  # what torch's does, without the processes: the marker the plan reads
+        warmed.append(1)
+        monkeypatch.setattr(async_compile.AsyncCompile, "_ready_future", object(), raising=False)
+
+    monkeypatch.setattr(async_compile, "maybe_warm_pool", warm_pool)
+    monkeypatch.setattr(async_compile.AsyncCompile, "_ready_future", None, raising=False)
     monkeypatch.setattr(fast, "_cuda", lambda: True)
     monkeypatch.setattr(fast, "_have", lambda module: module == "triton")
     monkeypatch.setattr(fast, "_compile_layers", lambda model, mode="default", backend="inductor": None)
@@ -802,6 +808,22 @@ def test_compile_workers_are_warmed_only_where_inductor_compiles(monkeypatch) ->
         assert plan.off["warm_compile_workers"] == reason and warmed == [1], levers
         assert fast.warms_compile_workers(levers) is False
     assert fast.warms_compile_workers() is True
+
+
+def test_no_compile_workers_are_claimed_where_torch_starts_none(monkeypatch) -> None:
+    # The real torch: this CPU build has no Triton, so maybe_warm_pool starts nothing and says nothing.
+    import torch._inductor.async_compile as async_compile
+
+    monkeypatch.setattr(async_compile.AsyncCompile, "_ready_future", None, raising=False)
+    assert fast.warm_compile_workers() is (
+        async_compile.has_triton_package() and async_compile.get_compile_threads() > 1
+    )
+    monkeypatch.setattr(fast, "_cuda", lambda: True)
+    monkeypatch.setattr(fast, "_have", lambda module: module == "triton")
+    monkeypatch.setattr(fast, "_compile_layers", lambda model, mode="default", backend="inductor": None)
+    monkeypatch.setattr(async_compile, "maybe_warm_pool", lambda: None)
+    plan = fast.tune(_tiny(2), _Args(), lora=False)
+    assert plan.off["warm_compile_workers"] == "torch started no compile workers (one compile thread?)"
 
 
 @pytest.mark.parametrize(

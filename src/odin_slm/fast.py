@@ -303,19 +303,21 @@ def _decoder_layers(model: Any) -> list[Any]:
 
 
 def warm_compile_workers() -> bool:
-    """Start inductor's compile worker processes now; True if they were asked to start.
+    """Start inductor's compile worker processes now; True if torch started them.
 
     Inductor starts them at the first compile and compiles kernels in the training process itself until
-    they are up (seconds: each worker imports torch). Started while the run still loads its data and model,
-    they are ready when the first step compiles. They are processes of their own: the caller does not wait.
-    Idempotent; torch's own switches (``TORCH_WARM_POOL=0``, ``TORCHINDUCTOR_COMPILE_THREADS=1``) still hold.
+    they are up (seconds: they import torch and Triton). Started while the run still loads its data and
+    model, they are up sooner. They are processes of their own: the caller does not wait. Idempotent;
+    torch's own switches (``TORCH_WARM_POOL=0``, ``TORCHINDUCTOR_COMPILE_THREADS=1``) still hold, and
+    then this returns False.
     """
     try:
-        from torch._inductor.async_compile import maybe_warm_pool
+        from torch._inductor.async_compile import AsyncCompile, maybe_warm_pool
     except ImportError:  # a torch without it: the first compile starts them, as before
         return False
     maybe_warm_pool()
-    return True
+    # the marker inductor itself waits on before it hands kernels to the workers
+    return getattr(AsyncCompile, "_ready_future", None) is not None
 
 
 def warms_compile_workers(levers: dict[str, Any] | None = None) -> bool:
@@ -572,7 +574,7 @@ def tune(model: Any, args: Any, *, lora: bool, **levers: Any) -> FastPlan:
             if warm_compile_workers():
                 plan.on.append("warm_compile_workers")
             else:
-                plan.off["warm_compile_workers"] = "this torch has no maybe_warm_pool"
+                plan.off["warm_compile_workers"] = "torch started no compile workers (one compile thread?)"
         except Exception as exc:  # the first compile starts them anyway
             plan.off["warm_compile_workers"] = f"failed: {exc!r}"
 
