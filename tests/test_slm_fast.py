@@ -806,18 +806,22 @@ def test_compile_workers_are_warmed_only_where_inductor_compiles(monkeypatch) ->
     ]:
         plan = fast.tune(_tiny(2), _Args(), lora=False, **levers)
         assert plan.off["warm_compile_workers"] == reason and warmed == [1], levers
-        assert fast.warms_compile_workers(levers) is False
-    assert fast.warms_compile_workers() is True
+        assert fast.warms_compile_workers(_Args(), levers=levers) is False
+    assert fast.warms_compile_workers(_Args()) is True
+    # where tune would not compile the layers (_untested_setup): no workers started early either
+    assert fast.warms_compile_workers(_Args(), quantized=True) is False
+    sharded = _Args()
+    sharded.fsdp = "full_shard"
+    assert fast.warms_compile_workers(sharded) is False
 
 
 def test_no_compile_workers_are_claimed_where_torch_starts_none(monkeypatch) -> None:
-    # The real torch: this CPU build has no Triton, so maybe_warm_pool starts nothing and says nothing.
+    # torch's own maybe_warm_pool, where it starts nothing (no Triton): odin claims no workers.
     import torch._inductor.async_compile as async_compile
 
     monkeypatch.setattr(async_compile.AsyncCompile, "_ready_future", None, raising=False)
-    assert fast.warm_compile_workers() is (
-        async_compile.has_triton_package() and async_compile.get_compile_threads() > 1
-    )
+    monkeypatch.setattr(async_compile, "has_triton_package", lambda: False)  # no pool in the test's process
+    assert fast.warm_compile_workers() is False
     monkeypatch.setattr(fast, "_cuda", lambda: True)
     monkeypatch.setattr(fast, "_have", lambda module: module == "triton")
     monkeypatch.setattr(fast, "_compile_layers", lambda model, mode="default", backend="inductor": None)
@@ -835,6 +839,9 @@ def test_no_compile_workers_are_claimed_where_torch_starts_none(monkeypatch) -> 
         (["--max_steps", "200", "--engine", "loop"], {}, False),
         (["--max_steps", "200"], {"warm_compile_workers": False}, False),
         (["--max_steps", "200"], {"compile_backend": "cudagraphs"}, False),
+        # epochs over the shipped 1,024 train rows, batch 8: 128 steps per epoch
+        (["--max_steps", "-1", "--per_device_train_batch_size", "8", "--num_train_epochs", "1"], {}, False),
+        (["--max_steps", "-1", "--per_device_train_batch_size", "8", "--num_train_epochs", "2"], {}, True),
     ],
 )
 def test_the_recipe_warms_the_compile_workers_before_the_model_loads(
@@ -851,3 +858,20 @@ def test_the_recipe_warms_the_compile_workers_before_the_model_loads(
         monkeypatch.setitem(fast.DEFAULTS, name, value)
     train.SFTRecipe(["--output_dir", str(tmp_path / "run"), *argv]).setup()
     assert order == (["warm", "model"] if warmed else ["model"])
+
+
+def test_a_failing_early_warm_does_not_stop_the_run(monkeypatch, tmp_path, caplog) -> None:
+    from odin_slm import train
+
+    order: list[str] = []
+    monkeypatch.setattr(train.SFTRecipe, "_model", lambda self: order.append("model"))
+    monkeypatch.setattr(train.SFTRecipe, "_adapter", lambda self: None)
+    monkeypatch.setattr(fast, "_cuda", lambda: True)
+
+    def broken() -> bool:
+        raise OSError("no processes left")
+
+    monkeypatch.setattr(fast, "warm_compile_workers", broken)
+    train.SFTRecipe(["--output_dir", str(tmp_path / "run"), "--max_steps", "200"]).setup()
+    assert order == ["model"]
+    assert "could not start the compile workers early: OSError: no processes left" in caplog.text

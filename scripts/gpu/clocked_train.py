@@ -17,11 +17,13 @@ import time
 from typing import Any
 
 
-def watch_compile_workers(fast: Any, t_start: float, rec: dict[str, Any]) -> None:
-    """Record when odin asked for inductor's compile workers and when they were up (seconds from the start).
+def watch_compile_workers(fast: Any, t_start: float, rec: dict[str, Any]) -> dict[str, float]:
+    """Record when odin asked for inductor's compile workers and when the first of them answered (seconds
+    from the start; inductor hands kernels to the workers from then on).
 
     A daemon thread polls the pool's ready marker every 50 ms once it exists (a run that does not warm
     them early gets the marker at its first compile): whether the workers beat the first step's kernels.
+    It writes only the dict it returns (``ready_s``), never ``rec``, which the main thread dumps.
     """
     import threading
 
@@ -38,11 +40,13 @@ def watch_compile_workers(fast: Any, t_start: float, rec: dict[str, Any]) -> Non
             pool = sys.modules.get("torch._inductor.async_compile")
             ready = getattr(getattr(pool, "AsyncCompile", None), "_ready_future", None)
             if ready is not None and ready.done():
-                rec["compile_workers_ready_s"] = round(time.perf_counter() - t_start, 3)
+                seen["ready_s"] = round(time.perf_counter() - t_start, 3)
                 return
             time.sleep(0.05)
 
+    seen: dict[str, float] = {}
     threading.Thread(target=poll, daemon=True).start()
+    return seen
 
 
 def main() -> int:
@@ -61,7 +65,7 @@ def main() -> int:
         )
     fast.DEFAULTS.update(levers)
     rec: dict[str, Any] = {}
-    watch_compile_workers(fast, t_start, rec)
+    workers = watch_compile_workers(fast, t_start, rec)
     rec.update({"argv": argv, "levers": os.environ.get("ODIN_LEVERS"), "steps": [], "saves": []})
 
     class Clock(TrainerCallback):
@@ -81,6 +85,7 @@ def main() -> int:
     code = train.main(argv, callbacks=[Clock()])
     rec["rc"] = code
     rec["process_s"] = round(time.perf_counter() - t_start, 3)
+    rec["compile_workers_ready_s"] = workers.get("ready_s")
     try:
         import torch._dynamo.utils as dynamo_utils
 

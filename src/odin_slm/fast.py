@@ -182,7 +182,8 @@ def _eager_stance() -> Any:
 # end with evaluation, ran faster too once the rows were padded to a multiple of 64 (one compile, not one per
 # row length). A cold compile costs seconds, so runs shorter than this stay on the plain path: gpu-full at 100
 # steps with empty compile caches took 1.00x and 1.18x the plain time, at 200 steps 0.91x and 0.99x (its
-# break-even with empty caches was about 175 steps on a fast host, before the compile workers were warmed).
+# break-even with empty caches estimated at about 175 steps on a fast host, from the step times and the
+# compile's cost; 150 itself, and LoRA below 150, not measured).
 PAYS_STEPS = 150
 # The LoRA memory budget recomputes activations to save memory; it pays only where they are large:
 # tokens x hidden size x layers per micro-batch (the benchmark's shapes: 2.7-2.8e8; the shipped configs: 7e7).
@@ -320,12 +321,18 @@ def warm_compile_workers() -> bool:
     return getattr(AsyncCompile, "_ready_future", None) is not None
 
 
-def warms_compile_workers(levers: dict[str, Any] | None = None) -> bool:
-    """Whether ``tune`` with these ``levers`` would compile with inductor and warm its workers (on CUDA)."""
+def warms_compile_workers(
+    args: Any = None, *, quantized: bool = False, levers: dict[str, Any] | None = None
+) -> bool:
+    """Whether ``tune`` with these ``levers`` would compile with inductor and warm its workers (on CUDA),
+    as far as it can be told before the model loads: not for ``quantized`` weights nor under FSDP, where
+    the layers are not compiled (``_untested_setup``)."""
     opts = {**DEFAULTS, **(levers or {})}
-    return bool(
+    if not (
         opts["warm_compile_workers"] and opts["compile_layers"] and opts["compile_backend"] == "inductor"
-    )
+    ):
+        return False
+    return not quantized and _sharded(args) != "FSDP"
 
 
 def _compile_layers(model: Any, mode: str = "default", backend: str = "inductor") -> None:

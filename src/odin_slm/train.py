@@ -205,7 +205,11 @@ class SFTRecipe:
 
     def _warm_compiler(self) -> None:
         """Where the fast path will compile, start the compiler's workers now: they come up while the model loads."""
-        if fast.warms_compile_workers() and self._fast_levers(len(self.splits.train)):
+        m = self.model_args
+        quantized = bool(getattr(m, "load_in_4bit", False) or getattr(m, "load_in_8bit", False))
+        if fast.warms_compile_workers(self.args, quantized=quantized) and self._fast_levers(
+            len(self.splits.train)
+        ):
             try:
                 fast.warm_compile_workers()
             except Exception as exc:  # the first compile starts them anyway
