@@ -90,7 +90,7 @@ def main() -> int:
         import torch._dynamo.utils as dynamo_utils
 
         rec["compile_times"] = dynamo_utils.compile_times(repr="str")
-        # e.g. inductor's async_compile_cache_miss: kernels compiled; feature uses say whether the workers were up
+        # e.g. inductor's async_compile_cache_miss: the kernels the run compiled
         rec["counters"] = {k: dict(v) for k, v in dynamo_utils.counters.items() if v}
         import torch._inductor.config as inductor_config
 
