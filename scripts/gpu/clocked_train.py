@@ -72,9 +72,6 @@ def main() -> int:
         def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
             rec["train_begin"] = time.perf_counter()
             rec["imports_s"] = rec["train_begin"] - t_start
-            pool = sys.modules.get("torch._inductor.async_compile")  # not imported here: that would time it
-            ready = getattr(getattr(pool, "AsyncCompile", None), "_ready_future", None)
-            rec["compile_workers_ready"] = None if ready is None else ready.done()
 
         def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
             rec["steps"].append(round(time.perf_counter() - rec["train_begin"], 4))

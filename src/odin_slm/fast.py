@@ -332,7 +332,7 @@ def warms_compile_workers(
         opts["warm_compile_workers"] and opts["compile_layers"] and opts["compile_backend"] == "inductor"
     ):
         return False
-    return not quantized and _sharded(args) != "FSDP"
+    return not _untested(quantized, args)
 
 
 def _compile_layers(model: Any, mode: str = "default", backend: str = "inductor") -> None:
@@ -395,7 +395,13 @@ def _sharded(args: Any) -> str:
 def _untested_setup(model: Any, args: Any) -> str:
     """Where compiled layers were never measured (and could fail at the first step, outside tune's
     fallback): quantized weights (QLoRA) and FSDP. Empty where they were."""
-    if getattr(model, "is_loaded_in_4bit", False) or getattr(model, "is_loaded_in_8bit", False):
+    quantized = getattr(model, "is_loaded_in_4bit", False) or getattr(model, "is_loaded_in_8bit", False)
+    return _untested(bool(quantized), args)
+
+
+def _untested(quantized: bool, args: Any) -> str:
+    """``_untested_setup`` from what is known before the model loads."""
+    if quantized:
         return "with quantized weights"
     if _sharded(args) == "FSDP":
         return "under FSDP"
