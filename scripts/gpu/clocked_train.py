@@ -3,13 +3,15 @@
     python scripts/gpu/clocked_train.py STEPS_JSON [odin_slm.train arguments...]
 
 Writes STEPS_JSON: the host time at the end of each step (seconds from the start of ``train()``), the
-checkpoint saves, and torch's compile times. ``ODIN_LEVERS='{"compile_backend": "cudagraphs"}'`` overrides
+checkpoint saves, torch's compile times, and the set-up before the first step split into its parts
+(``stack_imports_s``, then ``phases``: each of the recipe's set-up steps and ``fast.tune``). ``ODIN_LEVERS='{"compile_backend": "cudagraphs"}'`` overrides
 odin's lever defaults for this run (a measurement aid, not a user knob). The clock is a callback that reads
 ``time.perf_counter()``: it adds no GPU synchronization.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
@@ -49,6 +51,31 @@ def watch_compile_workers(fast: Any, t_start: float, rec: dict[str, Any]) -> dic
     return seen
 
 
+def clock_phases(recipe: type, fast: Any, t_start: float, rec: dict[str, Any]) -> None:
+    """Record how long each of the recipe's set-up steps and odin's ``fast.tune`` took, and when each
+    ended (seconds from the start): the set-up before the first step, split. The rest of it, from
+    ``tune``'s end to the first step, is the Trainer's construction and ``train()``'s own preparation."""
+    phases = rec.setdefault("phases", {})
+
+    def timed(owner: Any, name: str, label: str) -> None:
+        inner = getattr(owner, name)
+
+        @functools.wraps(inner)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            t = time.perf_counter()
+            try:
+                return inner(*args, **kwargs)
+            finally:
+                end = time.perf_counter()
+                phases[label] = {"s": round(end - t, 3), "end_s": round(end - t_start, 3)}
+
+        setattr(owner, name, wrapper)
+
+    for step in ("_arguments", "_data", "_warm_compiler", "_model", "_adapter"):
+        timed(recipe, step, step.lstrip("_"))
+    timed(fast, "tune", "tune")
+
+
 def main() -> int:
     out, argv = sys.argv[1], sys.argv[2:]
     t_start = time.perf_counter()
@@ -57,6 +84,7 @@ def main() -> int:
 
     from odin_slm import fast, train
 
+    stack_imports_s = round(time.perf_counter() - t_start, 3)
     levers = json.loads(os.environ.get("ODIN_LEVERS") or "{}")
     unknown = sorted(set(levers) - set(fast.DEFAULTS))
     if unknown:  # a misspelt lever would measure the defaults under another name
@@ -66,7 +94,9 @@ def main() -> int:
     fast.DEFAULTS.update(levers)
     rec: dict[str, Any] = {}
     workers = watch_compile_workers(fast, t_start, rec)
+    clock_phases(train.SFTRecipe, fast, t_start, rec)
     rec.update({"argv": argv, "levers": os.environ.get("ODIN_LEVERS"), "steps": [], "saves": []})
+    rec["stack_imports_s"] = stack_imports_s
 
     class Clock(TrainerCallback):
         def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:

@@ -58,6 +58,12 @@ try:
           f"last_s={t[-1]:.2f} median_step_ms={1000 * statistics.median(late or [0]):.1f} "
           f"steady_ms={1000 * statistics.mean(steady or [0]):.1f} saves={c['saves']} process_s={c.get('process_s')} "
           f"workers_asked_s={c.get('compile_workers_asked_s')} workers_ready_s={c.get('compile_workers_ready_s')}")
+    # the set-up before the first step, split: the stack's imports, each set-up step, and the rest
+    # (the Trainer's construction and preparation) up to the first step
+    ph = c.get("phases", {})
+    last = max((p["end_s"] for p in ph.values()), default=c.get("stack_imports_s", 0))
+    parts = " ".join(f"{k}={p['s']:.2f}" for k, p in ph.items())
+    print(f"   set-up: stack_imports_s={c.get('stack_imports_s')} {parts} rest_s={c.get('imports_s', 0) - last:.2f}")
 except Exception as exc:
     print(f"== {sys.argv[2]} no metrics ({exc})")
 PY
