@@ -4,17 +4,22 @@
 
 Writes STEPS_JSON: the host time at the end of each step (seconds from the start of ``train()``), the
 checkpoint saves, torch's compile times, and the set-up before the first step split into its parts
-(``stack_imports_s``, then ``phases``: each of the recipe's set-up steps and ``fast.tune``). ``ODIN_LEVERS='{"compile_backend": "cudagraphs"}'`` overrides
-odin's lever defaults for this run (a measurement aid, not a user knob). The clock is a callback that reads
-``time.perf_counter()``: it adds no GPU synchronization.
+(``stack_imports_s``, then ``phases``: each of the recipe's set-up steps and ``fast.tune``).
+
+``ODIN_LEVERS='{"compile_backend": "cudagraphs"}'`` overrides odin's lever defaults for this run (a
+measurement aid, not a user knob); its key ``import_compiler`` (``main`` or ``thread``) is this script's
+own (``import_compiler_early``). The clock is a callback that reads ``time.perf_counter()``: it adds no
+GPU synchronization.
 """
 
 from __future__ import annotations
 
 import functools
+import importlib
 import json
 import os
 import sys
+import threading
 import time
 from typing import Any
 
@@ -27,8 +32,6 @@ def watch_compile_workers(fast: Any, t_start: float, rec: dict[str, Any]) -> dic
     them early gets the marker at its first compile): whether the workers beat the first step's kernels.
     It writes only the dict it returns (``ready_s``), never ``rec``, which the main thread dumps.
     """
-    import threading
-
     warm = fast.warm_compile_workers
 
     def timed_warm() -> bool:
@@ -76,6 +79,40 @@ def clock_phases(recipe: type, fast: Any, t_start: float, rec: dict[str, Any]) -
     timed(fast, "tune", "tune")
 
 
+# What the first torch.compile call imports in the training process (``python -X importtime``, torch 2.11):
+# modules plain training never loads.
+COMPILER_MODULES = ("torch._inductor.compile_fx", "torch._dynamo.repro.after_dynamo")
+
+
+def import_compiler_early(recipe: type, how: str, t_start: float, rec: dict[str, Any]) -> dict:
+    """Where the recipe started the compile workers (a run that will compile), import ``COMPILER_MODULES``
+    right after: in the main thread (``how="main"``: their cost, as a phase of its own) or in a daemon
+    thread (``"thread"``: whether that overlaps the model load). A measurement aid for a lever not yet
+    in odin; it writes only the dict it returns."""
+    inner = recipe._warm_compiler
+    seen: dict[str, Any] = {}
+
+    def load() -> None:
+        t = time.perf_counter()
+        for name in COMPILER_MODULES:
+            importlib.import_module(name)
+        end = time.perf_counter()
+        seen[f"compiler_imports_{how}"] = {"s": round(end - t, 3), "end_s": round(end - t_start, 3)}
+
+    @functools.wraps(inner)
+    def wrapper(self: Any) -> None:
+        inner(self)
+        if "compile_workers_asked_s" not in rec:  # the run will not compile
+            return
+        if how == "main":
+            load()
+        else:
+            threading.Thread(target=load, daemon=True).start()
+
+    recipe._warm_compiler = wrapper
+    return seen
+
+
 def main() -> int:
     out, argv = sys.argv[1], sys.argv[2:]
     t_start = time.perf_counter()
@@ -86,6 +123,10 @@ def main() -> int:
 
     stack_imports_s = round(time.perf_counter() - t_start, 3)
     levers = json.loads(os.environ.get("ODIN_LEVERS") or "{}")
+    # not an odin lever: where to import the compiler early (main or thread), measured before it is one
+    import_compiler = levers.pop("import_compiler", "")
+    if import_compiler not in ("", "main", "thread"):
+        raise SystemExit(f"ODIN_LEVERS: import_compiler={import_compiler!r}: main or thread")
     unknown = sorted(set(levers) - set(fast.DEFAULTS))
     if unknown:  # a misspelt lever would measure the defaults under another name
         raise SystemExit(
@@ -95,6 +136,7 @@ def main() -> int:
     rec: dict[str, Any] = {}
     workers = watch_compile_workers(fast, t_start, rec)
     clock_phases(train.SFTRecipe, fast, t_start, rec)
+    early = import_compiler_early(train.SFTRecipe, import_compiler, t_start, rec) if import_compiler else {}
     rec.update({"argv": argv, "levers": os.environ.get("ODIN_LEVERS"), "steps": [], "saves": []})
     rec["stack_imports_s"] = stack_imports_s
 
@@ -113,6 +155,7 @@ def main() -> int:
     rec["rc"] = code
     rec["process_s"] = round(time.perf_counter() - t_start, 3)
     rec["compile_workers_ready_s"] = workers.get("ready_s")
+    rec.setdefault("phases", {}).update(early)
     try:
         import torch._dynamo.utils as dynamo_utils
 

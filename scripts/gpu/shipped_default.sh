@@ -61,7 +61,8 @@ try:
     # the set-up before the first step, split: the stack's imports, each set-up step, and the rest
     # (the Trainer's construction and preparation) up to the first step
     ph = c.get("phases", {})
-    last = max((p["end_s"] for p in ph.values()), default=c.get("stack_imports_s", 0))
+    # a thread's imports may end after the first step: not part of the path to it
+    last = max((p["end_s"] for k, p in ph.items() if not k.endswith("_thread")), default=c.get("stack_imports_s", 0))
     parts = " ".join(f"{k}={p['s']:.2f}" for k, p in ph.items())
     print(f"   set-up: stack_imports_s={c.get('stack_imports_s')} {parts} rest_s={c.get('imports_s', 0) - last:.2f}")
 except Exception as exc:
