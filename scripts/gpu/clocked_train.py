@@ -7,9 +7,9 @@ checkpoint saves, torch's compile times, and the set-up before the first step sp
 (``stack_imports_s``, then ``phases``: each of the recipe's set-up steps and ``fast.tune``).
 
 ``ODIN_LEVERS='{"compile_backend": "cudagraphs"}'`` overrides odin's lever defaults for this run (a
-measurement aid, not a user knob); its key ``import_compiler`` (``main`` or ``thread``) is this script's
-own (``import_compiler_early``). The clock is a callback that reads ``time.perf_counter()``: it adds no
-GPU synchronization.
+measurement aid, not a user knob). Its keys ``import_compiler`` (``main`` or ``thread``, see
+``import_compiler_early``) and ``cudagraph_asserts`` (``false``) are this script's own, for levers not
+yet in odin. The clock is a callback that reads ``time.perf_counter()``: it adds no GPU synchronization.
 """
 
 from __future__ import annotations
@@ -127,6 +127,12 @@ def main() -> int:
     import_compiler = levers.pop("import_compiler", "")
     if import_compiler not in ("", "main", "thread"):
         raise SystemExit(f"ODIN_LEVERS: import_compiler={import_compiler!r}: main or thread")
+    # nor this: false turns off CUDA graph trees' debugging checks of their memory pool, which walk every
+    # live output of the graphs recorded before (the recording step's time grows with each graph)
+    if levers.pop("cudagraph_asserts", True) is False:
+        import torch._inductor.config as inductor_config
+
+        inductor_config.triton.slow_path_cudagraph_asserts = False
     unknown = sorted(set(levers) - set(fast.DEFAULTS))
     if unknown:  # a misspelt lever would measure the defaults under another name
         raise SystemExit(
