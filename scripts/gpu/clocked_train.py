@@ -161,7 +161,7 @@ def main() -> int:
     rec["rc"] = code
     rec["process_s"] = round(time.perf_counter() - t_start, 3)
     rec["compile_workers_ready_s"] = workers.get("ready_s")
-    rec.setdefault("phases", {}).update(early)
+    rec["phases"].update(early)
     try:
         import torch._dynamo.utils as dynamo_utils
 

@@ -181,9 +181,9 @@ def _eager_stance() -> Any:
 # 8 x 2048 tokens ran 1.3-2.4x faster once compiled; the shipped configs' 200 steps of 32 short rows, end to
 # end with evaluation, ran faster too once the rows were padded to a multiple of 64 (one compile, not one per
 # row length). A cold compile costs seconds, so runs shorter than this stay on the plain path: gpu-full at 100
-# steps with empty compile caches took 1.00x and 1.18x the plain time, at 200 steps 0.91x and 0.99x (its
-# break-even with empty caches estimated at about 175 steps on a fast host, from the step times and the
-# compile's cost; 150 itself, and LoRA below 150, not measured).
+# steps with empty compile caches took 1.00x and 1.18x the plain time, at 150 steps 0.895x, at 200 steps
+# 0.795-0.99x (break-even estimated at about 130 steps on slower hosts, 175 on a fast one). LoRA below 150:
+# one measurement at 120 steps, inconclusive (1.06x, 0.92x without an outlier), so the same threshold.
 PAYS_STEPS = 150
 # The LoRA memory budget recomputes activations to save memory; it pays only where they are large:
 # tokens x hidden size x layers per micro-batch (the benchmark's shapes: 2.7-2.8e8; the shipped configs: 7e7).
