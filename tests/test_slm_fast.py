@@ -12,6 +12,12 @@ from odin_slm import fast  # noqa: E402
 BIG, SHIPPED = 8 * 2048, 32 * 128  # the benchmark's step; the shipped GPU configs' step
 
 
+@pytest.fixture(autouse=True)
+def _own_cache(tmp_path, monkeypatch) -> None:
+    """A tuned model's trainer saves compile caches to $ODIN_CACHE: never the user's own."""
+    monkeypatch.setenv("ODIN_CACHE", str(tmp_path / "odin-cache"))
+
+
 @pytest.mark.parametrize(
     ("requested", "engine", "cuda", "tokens", "steps", "expected"),
     [

@@ -5,8 +5,9 @@
 # SmolLM2-135M shape (scripts/gpu/shape_model.py): the shipped model's compute without its GGUF.
 # RUNS: "config:odin_fast[@lever=value,...]" in order, odin_fast true, false or default (no flag: odin decides);
 # each run goes through scripts/gpu/clocked_train.py (the same command with a clock on each step, no GPU sync);
-# COLD=1 empties the compile caches (inductor's, Triton's) before each run: every run compiles as a user's
-# first run on a machine does. wall_s is the whole command, python start-up and imports included. Logs come back in $OUT/logs.tgz.
+# COLD=1 empties the compile caches (inductor's, Triton's and odin's $ODIN_CACHE/compile) before each run:
+# every run compiles as a user's first run on a machine does. COLD=container empties inductor's and
+# Triton's only: a later run in a new container whose $ODIN_CACHE persists. wall_s is the whole command, python start-up and imports included. Logs come back in $OUT/logs.tgz.
 set -u
 M=/tmp/smollm2-shape
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 ODIN_CACHE=/tmp/cache-gpu
@@ -34,7 +35,10 @@ def value(v):  # JSON where it parses (true, 0, 0.4), else the string (cudagraph
         return v
 print(json.dumps({k: value(v) for k, v in kv}))' "$levers")
     if [ $(( $(date +%s) - T0 )) -gt $BUDGET_S ]; then echo "== $run skipped (budget)" | tee -a $OUT/summary.txt; continue; fi
-    [ "${COLD:-0}" = 1 ] && rm -rf /tmp/torchinductor_$(whoami) ~/.triton/cache
+    case ${COLD:-0} in
+        1) rm -rf /tmp/torchinductor_$(whoami) ~/.triton/cache $ODIN_CACHE/compile ;;
+        container) rm -rf /tmp/torchinductor_$(whoami) ~/.triton/cache ;;
+    esac
     t=$(date +%s.%N)
     python3 scripts/gpu/clocked_train.py /tmp/logs/$name.steps.json --config src/odin_slm/configs/gpu-$cfg.yaml --model_name_or_path $M \
         --output_dir /tmp/r/$name --disable_tqdm true $([ "$fast" = default ] || echo --odin_fast $fast) \
@@ -65,6 +69,10 @@ try:
     last = max((p["end_s"] for k, p in ph.items() if not k.endswith("_thread")), default=c.get("stack_imports_s", 0))
     parts = " ".join(f"{k}={p['s']:.2f}" for k, p in ph.items())
     print(f"   set-up: stack_imports_s={c.get('stack_imports_s')} {parts} rest_s={c.get('imports_s', 0) - last:.2f}")
+    cnt = {**c.get("counters", {}).get("inductor", {}), **c.get("counters", {}).get("aot_autograd", {})}
+    hits = {k: v for k, v in cnt.items() if "cache_hit" in k or "cache_miss" in k}
+    if "artifact_load" in c or "artifact_save" in c or hits:
+        print(f"   caches: {hits} artifact_load={c.get('artifact_load')} artifact_save={c.get('artifact_save')}")
 except Exception as exc:
     print(f"== {sys.argv[2]} no metrics ({exc})")
 PY

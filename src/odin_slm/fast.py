@@ -42,6 +42,10 @@ unavailable (no CUDA, no Triton, no ``liger-kernel``, an architecture Liger does
   replays each layer's kernels as a CUDA graph (one launch instead of dozens, for steps bound by host work);
   ``"max-autotune-no-cudagraphs"`` benchmarks matmul kernels at compile time. With CUDA graphs the
   trainer marks each micro-batch's start, so a graph's outputs are not overwritten while still in use.
+- ``compile_cache``: with ``compile_layers`` (inductor), what the run compiled is saved after its first step
+  to ``$ODIN_CACHE/compile/`` and loaded by the next run of the same shape before it compiles
+  (``odin_slm.compile_cache``): a run in a new container or on a new machine whose ``$ODIN_CACHE``
+  persists skips most of the compile, where torch, the GPU and the graph match.
 - ``pad_to_multiple_of``: with ``compile_layers``, batches are padded up to a multiple of 64 tokens (unless
   SFTConfig's ``pad_to_multiple_of`` is set), so that rows of varying length reach the compiler in a few
   shapes, not one per batch; the padding is masked and carries no label, so the loss is unchanged.
@@ -86,6 +90,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from odin_slm import compile_cache
 from odin_slm.data import pad_multiple
 from odin_slm.distributed import world_size
 
@@ -115,6 +120,9 @@ DEFAULTS: dict[str, Any] = {
     # Inductor's compile worker processes started while the run loads, not at the first step: a cold start
     # (workers that import torch) then no longer holds the first step's kernels in one process.
     "warm_compile_workers": True,
+    # The compiled layers' compile caches kept in $ODIN_CACHE/compile and loaded by the next run of the same
+    # shape: a new container or machine whose $ODIN_CACHE persists skips the compile (odin_slm.compile_cache).
+    "compile_cache": True,
     # Compiled layers: rows of varying length padded up to a multiple of this, so that few shapes reach the
     # compiler (each new one costs a recompile). Only where SFTConfig's own pad_to_multiple_of is unset.
     "pad_to_multiple_of": 64,
@@ -678,8 +686,26 @@ def tune(model: Any, args: Any, *, lora: bool, **levers: Any) -> FastPlan:
             plan.on.append("liger_layers")
         except Exception as exc:
             plan.off["liger_layers"] = f"failed: {exc!r}"
+    _compile_cache(model, bool(opts["compile_cache"]), compiled and backend == "inductor", lora, plan)
     log.info("odin fast levers: %s", plan)
     return plan
+
+
+def _compile_cache(model: Any, wanted: bool, inductor: bool, lora: bool, plan: FastPlan) -> None:
+    """Load the artifact of earlier runs of this shape before the first compile; the trainer saves this run's
+    (``compile_cache.saver``). Last in ``tune``: the levers that are on are part of the artifact's name."""
+    model._odin_compile_cache = None
+    if not wanted:
+        plan.off["compile_cache"] = "disabled"
+    elif not inductor:
+        plan.off["compile_cache"] = "needs compile_layers with inductor"
+    elif not compile_cache.enabled():
+        plan.off["compile_cache"] = "TORCHINDUCTOR_FORCE_DISABLE_CACHES is set"
+    else:
+        path = compile_cache.artifact_path(model, lora=lora, levers=plan.on)
+        loaded = compile_cache.load(path)
+        model._odin_compile_cache = path
+        plan.on.append(f"compile_cache(loaded {loaded} entries)" if loaded else "compile_cache")
 
 
 @contextlib.contextmanager
@@ -781,6 +807,8 @@ def trainer_class(base: type) -> type:
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             core = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+            if getattr(core, "_odin_compile_cache", None) is not None:
+                self.add_callback(compile_cache.saver(core._odin_compile_cache))
             if getattr(core, "_odin_lora_bf16", False):
                 # PEFT made the LoRA layers inside __init__; stop them casting their inputs to fp32.
                 for module in self.model.modules():

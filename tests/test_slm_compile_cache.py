@@ -1,0 +1,161 @@
+"""odin_slm.compile_cache: a run's compile caches saved to $ODIN_CACHE and loaded by the next run of its shape."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+from odin_slm import compile_cache, fast  # noqa: E402
+from test_slm_fast import _Args, _tiny  # noqa: E402
+
+# One process of a run: optionally load the artifact, compile a function with inductor (on CPU), save.
+RUN = textwrap.dedent(
+    """
+    import json, sys
+    from pathlib import Path
+    import torch
+    from torch._dynamo.utils import counters
+    from odin_slm import compile_cache
+
+    path, load = Path(sys.argv[1]), sys.argv[2] == "load"
+    out = {"saved_before_compiling": compile_cache.save(path)}
+    out["loaded"] = compile_cache.load(path) if load else 0
+    f = torch.compile(lambda x: (x.sin() + 1).relu() * 2)
+    f(torch.randn(8))
+    out["hits"] = counters["inductor"]["fxgraph_cache_hit"]
+    out["misses"] = counters["inductor"]["fxgraph_cache_miss"]
+    out["saved"] = compile_cache.save(path)
+    print(json.dumps(out))
+    """
+)
+
+
+def _run(tmp_path: Path, inductor_dir: str, artifact: Path, load: bool) -> dict:
+    env = {
+        **os.environ,
+        "TORCHINDUCTOR_CACHE_DIR": str(tmp_path / inductor_dir),  # each process: an empty inductor cache
+        "TRITON_CACHE_DIR": str(tmp_path / inductor_dir / "triton"),
+        "PYTHONPATH": os.pathsep.join(sys.path),
+    }
+    proc = subprocess.run(
+        [sys.executable, "-c", RUN, str(artifact), "load" if load else "no"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.slow
+def test_a_new_process_with_empty_caches_hits_what_the_last_run_saved(tmp_path) -> None:
+    artifact = tmp_path / "odin" / "compile" / "shape.bin"
+    first = _run(tmp_path, "a", artifact, load=True)  # nothing there yet: compiles, then saves
+    assert first == {"saved_before_compiling": False, "loaded": 0, "hits": 0, "misses": 1, "saved": True}
+    assert artifact.is_file() and not list(artifact.parent.glob(".*tmp"))
+    # the control: another empty inductor cache, without the artifact, compiles again
+    assert _run(tmp_path, "b", artifact, load=False)["misses"] == 1
+    later = _run(tmp_path, "c", artifact, load=True)
+    assert later["loaded"] >= 1 and later["hits"] == 1 and later["misses"] == 0
+
+
+def test_an_unreadable_artifact_costs_only_the_compile(tmp_path, caplog) -> None:
+    bad = tmp_path / "bad.bin"
+    bad.write_bytes(b"not an artifact")
+    assert compile_cache.load(bad) == 0
+    assert compile_cache.load(tmp_path / "missing.bin") == 0
+
+
+def test_a_save_that_fails_warns_and_the_run_goes_on(tmp_path, monkeypatch, caplog) -> None:
+    monkeypatch.setattr(torch.compiler, "save_cache_artifacts", lambda: (b"entries", None))
+    blocked = tmp_path / "file"
+    blocked.write_text("")  # a file where the directory should be
+    assert compile_cache.save(blocked / "compile" / "x.bin") is False
+    assert "compile cache not saved" in caplog.text
+    target = tmp_path / "compile" / "x.bin"
+    assert compile_cache.save(target) is True and target.read_bytes() == b"entries"
+    assert compile_cache.save(target) is False  # the same bytes: not written again
+
+
+def test_one_artifact_per_shape_under_odin_cache(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("ODIN_CACHE", str(tmp_path))
+    model = _tiny()
+    path = compile_cache.artifact_path(model, lora=False, levers=["compile_layers"])
+    assert path.parent == tmp_path / "compile"
+    assert path == compile_cache.artifact_path(_tiny(), lora=False, levers=["compile_layers"])
+    model.config._name_or_path = "elsewhere"  # where it was loaded from changes no graph
+    assert path == compile_cache.artifact_path(model, lora=False, levers=["compile_layers"])
+    others = {
+        compile_cache.artifact_path(model, lora=True, levers=["compile_layers"]),
+        compile_cache.artifact_path(model, lora=False, levers=["compile_layers(mode=reduce-overhead)"]),
+        compile_cache.artifact_path(_tiny(layers=3), lora=False, levers=["compile_layers"]),
+    }
+    assert path not in others and len(others) == 3
+
+
+def test_tune_loads_the_artifact_where_inductor_compiles(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("ODIN_CACHE", str(tmp_path))
+    monkeypatch.delenv("TORCHINDUCTOR_FORCE_DISABLE_CACHES", raising=False)
+    monkeypatch.setattr(fast, "_cuda", lambda: True)
+    monkeypatch.setattr(fast, "_have", lambda module: module == "triton")
+    monkeypatch.setattr(fast, "_compile_layers", lambda model, mode="default", backend="inductor": None)
+    monkeypatch.setattr(fast, "warm_compile_workers", lambda: True)
+    loads = []
+    monkeypatch.setattr(compile_cache, "load", lambda path: loads.append(path) or 3)
+    model = _tiny()
+    plan = fast.tune(model, _Args(), lora=False)
+    assert "compile_cache(loaded 3 entries)" in plan.on
+    assert loads == [model._odin_compile_cache] and model._odin_compile_cache.parent == tmp_path / "compile"
+    for levers, env, reason in [
+        ({"compile_cache": False}, None, "disabled"),
+        ({"compile_layers": False}, None, "needs compile_layers with inductor"),
+        ({"compile_backend": "cudagraphs"}, None, "needs compile_layers with inductor"),
+        ({}, "1", "TORCHINDUCTOR_FORCE_DISABLE_CACHES is set"),  # torch's own switch
+    ]:
+        if env:
+            monkeypatch.setenv("TORCHINDUCTOR_FORCE_DISABLE_CACHES", env)
+        model = _tiny()
+        plan = fast.tune(model, _Args(), lora=False, **levers)
+        assert plan.off["compile_cache"] == reason and model._odin_compile_cache is None, levers
+    assert len(loads) == 1
+
+
+@pytest.mark.parametrize(("process_zero", "saves"), [(True, ["step 1", "end"]), (False, [])])
+def test_the_main_process_saves_after_the_first_step_and_at_the_end(
+    tmp_path, monkeypatch, process_zero, saves
+) -> None:
+    seen = []
+    monkeypatch.setattr(compile_cache, "save", lambda path: seen.append(path) or True)
+    callback = compile_cache.saver(tmp_path / "a.bin")
+    for step in (1, 2, 3):
+        state = SimpleNamespace(global_step=step, is_world_process_zero=process_zero)
+        callback.on_step_end(None, state, None)
+        if step == 1:
+            assert seen == ([tmp_path / "a.bin"] if process_zero else [])  # a crash later keeps it
+    callback.on_train_end(None, state, None)
+    assert len(seen) == len(saves)
+
+
+def test_the_fast_trainer_saves_where_tune_loaded(tmp_path, monkeypatch) -> None:
+    from transformers import Trainer, TrainingArguments
+
+    model = _tiny()
+    model._odin_compile_cache = tmp_path / "a.bin"
+    args = TrainingArguments(output_dir=str(tmp_path / "out"), report_to=[], use_cpu=True)
+    trainer = fast.trainer_class(Trainer)(model=model, args=args)
+    names = [type(c).__name__ for c in trainer.callback_handler.callbacks]
+    assert "SaveCompileCache" in names
+    model._odin_compile_cache = None
+    trainer = fast.trainer_class(Trainer)(model=model, args=args)
+    assert "SaveCompileCache" not in [type(c).__name__ for c in trainer.callback_handler.callbacks]
