@@ -8,8 +8,8 @@ checkpoint saves, torch's compile times, and the set-up before the first step sp
 
 ``ODIN_LEVERS='{"compile_backend": "cudagraphs"}'`` overrides odin's lever defaults for this run (a
 measurement aid, not a user knob). Its keys ``import_compiler`` (``main`` or ``thread``, see
-``import_compiler_early``), ``cudagraph_asserts`` (``false``) and ``save_artifact`` / ``load_artifact``
-(a path, see ``compile_artifact``) are this script's own, for levers not yet in odin. The clock is a callback that reads ``time.perf_counter()``: it adds no GPU synchronization.
+``import_compiler_early``) and ``cudagraph_asserts`` (``false``) are this script's own, for levers not
+yet in odin. The clock is a callback that reads ``time.perf_counter()``: it adds no GPU synchronization.
 """
 
 from __future__ import annotations
@@ -113,20 +113,6 @@ def import_compiler_early(recipe: type, how: str, t_start: float, rec: dict[str,
     return seen
 
 
-def compile_artifact(save: str, load: str, rec: dict[str, Any]) -> None:
-    """torch's compile caches as one artifact (``torch.compiler.save_cache_artifacts``): ``load`` one before
-    the run compiles (as a run would that ships it, on a machine whose caches are empty); ``save`` is
-    done by ``main`` after the run. Records the load's time and what it held."""
-    if not load:
-        return
-    import torch
-
-    t = time.perf_counter()
-    with open(load, "rb") as f:
-        info = torch.compiler.load_cache_artifacts(f.read())
-    rec["artifact_load"] = {"s": round(time.perf_counter() - t, 3), "info": repr(info)}
-
-
 def main() -> int:
     out, argv = sys.argv[1], sys.argv[2:]
     t_start = time.perf_counter()
@@ -147,7 +133,6 @@ def main() -> int:
         import torch._inductor.config as inductor_config
 
         inductor_config.triton.slow_path_cudagraph_asserts = False
-    save_artifact, load_artifact = levers.pop("save_artifact", ""), levers.pop("load_artifact", "")
     unknown = sorted(set(levers) - set(fast.DEFAULTS))
     if unknown:  # a misspelt lever would measure the defaults under another name
         raise SystemExit(
@@ -155,7 +140,6 @@ def main() -> int:
         )
     fast.DEFAULTS.update(levers)
     rec: dict[str, Any] = {}
-    compile_artifact(save_artifact, load_artifact, rec)
     workers = watch_compile_workers(fast, t_start, rec)
     clock_phases(train.SFTRecipe, fast, t_start, rec)
     early = import_compiler_early(train.SFTRecipe, import_compiler, t_start, rec) if import_compiler else {}
@@ -178,19 +162,6 @@ def main() -> int:
     rec["process_s"] = round(time.perf_counter() - t_start, 3)
     rec["compile_workers_ready_s"] = workers.get("ready_s")
     rec["phases"].update(early)
-    if save_artifact:
-        import torch
-
-        t = time.perf_counter()
-        saved = torch.compiler.save_cache_artifacts()
-        if saved is not None:
-            with open(save_artifact, "wb") as f:
-                f.write(saved[0])
-        rec["artifact_save"] = {
-            "s": round(time.perf_counter() - t, 3),
-            "bytes": len(saved[0]) if saved else 0,
-            "info": repr(saved[1]) if saved else None,
-        }
     try:
         import torch._dynamo.utils as dynamo_utils
 

@@ -7,7 +7,8 @@
 # each run goes through scripts/gpu/clocked_train.py (the same command with a clock on each step, no GPU sync);
 # COLD=1 empties the compile caches (inductor's, Triton's and odin's $ODIN_CACHE/compile) before each run:
 # every run compiles as a user's first run on a machine does. COLD=container empties inductor's and
-# Triton's only: a later run in a new container whose $ODIN_CACHE persists. wall_s is the whole command, python start-up and imports included. Logs come back in $OUT/logs.tgz.
+# Triton's only: a later run in a new container whose $ODIN_CACHE persists. wall_s is the whole command,
+# python start-up and imports included. Logs come back in $OUT/logs.tgz.
 set -u
 M=/tmp/smollm2-shape
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 ODIN_CACHE=/tmp/cache-gpu
@@ -71,8 +72,8 @@ try:
     print(f"   set-up: stack_imports_s={c.get('stack_imports_s')} {parts} rest_s={c.get('imports_s', 0) - last:.2f}")
     cnt = {**c.get("counters", {}).get("inductor", {}), **c.get("counters", {}).get("aot_autograd", {})}
     hits = {k: v for k, v in cnt.items() if "cache_hit" in k or "cache_miss" in k}
-    if "artifact_load" in c or "artifact_save" in c or hits:
-        print(f"   caches: {hits} artifact_load={c.get('artifact_load')} artifact_save={c.get('artifact_save')}")
+    if hits:
+        print(f"   caches: {hits}")
 except Exception as exc:
     print(f"== {sys.argv[2]} no metrics ({exc})")
 PY
