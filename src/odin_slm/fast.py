@@ -121,7 +121,8 @@ DEFAULTS: dict[str, Any] = {
     # (workers that import torch) then no longer holds the first step's kernels in one process.
     "warm_compile_workers": True,
     # The compiled layers' compile caches kept in $ODIN_CACHE/compile and loaded by the next run of the same
-    # shape: a new container or machine whose $ODIN_CACHE persists skips the compile (odin_slm.compile_cache).
+    # shape: a new container or machine whose $ODIN_CACHE persists skips most of the compile (gpu-full on one
+    # H200: first step 3.4 s instead of 8.8 s, whole command 0.92x: docs/benchmarks.md). odin_slm.compile_cache.
     "compile_cache": True,
     # Compiled layers: rows of varying length padded up to a multiple of this, so that few shapes reach the
     # compiler (each new one costs a recompile). Only where SFTConfig's own pad_to_multiple_of is unset.
