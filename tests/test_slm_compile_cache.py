@@ -77,6 +77,21 @@ def test_an_unreadable_artifact_costs_only_the_compile(tmp_path, caplog) -> None
     assert compile_cache.load(tmp_path / "missing.bin") == 0
 
 
+def test_an_artifact_others_may_write_is_not_loaded(tmp_path, caplog) -> None:
+    # it holds pickled objects and compiled kernels: loading it runs them
+    loaded = []
+    artifact = tmp_path / "shape.bin"
+    artifact.write_bytes(b"entries")
+    artifact.chmod(0o666)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(torch.compiler, "load_cache_artifacts", lambda data: loaded.append(data))
+        assert compile_cache.load(artifact) == 0 and loaded == []
+        assert "another user owns it or may write to it" in caplog.text
+        artifact.chmod(0o644)
+        compile_cache.load(artifact)
+        assert loaded == [b"entries"]
+
+
 def test_a_save_that_fails_warns_and_the_run_goes_on(tmp_path, monkeypatch, caplog) -> None:
     monkeypatch.setattr(torch.compiler, "save_cache_artifacts", lambda: (b"entries", None))
     blocked = tmp_path / "file"
@@ -85,6 +100,7 @@ def test_a_save_that_fails_warns_and_the_run_goes_on(tmp_path, monkeypatch, capl
     assert "compile cache not saved" in caplog.text
     target = tmp_path / "compile" / "x.bin"
     assert compile_cache.save(target) is True and target.read_bytes() == b"entries"
+    assert target.stat().st_mode & 0o777 == 0o600
     assert compile_cache.save(target) is False  # the same bytes: not written again
 
 
@@ -104,44 +120,63 @@ def test_one_artifact_per_shape_under_odin_cache(tmp_path, monkeypatch) -> None:
     assert path not in others and len(others) == 3
 
 
-def test_tune_loads_the_artifact_where_inductor_compiles(tmp_path, monkeypatch) -> None:
+@pytest.fixture
+def loads(tmp_path, monkeypatch) -> list:
+    """tune as on a CUDA machine with Triton (nothing compiles); the artifacts it loads."""
     monkeypatch.setenv("ODIN_CACHE", str(tmp_path))
     monkeypatch.delenv("TORCHINDUCTOR_FORCE_DISABLE_CACHES", raising=False)
     monkeypatch.setattr(fast, "_cuda", lambda: True)
     monkeypatch.setattr(fast, "_have", lambda module: module == "triton")
     monkeypatch.setattr(fast, "_compile_layers", lambda model, mode="default", backend="inductor": None)
     monkeypatch.setattr(fast, "warm_compile_workers", lambda: True)
-    loads = []
-    monkeypatch.setattr(compile_cache, "load", lambda path: loads.append(path) or 3)
+    seen: list = []
+    monkeypatch.setattr(compile_cache, "load", lambda path: seen.append(path) or 3)
+    return seen
+
+
+def test_tune_loads_the_artifact_where_inductor_compiles(tmp_path, loads) -> None:
     model = _tiny()
     plan = fast.tune(model, _Args(), lora=False)
     assert "compile_cache(loaded 3 entries)" in plan.on
     assert loads == [model._odin_compile_cache] and model._odin_compile_cache.parent == tmp_path / "compile"
-    for levers, env, reason in [
+
+
+@pytest.mark.parametrize(
+    ("levers", "env", "reason"),
+    [
         ({"compile_cache": False}, None, "disabled"),
         ({"compile_layers": False}, None, "needs compile_layers with inductor"),
         ({"compile_backend": "cudagraphs"}, None, "needs compile_layers with inductor"),
+        ({}, "old torch", "torch 2.6.0 has no cache artifacts (2.7 or later)"),
         ({}, "1", "TORCHINDUCTOR_FORCE_DISABLE_CACHES is set"),  # torch's own switch
-    ]:
-        if env:
-            monkeypatch.setenv("TORCHINDUCTOR_FORCE_DISABLE_CACHES", env)
-        model = _tiny()
-        plan = fast.tune(model, _Args(), lora=False, **levers)
-        assert plan.off["compile_cache"] == reason and model._odin_compile_cache is None, levers
-    assert len(loads) == 1
+    ],
+)
+def test_no_artifact_is_loaded_where_the_cache_is_off(monkeypatch, loads, levers, env, reason) -> None:
+    if env == "old torch":
+        monkeypatch.delattr(torch.compiler, "load_cache_artifacts")
+        monkeypatch.setattr(torch, "__version__", "2.6.0")
+    elif env:
+        monkeypatch.setenv("TORCHINDUCTOR_FORCE_DISABLE_CACHES", env)
+    model = _tiny()
+    plan = fast.tune(model, _Args(), lora=False, **levers)
+    assert plan.off["compile_cache"] == reason and model._odin_compile_cache is None
+    assert loads == []
 
 
-@pytest.mark.parametrize(("process_zero", "saves"), [(True, ["step 1", "end"]), (False, [])])
+@pytest.mark.parametrize(
+    ("process_zero", "first_step", "saves"),
+    [(True, 1, ["step 1", "end"]), (True, 101, ["first step after resuming", "end"]), (False, 1, [])],
+)
 def test_the_main_process_saves_after_the_first_step_and_at_the_end(
-    tmp_path, monkeypatch, process_zero, saves
+    tmp_path, monkeypatch, process_zero, first_step, saves
 ) -> None:
     seen = []
     monkeypatch.setattr(compile_cache, "save", lambda path: seen.append(path) or True)
     callback = compile_cache.saver(tmp_path / "a.bin")
-    for step in (1, 2, 3):
+    for step in range(first_step, first_step + 3):
         state = SimpleNamespace(global_step=step, is_world_process_zero=process_zero)
         callback.on_step_end(None, state, None)
-        if step == 1:
+        if step == first_step:
             assert seen == ([tmp_path / "a.bin"] if process_zero else [])  # a crash later keeps it
     callback.on_train_end(None, state, None)
     assert len(seen) == len(saves)

@@ -9,7 +9,8 @@ an empty ``$ODIN_CACHE`` compiles from scratch. The artifact's entries are keyed
 (torch, Triton and CUDA versions, the GPU, the graph): an entry that does not match is not used, and
 the run compiles as it would without it.
 
-torch's own switch turns it off: ``TORCHINDUCTOR_FORCE_DISABLE_CACHES=1``.
+torch's own switch turns it off: ``TORCHINDUCTOR_FORCE_DISABLE_CACHES=1``. An artifact is loaded only if the
+user owns it and no one else may write to it (it holds pickled objects and compiled kernels).
 """
 
 from __future__ import annotations
@@ -24,9 +25,25 @@ from typing import Any
 log = logging.getLogger("odin_slm")
 
 
-def enabled() -> bool:
-    """False where the user turned torch's compile caches off (then there is nothing to keep)."""
-    return os.environ.get("TORCHINDUCTOR_FORCE_DISABLE_CACHES", "0") not in ("1", "true", "True")
+def unavailable() -> str:
+    """Why this run keeps no compile cache ("" where it does): the user turned torch's caches off, or
+    this torch has no cache artifacts (before 2.7)."""
+    if os.environ.get("TORCHINDUCTOR_FORCE_DISABLE_CACHES", "0") in ("1", "true", "True"):
+        return "TORCHINDUCTOR_FORCE_DISABLE_CACHES is set"
+    import torch
+
+    if not hasattr(torch.compiler, "load_cache_artifacts"):
+        return f"torch {torch.__version__} has no cache artifacts (2.7 or later)"
+    return ""
+
+
+def _trusted(path: Path) -> bool:
+    """Whether ``path`` is the user's own and only theirs to write: an artifact holds pickled objects and
+    compiled kernels, which the load runs (the rule ssh applies to its keys)."""
+    if not hasattr(os, "getuid"):  # Windows: no owner bits to check
+        return True
+    st = path.stat()
+    return st.st_uid == os.getuid() and not st.st_mode & 0o022
 
 
 def artifact_path(model: Any, *, lora: bool, levers: list[str]) -> Path:
@@ -51,6 +68,9 @@ def load(path: Path) -> int:
 
     Never raises: an artifact that cannot be read only costs the compile it would have saved."""
     if not path.is_file():
+        return 0
+    if not _trusted(path):
+        log.warning("compile cache %s not loaded: another user owns it or may write to it", path)
         return 0
     try:
         import torch
@@ -80,6 +100,7 @@ def save(path: Path) -> bool:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         tmp.write_bytes(data)
+        tmp.chmod(0o600)  # only the user may write what a later run will load
         os.replace(tmp, path)  # a reader never sees half a file
         return True
     except Exception as exc:  # the run goes on; only the next run's compile is not saved
@@ -88,15 +109,19 @@ def save(path: Path) -> bool:
 
 
 def saver(path: Path) -> Any:
-    """A TrainerCallback that saves the artifact after the first optimizer step (which compiled the layers'
-    forward and backward: a run that stops or crashes later keeps it) and again at the end of training if
-    the run compiled more since. Only the main process writes: every rank compiles the same graphs."""
+    """A TrainerCallback that saves the artifact after the run's first optimizer step (which compiled the
+    layers' forward and backward: a run that stops or crashes later keeps it; a resumed run's first step
+    is not step 1) and again at the end of training if the run compiled more since. Only the main process
+    writes: every rank compiles the same graphs."""
     from transformers import TrainerCallback
 
     class SaveCompileCache(TrainerCallback):
+        first = True
+
         def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-            if state.global_step == 1 and state.is_world_process_zero:
+            if self.first and state.is_world_process_zero:
                 save(path)
+            self.first = False
 
         def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
             if state.is_world_process_zero:

@@ -700,8 +700,8 @@ def _compile_cache(model: Any, wanted: bool, inductor: bool, lora: bool, plan: F
         plan.off["compile_cache"] = "disabled"
     elif not inductor:
         plan.off["compile_cache"] = "needs compile_layers with inductor"
-    elif not compile_cache.enabled():
-        plan.off["compile_cache"] = "TORCHINDUCTOR_FORCE_DISABLE_CACHES is set"
+    elif reason := compile_cache.unavailable():
+        plan.off["compile_cache"] = reason
     else:
         path = compile_cache.artifact_path(model, lora=lora, levers=plan.on)
         loaded = compile_cache.load(path)
