@@ -9,8 +9,9 @@ an empty ``$ODIN_CACHE`` compiles from scratch. The artifact's entries are keyed
 (torch, Triton and CUDA versions, the GPU, the graph): an entry that does not match is not used, and
 the run compiles as it would without it.
 
-torch's own switch turns it off: ``TORCHINDUCTOR_FORCE_DISABLE_CACHES=1``. An artifact is loaded only if the
-user owns it and no one else may write to it (it holds pickled objects and compiled kernels).
+torch's own switch turns it off: ``TORCHINDUCTOR_FORCE_DISABLE_CACHES=1``. An artifact holds pickled objects
+and compiled kernels, which the load runs: it is loaded only from a file and a directory that the user
+owns and no one else may write to (the rule ssh applies to its keys).
 """
 
 from __future__ import annotations
@@ -19,10 +20,34 @@ import hashlib
 import json
 import logging
 import os
+import stat
+import tempfile
 from pathlib import Path
 from typing import Any
 
 log = logging.getLogger("odin_slm")
+
+# Levers that change no compiled graph: left out of the artifact's name, so that turning one of them on
+# or off (or a failed worker warm-up) does not start another artifact.
+NOT_IN_GRAPH = (
+    "warm_compile_workers",
+    "non_blocking_inputs",
+    "device_nan_filter",
+    "dataloader_workers",
+    "ddp_lean",
+)
+# The run's settings that shape the compiled graphs' inputs.
+SHAPING_ARGS = (
+    "per_device_train_batch_size",
+    "max_length",
+    "pad_to_multiple_of",
+    "bf16",
+    "fp16",
+    "gradient_checkpointing",
+)
+
+Entries = frozenset[tuple[str, str]]  # (artifact type, key) pairs, as torch's CacheInfo lists them
+NO_ENTRIES: Entries = frozenset()
 
 
 def unavailable() -> str:
@@ -37,18 +62,17 @@ def unavailable() -> str:
     return ""
 
 
-def _trusted(path: Path) -> bool:
-    """Whether ``path`` is the user's own and only theirs to write: an artifact holds pickled objects and
-    compiled kernels, which the load runs (the rule ssh applies to its keys)."""
+def _only_users(st: os.stat_result) -> bool:
+    """Owned by this user, and no one else may write to it."""
     if not hasattr(os, "getuid"):  # Windows: no owner bits to check
         return True
-    st = path.stat()
     return st.st_uid == os.getuid() and not st.st_mode & 0o022
 
 
-def artifact_path(model: Any, *, lora: bool, levers: list[str]) -> Path:
-    """Where the artifact of runs of this shape lives: one file per torch, GPU, model architecture, LoRA or
-    not, and the levers that were on (another shape's run would overwrite it with entries this one misses)."""
+def artifact_path(model: Any, args: Any, *, levers: list[str]) -> Path:
+    """Where the artifact of runs of this shape lives: one file per torch, GPU, model architecture, trainable
+    weights (full, or LoRA's rank and targets), the settings that shape the inputs, and the levers that
+    change the graphs. A run of another shape under the same name would keep only its own entries."""
     import torch
 
     from odin_slm.model import cache_root
@@ -57,58 +81,86 @@ def artifact_path(model: Any, *, lora: bool, levers: list[str]) -> Path:
     arch = config.to_dict() if hasattr(config, "to_dict") else {}
     for key in ("_name_or_path", "transformers_version"):  # where it was loaded from changes no graph
         arch.pop(key, None)
-    gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
-    shape = {"torch": torch.__version__, "gpu": gpu, "model": arch, "lora": lora, "levers": sorted(levers)}
-    digest = hashlib.sha256(json.dumps(shape, sort_keys=True, default=str).encode()).hexdigest()[:20]
-    return cache_root() / "compile" / f"{digest}.bin"
+    shape = {
+        "torch": torch.__version__,
+        "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
+        "model": arch,
+        "trainable": [
+            (n, tuple(p.shape), str(p.dtype)) for n, p in model.named_parameters() if p.requires_grad
+        ],
+        "args": {k: getattr(args, k, None) for k in SHAPING_ARGS},
+        "levers": sorted(lever for lever in levers if not lever.startswith(NOT_IN_GRAPH)),
+    }
+    try:
+        text = json.dumps(shape, sort_keys=True, default=str)
+    except TypeError:  # a config dict whose keys do not sort (int and str): its own order is stable
+        text = json.dumps(shape, default=str)
+    return cache_root() / "compile" / f"{hashlib.sha256(text.encode()).hexdigest()[:20]}.bin"
 
 
-def load(path: Path) -> int:
-    """Fill torch's compile caches from the artifact at ``path``; how many entries it held (0: none there).
+def _entries(info: Any) -> Entries:
+    return frozenset((kind, key) for kind, keys in info.artifacts.items() for key in keys)
+
+
+def load(path: Path) -> Entries:
+    """Fill torch's compile caches from the artifact at ``path``; the entries it held (none: nothing there).
 
     Never raises: an artifact that cannot be read only costs the compile it would have saved."""
-    if not path.is_file():
-        return 0
-    if not _trusted(path):
-        log.warning("compile cache %s not loaded: another user owns it or may write to it", path)
-        return 0
     try:
+        if not path.exists():
+            return NO_ENTRIES
+        if not _only_users(path.parent.stat()):
+            log.warning(
+                "compile cache %s not loaded: another user owns its directory or may write to it", path
+            )
+            return NO_ENTRIES
+        # O_NOFOLLOW and fstat: the file checked is the file read (no symlink, no swap in between)
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        with os.fdopen(fd, "rb") as f:
+            st = os.fstat(f.fileno())
+            if not stat.S_ISREG(st.st_mode) or not _only_users(st):
+                log.warning("compile cache %s not loaded: another user owns it or may write to it", path)
+                return NO_ENTRIES
+            data = f.read()
         import torch
 
-        info = torch.compiler.load_cache_artifacts(path.read_bytes())
+        info = torch.compiler.load_cache_artifacts(data)
     except Exception as exc:
         log.warning("compile cache %s not loaded (%s: %s); compiling as usual", path, type(exc).__name__, exc)
-        return 0
-    if info is None:  # torch could not read it (it logged why)
-        return 0
-    return sum(len(keys) for keys in info.artifacts.values())
+        return NO_ENTRIES
+    return NO_ENTRIES if info is None else _entries(info)  # None: torch could not read it (it logged why)
 
 
-def save(path: Path) -> bool:
+def save(path: Path, loaded: Entries = NO_ENTRIES) -> bool:
     """Write every compile cache entry this process made or used to ``path`` (atomically); True if written.
 
-    Nothing is written where the process compiled nothing, or where ``path`` already holds the same bytes."""
+    Nothing is written where the process compiled nothing, or used only entries the file already held
+    (``loaded``, from :func:`load`): rewriting it would drop the ones this run did not need."""
+    tmp = None
     try:
         import torch
 
         saved = torch.compiler.save_cache_artifacts()
-        if saved is None:
+        if saved is None or _entries(saved[1]) <= loaded:
             return False
-        data = saved[0]
-        if path.is_file() and path.read_bytes() == data:
+        folder = path.parent
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if not _only_users(folder.stat()):
+            log.warning("compile cache not saved: another user owns %s or may write to it", folder)
             return False
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_bytes(data)
-        tmp.chmod(0o600)  # only the user may write what a later run will load
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")  # new, 0600
+        with os.fdopen(fd, "wb") as f:
+            f.write(saved[0])
         os.replace(tmp, path)  # a reader never sees half a file
         return True
     except Exception as exc:  # the run goes on; only the next run's compile is not saved
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
         log.warning("compile cache not saved to %s (%s: %s)", path, type(exc).__name__, exc)
         return False
 
 
-def saver(path: Path) -> Any:
+def saver(path: Path, loaded: Entries = NO_ENTRIES) -> Any:
     """A TrainerCallback that saves the artifact after the run's first optimizer step (which compiled the
     layers' forward and backward: a run that stops or crashes later keeps it; a resumed run's first step
     is not step 1) and again at the end of training if the run compiled more since. Only the main process
@@ -120,11 +172,11 @@ def saver(path: Path) -> Any:
 
         def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
             if self.first and state.is_world_process_zero:
-                save(path)
+                save(path, loaded)
             self.first = False
 
         def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
             if state.is_world_process_zero:
-                save(path)
+                save(path, loaded)
 
     return SaveCompileCache()

@@ -687,12 +687,12 @@ def tune(model: Any, args: Any, *, lora: bool, **levers: Any) -> FastPlan:
             plan.on.append("liger_layers")
         except Exception as exc:
             plan.off["liger_layers"] = f"failed: {exc!r}"
-    _compile_cache(model, bool(opts["compile_cache"]), compiled and backend == "inductor", lora, plan)
+    _compile_cache(model, args, bool(opts["compile_cache"]), compiled and backend == "inductor", plan)
     log.info("odin fast levers: %s", plan)
     return plan
 
 
-def _compile_cache(model: Any, wanted: bool, inductor: bool, lora: bool, plan: FastPlan) -> None:
+def _compile_cache(model: Any, args: Any, wanted: bool, inductor: bool, plan: FastPlan) -> None:
     """Load the artifact of earlier runs of this shape before the first compile; the trainer saves this run's
     (``compile_cache.saver``). Last in ``tune``: the levers that are on are part of the artifact's name."""
     model._odin_compile_cache = None
@@ -703,10 +703,14 @@ def _compile_cache(model: Any, wanted: bool, inductor: bool, lora: bool, plan: F
     elif reason := compile_cache.unavailable():
         plan.off["compile_cache"] = reason
     else:
-        path = compile_cache.artifact_path(model, lora=lora, levers=plan.on)
-        loaded = compile_cache.load(path)
-        model._odin_compile_cache = path
-        plan.on.append(f"compile_cache(loaded {loaded} entries)" if loaded else "compile_cache")
+        try:
+            path = compile_cache.artifact_path(model, args, levers=plan.on)
+            loaded = compile_cache.load(path)
+        except Exception as exc:  # only the next run's compile is at stake
+            plan.off["compile_cache"] = f"failed: {exc!r}"
+            return
+        model._odin_compile_cache = (path, loaded)
+        plan.on.append(f"compile_cache(loaded {len(loaded)} entries)" if loaded else "compile_cache")
 
 
 @contextlib.contextmanager
@@ -809,7 +813,7 @@ def trainer_class(base: type) -> type:
             super().__init__(*args, **kwargs)
             core = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
             if getattr(core, "_odin_compile_cache", None) is not None:
-                self.add_callback(compile_cache.saver(core._odin_compile_cache))
+                self.add_callback(compile_cache.saver(*core._odin_compile_cache))
             if getattr(core, "_odin_lora_bf16", False):
                 # PEFT made the LoRA layers inside __init__; stop them casting their inputs to fp32.
                 for module in self.model.modules():
