@@ -3,9 +3,10 @@
 Inductor keeps its caches under the system's temporary directory (``TORCHINDUCTOR_CACHE_DIR``), which a
 new container, a new cloud machine or a reboot starts empty: the run then compiles its layers again
 (several seconds on the first step). odin writes what a run compiled as one artifact
-(``torch.compiler.save_cache_artifacts``) to ``$ODIN_CACHE/compile/`` and loads it before the next run
-of the same shape compiles (``torch.compiler.load_cache_artifacts``), so that only the first run with
-an empty ``$ODIN_CACHE`` compiles from scratch. The artifact's entries are keyed by torch itself
+(``torch.compiler.save_cache_artifacts``) to a folder per run shape under ``$ODIN_CACHE/compile/``, and
+the next run of that shape loads the folder's artifacts before it compiles
+(``torch.compiler.load_cache_artifacts``), so that only the first run with an empty ``$ODIN_CACHE``
+compiles from scratch. A run adds an artifact only where it compiled something the folder lacked. The artifact's entries are keyed by torch itself
 (torch, Triton and CUDA versions, the GPU, the graph): an entry that does not match is not used, and
 the run compiles as it would without it.
 
@@ -22,6 +23,7 @@ import logging
 import os
 import stat
 import tempfile
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +49,8 @@ SHAPING_ARGS = (
 )
 
 Entries = frozenset[tuple[str, str]]  # (artifact type, key) pairs, as torch's CacheInfo lists them
-NO_ENTRIES: Entries = frozenset()
+# Artifacts kept per shape (a run that compiled something the others lacked adds one): each costs ~0.2 s to load.
+KEEP = 8
 
 
 def unavailable() -> str:
@@ -69,10 +72,10 @@ def _only_users(st: os.stat_result) -> bool:
     return st.st_uid == os.getuid() and not st.st_mode & 0o022
 
 
-def artifact_path(model: Any, args: Any, *, levers: list[str]) -> Path:
-    """Where the artifact of runs of this shape lives: one file per torch, GPU, model architecture, trainable
-    weights (full, or LoRA's rank and targets), the settings that shape the inputs, and the levers that
-    change the graphs. A run of another shape under the same name would keep only its own entries."""
+def artifact_dir(model: Any, args: Any, *, levers: list[str]) -> Path:
+    """Where the artifacts of runs of this shape live: one folder per torch, GPU, model architecture,
+    trainable weights (full, or LoRA's rank and targets), the settings that shape the inputs, and the
+    levers that change the graphs."""
     import torch
 
     from odin_slm.model import cache_root
@@ -95,88 +98,115 @@ def artifact_path(model: Any, args: Any, *, levers: list[str]) -> Path:
         text = json.dumps(shape, sort_keys=True, default=str)
     except TypeError:  # a config dict whose keys do not sort (int and str): its own order is stable
         text = json.dumps(shape, default=str)
-    return cache_root() / "compile" / f"{hashlib.sha256(text.encode()).hexdigest()[:20]}.bin"
+    return cache_root() / "compile" / hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
 def _entries(info: Any) -> Entries:
     return frozenset((kind, key) for kind, keys in info.artifacts.items() for key in keys)
 
 
-def load(path: Path) -> Entries:
-    """Fill torch's compile caches from the artifact at ``path``; the entries it held (none: nothing there).
+def _read(path: Path) -> bytes | None:
+    """The file's bytes if the user owns it and alone may write it; opened without following a link and
+    checked on what was opened, so that the file checked is the file read."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(f.fileno())
+        if not stat.S_ISREG(st.st_mode) or not _only_users(st):
+            log.warning("compile cache %s not loaded: another user owns it or may write to it", path)
+            return None
+        return f.read()
+
+
+def _artifacts(folder: Path) -> list[Path]:
+    """The folder's artifacts, newest first."""
+    return sorted(folder.glob("*.bin"), key=lambda p: p.lstat().st_mtime, reverse=True)
+
+
+def load(folder: Path) -> dict[str, Entries]:
+    """Fill torch's compile caches from the artifacts in ``folder`` (the newest ``KEEP``); the entries each
+    file held, by name (empty: nothing there).
 
     Never raises: an artifact that cannot be read only costs the compile it would have saved."""
+    loaded: dict[str, Entries] = {}
     try:
-        if not path.exists():
-            return NO_ENTRIES
-        if not _only_users(path.parent.stat()):
-            log.warning(
-                "compile cache %s not loaded: another user owns its directory or may write to it", path
-            )
-            return NO_ENTRIES
-        # O_NOFOLLOW and fstat: the file checked is the file read (no symlink, no swap in between)
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-        with os.fdopen(fd, "rb") as f:
-            st = os.fstat(f.fileno())
-            if not stat.S_ISREG(st.st_mode) or not _only_users(st):
-                log.warning("compile cache %s not loaded: another user owns it or may write to it", path)
-                return NO_ENTRIES
-            data = f.read()
+        if not folder.exists():
+            return loaded
+        if not _only_users(folder.stat()):
+            log.warning("compile cache %s not loaded: another user owns it or may write to it", folder)
+            return loaded
         import torch
 
-        info = torch.compiler.load_cache_artifacts(data)
+        for path in _artifacts(folder)[:KEEP]:
+            try:
+                data = _read(path)
+                info = None if data is None else torch.compiler.load_cache_artifacts(data)
+            except Exception as exc:
+                log.warning("compile cache %s not loaded (%s: %s)", path, type(exc).__name__, exc)
+                continue
+            if info is not None:  # None: torch could not read it (it logged why)
+                loaded[path.name] = _entries(info)
     except Exception as exc:
-        log.warning("compile cache %s not loaded (%s: %s); compiling as usual", path, type(exc).__name__, exc)
-        return NO_ENTRIES
-    return NO_ENTRIES if info is None else _entries(info)  # None: torch could not read it (it logged why)
+        log.warning("compile cache %s not loaded (%s: %s)", folder, type(exc).__name__, exc)
+    return loaded
 
 
-def save(path: Path, loaded: Entries = NO_ENTRIES) -> bool:
-    """Write every compile cache entry this process made or used to ``path`` (atomically); True if written.
-
-    Nothing is written where the process compiled nothing, or used only entries the file already held
-    (``loaded``, from :func:`load`): rewriting it would drop the ones this run did not need."""
+def save(folder: Path, name: str, loaded: dict[str, Entries] | None = None) -> bool:
+    """Write every compile cache entry this process made or used to ``folder/name`` (atomically); True if
+    written. Nothing is written where the process used only entries that the artifacts it loaded held
+    (``loaded``, from :func:`load`). Other artifacts stay, except those this one holds all of, and
+    beyond the newest ``KEEP``: a run never drops entries that another run of the shape needed."""
+    loaded = loaded or {}
     tmp = None
     try:
         import torch
 
         saved = torch.compiler.save_cache_artifacts()
-        if saved is None or _entries(saved[1]) <= loaded:
+        if saved is None:
             return False
-        folder = path.parent
+        entries = _entries(saved[1])
+        if entries <= frozenset().union(*loaded.values()):
+            return False
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         if not _only_users(folder.stat()):
             log.warning("compile cache not saved: another user owns %s or may write to it", folder)
             return False
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")  # new, 0600
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")  # new, 0600
         with os.fdopen(fd, "wb") as f:
             f.write(saved[0])
-        os.replace(tmp, path)  # a reader never sees half a file
+        os.replace(tmp, folder / name)  # a reader never sees half a file
+        tmp = None
+        superseded = [other for other, held in loaded.items() if other != name and held <= entries]
+        for path in [folder / other for other in superseded] + _artifacts(folder)[KEEP:]:
+            path.unlink(missing_ok=True)
         return True
     except Exception as exc:  # the run goes on; only the next run's compile is not saved
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
-        log.warning("compile cache not saved to %s (%s: %s)", path, type(exc).__name__, exc)
+        log.warning("compile cache not saved to %s (%s: %s)", folder, type(exc).__name__, exc)
         return False
 
 
-def saver(path: Path, loaded: Entries = NO_ENTRIES) -> Any:
-    """A TrainerCallback that saves the artifact after the run's first optimizer step (which compiled the
-    layers' forward and backward: a run that stops or crashes later keeps it; a resumed run's first step
-    is not step 1) and again at the end of training if the run compiled more since. Only the main process
-    writes: every rank compiles the same graphs."""
+def saver(folder: Path, loaded: dict[str, Entries] | None = None) -> Any:
+    """A TrainerCallback that saves this run's artifact (one file per run and rank: ranks whose batches
+    differ in length compile graphs of their own) after the run's first optimizer step, which compiled the
+    layers' forward and backward, at each checkpoint (graphs for new row lengths come later), and at the
+    end of training. Each save rewrites the run's own file with all it holds so far."""
     from transformers import TrainerCallback
+
+    name = f"{uuid.uuid4().hex[:16]}.bin"
 
     class SaveCompileCache(TrainerCallback):
         first = True
 
         def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-            if self.first and state.is_world_process_zero:
-                save(path, loaded)
+            if self.first:
+                save(folder, name, loaded)
             self.first = False
 
+        def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            save(folder, name, loaded)
+
         def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-            if state.is_world_process_zero:
-                save(path, loaded)
+            save(folder, name, loaded)
 
     return SaveCompileCache()

@@ -42,10 +42,10 @@ unavailable (no CUDA, no Triton, no ``liger-kernel``, an architecture Liger does
   replays each layer's kernels as a CUDA graph (one launch instead of dozens, for steps bound by host work);
   ``"max-autotune-no-cudagraphs"`` benchmarks matmul kernels at compile time. With CUDA graphs the
   trainer marks each micro-batch's start, so a graph's outputs are not overwritten while still in use.
-- ``compile_cache``: with ``compile_layers`` (inductor), what the run compiled is saved after its first step
-  to ``$ODIN_CACHE/compile/`` and loaded by the next run of the same shape before it compiles
-  (``odin_slm.compile_cache``): a run in a new container or on a new machine whose ``$ODIN_CACHE``
-  persists skips most of the compile, where torch, the GPU and the graph match.
+- ``compile_cache``: with ``compile_layers`` (inductor), what the run compiled is saved after its first
+  step, at checkpoints and at the end to ``$ODIN_CACHE/compile/`` and loaded by the next run of the same
+  shape before it compiles (``odin_slm.compile_cache``): a run in a new container or on a new machine
+  whose ``$ODIN_CACHE`` persists skips most of the compile, where torch, the GPU and the graph match.
 - ``pad_to_multiple_of``: with ``compile_layers``, batches are padded up to a multiple of 64 tokens (unless
   SFTConfig's ``pad_to_multiple_of`` is set), so that rows of varying length reach the compiler in a few
   shapes, not one per batch; the padding is masked and carries no label, so the loss is unchanged.
@@ -704,13 +704,14 @@ def _compile_cache(model: Any, args: Any, wanted: bool, inductor: bool, plan: Fa
         plan.off["compile_cache"] = reason
     else:
         try:
-            path = compile_cache.artifact_path(model, args, levers=plan.on)
-            loaded = compile_cache.load(path)
+            folder = compile_cache.artifact_dir(model, args, levers=plan.on)
+            loaded = compile_cache.load(folder)
         except Exception as exc:  # only the next run's compile is at stake
             plan.off["compile_cache"] = f"failed: {exc!r}"
             return
-        model._odin_compile_cache = (path, loaded)
-        plan.on.append(f"compile_cache(loaded {len(loaded)} entries)" if loaded else "compile_cache")
+        model._odin_compile_cache = (folder, loaded)
+        entries = len(frozenset().union(*loaded.values()))
+        plan.on.append(f"compile_cache(loaded {entries} entries)" if loaded else "compile_cache")
 
 
 @contextlib.contextmanager
