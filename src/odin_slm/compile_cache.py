@@ -6,13 +6,13 @@ new container, a new cloud machine or a reboot starts empty: the run then compil
 (``torch.compiler.save_cache_artifacts``) to a folder per run shape under ``$ODIN_CACHE/compile/``, and
 the next run of that shape loads the folder's artifacts before it compiles
 (``torch.compiler.load_cache_artifacts``), so that only the first run with an empty ``$ODIN_CACHE``
-compiles from scratch. A run adds an artifact only where it compiled something the folder lacked. The artifact's entries are keyed by torch itself
-(torch, Triton and CUDA versions, the GPU, the graph): an entry that does not match is not used, and
-the run compiles as it would without it.
+compiles from scratch. A run adds an artifact only where it compiled something the folder lacked. The
+artifacts' entries are keyed by torch itself (torch, Triton and CUDA versions, the GPU, the graph): an
+entry that does not match is not used, and the run compiles as it would without it.
 
-torch's own switch turns it off: ``TORCHINDUCTOR_FORCE_DISABLE_CACHES=1``. An artifact holds pickled objects
-and compiled kernels, which the load runs: it is loaded only from a file and a directory that the user
-owns and no one else may write to (the rule ssh applies to its keys).
+torch's own switch turns it off: ``TORCHINDUCTOR_FORCE_DISABLE_CACHES=1``. An artifact holds pickled
+objects and compiled kernels, which the load runs: it is loaded only from a file and a directory that
+the user owns and no one else may write to (the rule ssh applies to its keys).
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ import json
 import logging
 import os
 import stat
-import tempfile
 import uuid
 from pathlib import Path
 from typing import Any
@@ -156,7 +155,6 @@ def save(folder: Path, name: str, loaded: dict[str, Entries] | None = None) -> b
     (``loaded``, from :func:`load`). Other artifacts stay, except those this one holds all of, and
     beyond the newest ``KEEP``: a run never drops entries that another run of the shape needed."""
     loaded = loaded or {}
-    tmp = None
     try:
         import torch
 
@@ -170,18 +168,15 @@ def save(folder: Path, name: str, loaded: dict[str, Entries] | None = None) -> b
         if not _only_users(folder.stat()):
             log.warning("compile cache not saved: another user owns %s or may write to it", folder)
             return False
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")  # new, 0600
-        with os.fdopen(fd, "wb") as f:
+        from odin_slm.report import atomic_file
+
+        with atomic_file(folder / name, "wb", perms=0o600) as f:  # a reader never sees half a file
             f.write(saved[0])
-        os.replace(tmp, folder / name)  # a reader never sees half a file
-        tmp = None
         superseded = [other for other, held in loaded.items() if other != name and held <= entries]
         for path in [folder / other for other in superseded] + _artifacts(folder)[KEEP:]:
             path.unlink(missing_ok=True)
         return True
     except Exception as exc:  # the run goes on; only the next run's compile is not saved
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
         log.warning("compile cache not saved to %s (%s: %s)", folder, type(exc).__name__, exc)
         return False
 

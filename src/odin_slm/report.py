@@ -128,10 +128,11 @@ def plot_losses(losses: list[dict], path: Path, title: str) -> bool:
 
 
 @contextmanager
-def atomic_file(path: Path, mode: str = "w") -> Iterator[IO]:
+def atomic_file(path: Path, mode: str = "w", perms: int = 0o644) -> Iterator[IO]:
     """Yield a new temporary file beside ``path``, open for writing; on success it replaces ``path``.
 
-    The file is written through the descriptor that ``mkstemp`` created, never reopened by name.
+    The file is written through the descriptor that ``mkstemp`` created, never reopened by name, and gets
+    ``perms`` (outputs are meant to be shared; a cache the next run loads is the user's alone).
     """
     path = Path(path)
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -140,7 +141,7 @@ def atomic_file(path: Path, mode: str = "w") -> Iterator[IO]:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
-            os.fchmod(fh.fileno(), 0o644)  # mkstemp makes it private; outputs are meant to be shared
+            os.fchmod(fh.fileno(), perms)  # mkstemp makes it private
         os.replace(name, path)
     finally:
         Path(name).unlink(missing_ok=True)
