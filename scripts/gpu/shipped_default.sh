@@ -77,6 +77,7 @@ try:
 except Exception as exc:
     print(f"== {sys.argv[2]} no metrics ({exc})")
 PY
+    python3 scripts/gpu/check_checkpoints.py /tmp/r/$name 2>&1 | tail -1 | tee -a $OUT/summary.txt
     rm -rf /tmp/r/$name
 done
 tar -C /tmp -czf $OUT/logs.tgz logs

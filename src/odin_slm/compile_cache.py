@@ -36,6 +36,7 @@ NOT_IN_GRAPH = (
     "device_nan_filter",
     "dataloader_workers",
     "ddp_lean",
+    "async_save",
 )
 # The run's settings that shape the compiled graphs' inputs.
 SHAPING_ARGS = (

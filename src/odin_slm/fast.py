@@ -71,6 +71,9 @@ unavailable (no CUDA, no Triton, no ``liger-kernel``, an architecture Liger does
   loss on the host to test it for NaN/inf, which waits for the backward pass to finish. The trainer class
   applies the same filter on the GPU instead (the same logged loss; transformers 5 keeps the running loss
   on the device, where this applies), and sets the flag off only for the time of ``train()``.
+- ``async_save``: checkpoints are written by a background thread (``odin_slm.async_save``): a save holds
+  training up only while it copies the tensors off the GPU, and a checkpoint is complete only once all of
+  it is written. Off where ``push_to_hub``, best-model tracking, DeepSpeed or FSDP read or write them.
 - ``bf16`` and ``optim="adamw_torch_fused"``: TRL's defaults already; set explicitly, except where the run
   chose ``fp16`` or another optimizer (kept), or the GPU has no bf16.
 
@@ -83,6 +86,7 @@ Importing this module is cheap: torch, transformers and liger are imported insid
 from __future__ import annotations
 
 import contextlib
+import importlib
 import importlib.util
 import logging
 import sys
@@ -90,7 +94,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from odin_slm import compile_cache
+from odin_slm import async_save, compile_cache
 from odin_slm.data import pad_multiple
 from odin_slm.distributed import world_size
 
@@ -145,6 +149,9 @@ DEFAULTS: dict[str, Any] = {
     "non_blocking_inputs": True,
     # The Trainer's NaN/inf loss filter without reading each micro-batch's loss on the host.
     "device_nan_filter": True,
+    # Checkpoints written by a background thread (odin_slm.async_save): gpu-full's two saves held training
+    # up about 2 s each on one H200.
+    "async_save": True,
 }
 
 LOSS_KERNELS = ("liger", "compiled")
@@ -687,9 +694,25 @@ def tune(model: Any, args: Any, *, lora: bool, **levers: Any) -> FastPlan:
             plan.on.append("liger_layers")
         except Exception as exc:
             plan.off["liger_layers"] = f"failed: {exc!r}"
+    _async_save(model, args, bool(opts["async_save"]), plan)
     _compile_cache(model, args, bool(opts["compile_cache"]), compiled and backend == "inductor", plan)
     log.info("odin fast levers: %s", plan)
     return plan
+
+
+def _async_save(model: Any, args: Any, wanted: bool, plan: FastPlan) -> None:
+    """Checkpoints written in the background where nothing reads them as they are saved (the trainer class
+    makes the writer)."""
+    model._odin_async_save = False
+    if not wanted:
+        plan.off["async_save"] = "disabled"
+        return
+    importlib.import_module("transformers.trainer")  # loaded by the trainer already; its rotation is patched
+    if reason := async_save.unsupported(args) or async_save.unavailable():
+        plan.off["async_save"] = reason
+    else:
+        model._odin_async_save = True
+        plan.on.append("async_save")
 
 
 def _compile_cache(model: Any, args: Any, wanted: bool, inductor: bool, plan: FastPlan) -> None:
@@ -815,6 +838,7 @@ def trainer_class(base: type) -> type:
             core = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
             if getattr(core, "_odin_compile_cache", None) is not None:
                 self.add_callback(compile_cache.saver(*core._odin_compile_cache))
+            self._odin_writer = async_save.Writer() if getattr(core, "_odin_async_save", False) else None
             if getattr(core, "_odin_lora_bf16", False):
                 # PEFT made the LoRA layers inside __init__; stop them casting their inputs to fp32.
                 for module in self.model.modules():
@@ -848,8 +872,16 @@ def trainer_class(base: type) -> type:
 
         def _save_checkpoint(self, *args: Any, **kwargs: Any) -> Any:
             self._odin_count_tokens()
-            with self._odin_own_filter():  # training_args.bin holds the run's own flag
+            writer = self.__dict__.get("_odin_writer")
+            background = writer.deferred(self) if writer is not None else contextlib.nullcontext()
+            with self._odin_own_filter(), background:  # training_args.bin holds the run's own flag
                 return super()._save_checkpoint(*args, **kwargs)
+
+        def wait_for_checkpoints(self) -> None:
+            """Block until the checkpoints written in the background are complete (``async_save``)."""
+            writer = self.__dict__.get("_odin_writer")
+            if writer is not None:
+                writer.wait()
 
         @contextlib.contextmanager
         def _odin_own_filter(self) -> Iterator[None]:

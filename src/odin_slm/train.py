@@ -324,6 +324,7 @@ class SFTRecipe:
         return result
 
     def interrupted(self, result: TrainResult) -> int:
+        checkpoints_written(result)
         log.error(
             "Interrupted at step %d; checkpoint saved in %s. Resume with: "
             "--resume_from_checkpoint latest --output_dir %s",
@@ -396,7 +397,9 @@ class SFTRecipe:
                 eval_after=None if self.stop else self._exact_match(result.model, "after"),
                 extra={"packing": bool(getattr(args, "packing", False)), "fast_levers": result.fast},
             )
+            checkpoints_written(result)  # written while the exact match above ran
             metrics = report.write_outputs(record, result, self.tokenizer, self.script.merge_lora)
+        checkpoints_written(result)
         pushing = getattr(args, "push_to_hub", False)
         if pushing and self.stop:
             log.warning(
@@ -431,6 +434,14 @@ class SFTRecipe:
 
 class HubPushError(Exception):
     """Training finished and its outputs are written, but the upload to the Hub failed."""
+
+
+def checkpoints_written(result: TrainResult) -> None:
+    """Wait for the checkpoints the trainer writes in the background (the ``async_save`` lever); a failed
+    write raises here, before the run reports success."""
+    wait = getattr(result.trainer, "wait_for_checkpoints", None)
+    if callable(wait):
+        wait()
 
 
 def run(argv: list[str], callbacks: list[Any] | None = None) -> int:

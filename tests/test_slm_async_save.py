@@ -1,0 +1,309 @@
+"""odin_slm.async_save on CPU: checkpoints written in the background hold what a synchronous save writes,
+are complete only once all of them is written, and never cost the previous checkpoint."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("trl")
+
+from odin_slm import async_save, checkpoints, fast  # noqa: E402
+
+BIG = 1 << 19  # floats: 2 MiB, above async_save.MIN_BYTES
+
+
+@pytest.fixture(autouse=True)
+def _own_cache(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("ODIN_CACHE", str(tmp_path / "odin-cache"))
+
+
+class _State:
+    """What the writer needs of a Trainer: its state (a real TrainerState)."""
+
+    def __init__(self) -> None:
+        from transformers import TrainerState
+
+        self.state = TrainerState(global_step=3)
+
+
+def _run(tmp_path: Path, *, background: bool, callbacks=(), **config):  # noqa: ANN001, ANN202
+    """TRL's SFTTrainer (odin's fast class) on a tiny model, CPU, saving every 3 steps."""
+    from datasets import Dataset
+    from tokenizers import Tokenizer, models
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    from trl import SFTConfig, SFTTrainer
+
+    vocab = {f"t{i}": i for i in range(64)}
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=Tokenizer(models.WordLevel(vocab, unk_token="t0")), pad_token="t1", eos_token="t2"
+    )
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(
+        LlamaConfig(
+            vocab_size=64,
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=32,
+        )
+    )
+    model._odin_async_save = background
+    args = SFTConfig(
+        output_dir=str(tmp_path),
+        report_to="none",
+        use_cpu=True,
+        per_device_train_batch_size=2,
+        logging_steps=1,
+        learning_rate=1e-2,
+        seed=0,
+        save_steps=3,
+        **{"max_steps": 6, **config},
+    )
+    rows = [[(3 * i + j) % 60 + 2 for j in range(10 + i % 3)] for i in range(16)]
+    trainer = fast.trainer_class(SFTTrainer)(
+        model=model,
+        args=args,
+        train_dataset=Dataset.from_dict({"input_ids": rows}),
+        processing_class=tokenizer,
+        callbacks=list(callbacks),
+    )
+    trainer.train()
+    return trainer
+
+
+def _files(folder: Path) -> dict[str, Path]:
+    return {p.name: p for p in folder.iterdir()}
+
+
+def _tensors(path: Path) -> dict:
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(path)
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def _same(a, b) -> bool:  # noqa: ANN001
+    if isinstance(a, torch.Tensor):
+        return isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b)
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)):
+        return type(a) is type(b) and len(a) == len(b) and all(map(_same, a, b))
+    return a == b
+
+
+def test_a_checkpoint_written_in_the_background_holds_what_the_trainer_writes(tmp_path) -> None:
+    sync = _run(tmp_path / "sync", background=False)
+    background = _run(tmp_path / "background", background=True)
+    assert sync._odin_writer is None and background._odin_writer is not None
+    background.wait_for_checkpoints()
+    for step in (3, 6):
+        a = _files(tmp_path / "sync" / f"checkpoint-{step}")
+        b = _files(tmp_path / "background" / f"checkpoint-{step}")
+        assert a.keys() == b.keys()
+        assert {"model.safetensors", "optimizer.pt", "trainer_state.json"} <= a.keys()
+        for name in ("model.safetensors", "optimizer.pt", "scheduler.pt"):
+            assert _same(_tensors(a[name]), _tensors(b[name])), name
+        assert json.loads(a["trainer_state.json"].read_text()) == json.loads(
+            b["trainer_state.json"].read_text()
+        )
+        assert checkpoints.incomplete_reason(b["trainer_state.json"].parent) is None
+
+
+def test_a_checkpoint_counts_only_once_written_and_the_previous_one_stays_until_then(
+    tmp_path, monkeypatch
+) -> None:
+    """Saves still being written (checkpoint-3 held until step 4 has trained, checkpoint-6 until the test
+    lets it go) are not yet checkpoints to resume from, the previous one is kept until the new one is
+    complete, and each holds the weights of its own step."""
+    import safetensors.torch
+    from safetensors.torch import load_file
+    from transformers import TrainerCallback
+
+    gates, seen = {3: threading.Event(), 6: threading.Event()}, {}
+    real = safetensors.torch.save_file
+
+    def held(tensors, filename, metadata=None):  # noqa: ANN001, ANN202
+        for step, gate in gates.items():
+            if f"checkpoint-{step}" in str(filename):
+                assert gate.wait(60)
+        return real(tensors, filename, metadata=metadata)
+
+    monkeypatch.setattr("safetensors.torch.save_file", held)
+    monkeypatch.setattr("transformers.modeling_utils.safe_save_file", held)
+
+    class Watch(TrainerCallback):
+        def on_step_end(self, args, state, control, model=None, **kw):  # noqa: ANN001, ANN003, ANN201
+            if state.global_step == 3:  # after the optimizer step, before the save
+                seen["step3"] = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            if state.global_step == 4:
+                out = Path(args.output_dir)
+                seen["while_held"] = (
+                    checkpoints.incomplete_reason(out / "checkpoint-3"),
+                    checkpoints.latest_complete(out),
+                    (out / "checkpoint-3" / "config.json").is_file(),  # small files: written at once
+                )
+                gates[3].set()
+
+    trainer = _run(tmp_path, background=True, callbacks=[Watch()], max_steps=6, save_total_limit=1)
+    reason, latest, config_written = seen["while_held"]
+    assert reason is not None and latest is None and config_written
+    # training is over, checkpoint-6 still being written: checkpoint-3 is complete and still there
+    assert checkpoints.incomplete_reason(tmp_path / "checkpoint-6") is not None
+    assert checkpoints.latest_complete(tmp_path) == tmp_path / "checkpoint-3"
+    step3 = load_file(tmp_path / "checkpoint-3" / "model.safetensors")
+    assert all(torch.equal(step3[k], seen["step3"][k]) for k in step3)
+    assert not all(torch.equal(step3[k], v) for k, v in trainer.model.state_dict().items() if k in step3)
+    gates[6].set()
+    trainer.wait_for_checkpoints()
+    assert [p.name for p in checkpoints.checkpoint_dirs(tmp_path)] == ["checkpoint-6"]  # rotated after
+    assert checkpoints.latest_complete(tmp_path) == tmp_path / "checkpoint-6"
+
+
+def test_the_copy_is_taken_when_the_trainer_saves(tmp_path, monkeypatch) -> None:
+    gate = threading.Event()
+    real = torch.save
+    monkeypatch.setattr(torch, "save", lambda *a, **k: (gate.wait(60), real(*a, **k)))
+    writer, owner, weight = async_save.Writer(), _State(), torch.zeros(BIG)
+    with writer.deferred(owner):
+        torch.save({"w": weight, "step": 3, "betas": (0.9, 0.999)}, tmp_path / "optimizer.pt")
+    weight.add_(1)  # training goes on while the file is written
+    gate.set()
+    writer.wait()
+    saved = torch.load(tmp_path / "optimizer.pt", weights_only=True)
+    assert torch.equal(saved["w"], torch.zeros(BIG)) and saved["step"] == 3 and saved["betas"] == (0.9, 0.999)
+
+
+class Settings:  # like training_args.bin: an object, not only tensors and scalars
+    def __init__(self) -> None:
+        self.weights = torch.zeros(BIG)
+
+
+def test_small_files_and_objects_that_may_change_are_written_at_once(tmp_path) -> None:
+    writer, owner = async_save.Writer(), _State()
+    with writer.deferred(owner):
+        torch.save({"rng": torch.zeros(4)}, tmp_path / "rng.pth")
+        torch.save(Settings(), tmp_path / "args.bin")
+        torch.save({"w": torch.zeros(BIG)}, tmp_path / "big.pt")
+        owner.state.save_to_json(str(tmp_path / "trainer_state.json"))
+        written = {p.name for p in tmp_path.iterdir()}
+    writer.wait()
+    assert written == {"rng.pth", "args.bin"}
+    assert {p.name for p in tmp_path.iterdir()} == {"rng.pth", "args.bin", "big.pt", "trainer_state.json"}
+
+
+def test_writes_that_would_not_fit_in_memory_happen_at_once(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(
+        async_save, "_available_bytes", lambda: BIG * 8
+    )  # half of it: one tensor of BIG floats
+    writer, owner = async_save.Writer(), _State()
+    with writer.deferred(owner):
+        torch.save({"w": torch.zeros(BIG)}, tmp_path / "a.pt")
+        torch.save({"w": torch.zeros(BIG)}, tmp_path / "b.pt")
+        written = {p.name for p in tmp_path.iterdir()}
+    writer.wait()
+    assert written == {"b.pt"}
+    assert (tmp_path / "a.pt").is_file()
+
+
+def test_a_failed_write_raises_at_the_next_wait_and_leaves_the_checkpoint_incomplete(
+    tmp_path, monkeypatch
+) -> None:
+    def full(*_args, **_kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", full)
+    writer, owner = async_save.Writer(), _State()
+    (tmp_path / "model.safetensors").write_bytes(b"")
+    with writer.deferred(owner):
+        torch.save({"w": torch.zeros(BIG)}, tmp_path / "optimizer.pt")
+        owner.state.save_to_json(str(tmp_path / "trainer_state.json"))
+    with pytest.raises(OSError, match="No space left"):
+        writer.wait()
+    assert checkpoints.incomplete_reason(tmp_path) == "no trainer_state.json or odin_loop_state.json"
+    writer.wait()  # raised once; the next save starts afresh
+
+
+def test_the_trainers_own_functions_are_back_after_a_save(tmp_path) -> None:
+    import safetensors.torch
+    import transformers.modeling_utils
+    import transformers.trainer
+
+    before = (torch.save, safetensors.torch.save_file, transformers.modeling_utils.safe_save_file)
+    rotate = transformers.trainer.rotate_checkpoints
+    owner = _State()
+    with async_save.Writer().deferred(owner):
+        assert torch.save is not before[0]
+    assert (torch.save, safetensors.torch.save_file, transformers.modeling_utils.safe_save_file) == before
+    assert transformers.trainer.rotate_checkpoints is rotate
+    assert "save_to_json" not in vars(owner.state)
+
+
+def test_the_interpreter_waits_for_a_checkpoint_in_flight(tmp_path) -> None:
+    script = f"""
+import time, torch
+from transformers import TrainerState
+from odin_slm import async_save
+real = torch.save
+torch.save = lambda *a, **k: (time.sleep(1), real(*a, **k))
+class Owner:
+    state = TrainerState(global_step=1)
+with async_save.Writer().deferred(Owner()):
+    torch.save({{"w": torch.zeros({BIG})}}, {str(tmp_path / "optimizer.pt")!r})
+    Owner.state.save_to_json({str(tmp_path / "trainer_state.json")!r})
+"""
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=120)
+    assert torch.load(tmp_path / "optimizer.pt", weights_only=True)["w"].numel() == BIG
+    assert json.loads((tmp_path / "trainer_state.json").read_text())["global_step"] == 1
+
+
+@pytest.mark.parametrize(
+    ("setting", "reason"),
+    [
+        ({}, None),
+        ({"push_to_hub": True}, "push_to_hub"),
+        ({"load_best_model_at_end": True}, "best-model"),
+        ({"metric_for_best_model": "loss"}, "best-model"),
+        ({"fsdp": "full_shard"}, "FSDP"),
+    ],
+)
+def test_async_save_is_off_where_checkpoints_are_read_as_they_are_saved(setting, reason) -> None:
+    from types import SimpleNamespace
+
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    model = LlamaForCausalLM(
+        LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=1)
+    )
+    args = SimpleNamespace(bf16=False, optim="adamw_torch", gradient_checkpointing=False, **setting)
+    plan = fast.tune(model, args, lora=False)
+    if reason is None:
+        assert "async_save" in plan.on and model._odin_async_save is True
+    else:
+        assert reason in plan.off["async_save"] and model._odin_async_save is False
+    assert "async_save" in fast.tune(model, args, lora=False, async_save=False).off
+
+
+def test_the_run_waits_for_its_checkpoints_before_it_reports() -> None:
+    from odin_slm.train import checkpoints_written
+
+    class Trainer:
+        waited = 0
+
+        def wait_for_checkpoints(self) -> None:
+            self.waited += 1
+
+    result = type("Result", (), {"trainer": Trainer()})()
+    checkpoints_written(result)
+    assert result.trainer.waited == 1
+    checkpoints_written(type("Result", (), {"trainer": None})())  # the loop engine: no trainer
