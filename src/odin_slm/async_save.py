@@ -40,6 +40,10 @@ SAFETENSORS_SAVERS = (
     ("peft.peft_model", "safe_save_file"),
 )
 ROTATION = ("transformers.trainer", "rotate_checkpoints")  # transformers >= 5; earlier: a Trainer method
+# Where a CUDA tensor is copied at the save: "device" (a copy on the GPU, taken without waiting for it,
+# brought to the CPU by the writer; only while it fits in half the GPU memory left, else as "pinned") or
+# "pinned" (straight into pinned host memory; the loop waits for the host allocations).
+MODES = ("device", "pinned")
 _SCALARS = (bool, int, float, complex, str, bytes, type(None))
 
 
@@ -81,46 +85,86 @@ def _available_bytes() -> int:
 class _Batch:
     """The writes of one checkpoint, in the order the Trainer asked for them."""
 
-    def __init__(self) -> None:
+    def __init__(self, mode: str) -> None:
+        self.mode = mode
         self.jobs: list[Callable[[], Any]] = []
         self.events: list[Any] = []
         self.budget = _available_bytes() // 2
 
     def copy(self, tensors: list[Any]) -> list[Any] | None:
-        """CPU copies of ``tensors``, or None when they would pass the memory budget."""
+        """Copies of ``tensors`` as of now (on the GPU or in pinned memory, see ``MODES``), or None when
+        they would pass the memory budget."""
         import torch
 
         size = sum(t.numel() * t.element_size() for t in tensors)
         if size > self.budget:
             return None
         self.budget -= size
-        copies = []
-        for t in tensors:
-            t = t.detach()
-            if t.device.type == "cuda":
-                # Pinned, and ordered after this step's kernels on the stream; later steps write the
-                # weights after the copy has read them. The writer waits for the copy to land.
-                out = torch.empty(t.shape, dtype=t.dtype, device="cpu", pin_memory=True)
-                copies.append(out.copy_(t, non_blocking=True))
-            else:
-                copies.append(t.to("cpu", copy=True))
-        if any(t.device.type == "cuda" for t in tensors):
+        cuda = any(t.device.type == "cuda" for t in tensors)
+        copies = None
+        if cuda and self.mode == "device" and size <= _device_room() // 2:
+            try:  # one device-to-device copy per tensor: the loop waits for nothing
+                copies = [
+                    t.detach().clone() if t.device.type == "cuda" else t.to("cpu", copy=True) for t in tensors
+                ]
+            except torch.cuda.OutOfMemoryError:
+                copies = None
+        if copies is None:
+            copies = []
+            for t in tensors:
+                t = t.detach()
+                if t.device.type == "cuda":
+                    # Pinned, and ordered after this step's kernels on the stream; later steps write the
+                    # weights after the copy has read them. The writer waits for the copy to land.
+                    out = torch.empty(t.shape, dtype=t.dtype, device="cpu", pin_memory=True)
+                    copies.append(out.copy_(t, non_blocking=True))
+                else:
+                    copies.append(t.to("cpu", copy=True))
+        if cuda:
             event = torch.cuda.Event()
             event.record()
             self.events.append(event)
+            self.device = next(t.device for t in tensors if t.device.type == "cuda")
         return copies
 
+    def host(self, obj: Any) -> Any:
+        """``obj`` with its GPU copies brought to the CPU (on the writer's thread, off the compute stream)."""
+        import torch
+        from torch.utils._pytree import tree_map_only
+
+        def to_cpu(t: Any) -> Any:
+            if t.device.type != "cuda":
+                return t
+            with torch.cuda.stream(self.stream):
+                return t.to("cpu")  # pageable: returns once copied, so the GPU copy may then be freed
+
+        return tree_map_only(torch.Tensor, to_cpu, obj)
+
     def run(self) -> None:
+        import torch
+
         for event in self.events:
             event.synchronize()
-        for job in self.jobs:
-            job()
+        # this thread's current device is the first GPU, not necessarily the rank's
+        self.stream = torch.cuda.Stream(device=self.device) if self.events else None
+        while self.jobs:
+            self.jobs.pop(0)()  # each job's copies are freed once written
+
+
+def _device_room() -> int:
+    import torch
+
+    free, _total = torch.cuda.mem_get_info()
+    return free + torch.cuda.memory_reserved() - torch.cuda.memory_allocated()
 
 
 class Writer:
     """A background thread that writes the Trainer's checkpoints (see the module docstring)."""
 
-    def __init__(self) -> None:
+    def __init__(self, mode: str = "device") -> None:
+        if mode not in MODES:
+            raise ValueError(f"async_save mode {mode!r}: one of {', '.join(MODES)}")
+        self.mode = mode
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="odin-checkpoint")
         self._pending: Future | None = None
 
@@ -134,7 +178,7 @@ class Writer:
     def deferred(self, trainer: Any) -> Iterator[None]:
         """Run the Trainer's ``_save_checkpoint`` inside: its large writes go to the background."""
         self.wait()
-        batch = _Batch()
+        batch = _Batch(self.mode)
         try:
             with _patched(batch, trainer):
                 yield
@@ -174,7 +218,7 @@ def _torch_save(batch: _Batch, real: Callable[..., Any]) -> Callable[..., Any]:
         copied = tree_unflatten(
             [next(it) if isinstance(leaf, torch.Tensor) else leaf for leaf in leaves], spec
         )
-        batch.jobs.append(lambda: real(copied, f, *args, **kwargs))
+        batch.jobs.append(lambda: real(batch.host(copied), f, *args, **kwargs))
         return None
 
     return save
@@ -191,7 +235,7 @@ def _save_file(batch: _Batch, real: Callable[..., Any]) -> Callable[..., Any]:
         if copies is None:
             return real(tensors, filename, metadata=metadata)
         copied = dict(zip(tensors, copies, strict=True))
-        batch.jobs.append(lambda: real(copied, filename, metadata=metadata))
+        batch.jobs.append(lambda: real(batch.host(copied), filename, metadata=metadata))
         return None
 
     return save_file

@@ -150,7 +150,8 @@ DEFAULTS: dict[str, Any] = {
     # The Trainer's NaN/inf loss filter without reading each micro-batch's loss on the host.
     "device_nan_filter": True,
     # Checkpoints written by a background thread (odin_slm.async_save): gpu-full's two saves held training
-    # up about 2 s each on one H200.
+    # up about 2 s each on one H200. True: the tensors copied on the GPU where memory allows ("device"),
+    # "pinned": straight into pinned host memory, False: written in the loop.
     "async_save": True,
 }
 
@@ -694,25 +695,28 @@ def tune(model: Any, args: Any, *, lora: bool, **levers: Any) -> FastPlan:
             plan.on.append("liger_layers")
         except Exception as exc:
             plan.off["liger_layers"] = f"failed: {exc!r}"
-    _async_save(model, args, bool(opts["async_save"]), plan)
+    _async_save(model, args, opts["async_save"], plan)
     _compile_cache(model, args, bool(opts["compile_cache"]), compiled and backend == "inductor", plan)
     log.info("odin fast levers: %s", plan)
     return plan
 
 
-def _async_save(model: Any, args: Any, wanted: bool, plan: FastPlan) -> None:
+def _async_save(model: Any, args: Any, wanted: bool | str, plan: FastPlan) -> None:
     """Checkpoints written in the background where nothing reads them as they are saved (the trainer class
     makes the writer)."""
     model._odin_async_save = False
     if not wanted:
         plan.off["async_save"] = "disabled"
         return
+    mode = "device" if wanted is True else str(wanted)
+    if mode not in async_save.MODES:
+        raise ValueError(f"async_save={wanted!r}: true, false or one of {', '.join(async_save.MODES)}")
     importlib.import_module("transformers.trainer")  # loaded by the trainer already; its rotation is patched
     if reason := async_save.unsupported(args) or async_save.unavailable():
         plan.off["async_save"] = reason
     else:
-        model._odin_async_save = True
-        plan.on.append("async_save")
+        model._odin_async_save = mode
+        plan.on.append("async_save" if mode == "device" else f"async_save={mode}")
 
 
 def _compile_cache(model: Any, args: Any, wanted: bool, inductor: bool, plan: FastPlan) -> None:
@@ -838,7 +842,8 @@ def trainer_class(base: type) -> type:
             core = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
             if getattr(core, "_odin_compile_cache", None) is not None:
                 self.add_callback(compile_cache.saver(*core._odin_compile_cache))
-            self._odin_writer = async_save.Writer() if getattr(core, "_odin_async_save", False) else None
+            mode = getattr(core, "_odin_async_save", False)
+            self._odin_writer = async_save.Writer(mode) if mode else None
             if getattr(core, "_odin_lora_bf16", False):
                 # PEFT made the LoRA layers inside __init__; stop them casting their inputs to fp32.
                 for module in self.model.modules():

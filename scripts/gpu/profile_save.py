@@ -1,0 +1,59 @@
+"""Where a checkpoint save's host time goes on the GPU: gpu-full's Trainer (shape model, fp32 weights, fused
+AdamW) saving with the async_save lever off, "pinned" and "device", twice each.
+
+    python scripts/gpu/profile_save.py MODEL_DIR OUT_DIR
+
+Prints, per save, the time until ``_save_checkpoint`` returned (what holds the training loop up), the time
+until the checkpoint was complete, the peak GPU memory it added, and cProfile's top entries.
+"""
+
+from __future__ import annotations
+
+import cProfile
+import io
+import pstats
+import shutil
+import sys
+import time
+
+import torch
+from datasets import Dataset
+from transformers import AutoModelForCausalLM, AutoTokenizer
+from trl import SFTConfig, SFTTrainer
+
+from odin_slm import fast
+
+model_dir, out = sys.argv[1], sys.argv[2]
+tok = AutoTokenizer.from_pretrained(model_dir)
+model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).cuda()
+args = SFTConfig(output_dir=out, report_to="none", max_steps=3, per_device_train_batch_size=8, save_strategy="no",
+                 disable_tqdm=True, bf16=True, max_length=128)  # fmt: skip
+fast.tune(model, args, lora=False, compile_layers=False)
+rows = [[(7 * i + j) % 4000 + 10 for j in range(100)] for i in range(64)]
+trainer = fast.trainer_class(SFTTrainer)(
+    model=model, args=args, train_dataset=Dataset.from_dict({"input_ids": rows}), processing_class=tok
+)
+trainer.train()
+from odin_slm import async_save  # noqa: E402
+
+for mode in ("sync", "pinned", "pinned", "device", "device", "sync"):
+    trainer._odin_writer = None if mode == "sync" else async_save.Writer(mode)
+    trainer.state.global_step += 1
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    before = torch.cuda.memory_allocated()
+    prof = cProfile.Profile()
+    t = time.perf_counter()
+    prof.enable()
+    trainer._save_checkpoint(trainer.model, None)
+    prof.disable()
+    returned = time.perf_counter() - t
+    trainer.wait_for_checkpoints()
+    done = time.perf_counter() - t
+    extra = (torch.cuda.max_memory_allocated() - before) / 2**20
+    text = io.StringIO()
+    pstats.Stats(prof, stream=text).sort_stats("tottime").print_stats(8)
+    top = [line for line in text.getvalue().splitlines() if line.strip()[:1].isdigit()][-8:]
+    print(f"== {mode}: returned_s={returned:.3f} complete_s={done:.3f} extra_peak_mib={extra:.0f}")
+    print("\n".join("   " + line[:150] for line in top))
+    shutil.rmtree(out, ignore_errors=True)
