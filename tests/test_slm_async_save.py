@@ -33,7 +33,7 @@ class _State:
         self.state = TrainerState(global_step=3)
 
 
-def _run(tmp_path: Path, *, background: bool, callbacks=(), **config):  # noqa: ANN001, ANN202
+def _run(tmp_path: Path, *, background: bool, callbacks=(), wait_after_train=True, **config):  # noqa: ANN001, ANN202
     """TRL's SFTTrainer (odin's fast class) on a tiny model, CPU, saving every 3 steps."""
     from datasets import Dataset
     from tokenizers import Tokenizer, models
@@ -76,6 +76,7 @@ def _run(tmp_path: Path, *, background: bool, callbacks=(), **config):  # noqa: 
         processing_class=tokenizer,
         callbacks=list(callbacks),
     )
+    trainer.wait_after_train = wait_after_train
     trainer.train()
     return trainer
 
@@ -155,7 +156,21 @@ def test_a_checkpoint_counts_only_once_written_and_the_previous_one_stays_until_
                 )
                 gates[3].set()
 
-    trainer = _run(tmp_path, background=True, callbacks=[Watch()], max_steps=6, save_total_limit=1)
+    class Clock(TrainerCallback):  # an on_save that does not read the checkpoint, and says so
+        odin_reads_checkpoints = False
+
+        def on_save(self, args, state, control, **kw):  # noqa: ANN001, ANN003, ANN201
+            seen.setdefault("saves", []).append(state.global_step)
+
+    trainer = _run(
+        tmp_path,
+        background=True,
+        callbacks=[Watch(), Clock()],
+        wait_after_train=False,
+        max_steps=6,
+        save_total_limit=1,
+    )
+    assert seen["saves"] == [3, 6]
     reason, latest, config_written = seen["while_held"]
     assert reason is not None and latest is None and config_written
     # training is over, checkpoint-6 still being written: checkpoint-3 is complete and still there
@@ -307,3 +322,100 @@ def test_the_run_waits_for_its_checkpoints_before_it_reports() -> None:
     checkpoints_written(result)
     assert result.trainer.waited == 1
     checkpoints_written(type("Result", (), {"trainer": None})())  # the loop engine: no trainer
+
+
+def test_callbacks_that_read_checkpoints_on_save_and_code_after_train_find_them_complete(
+    tmp_path, monkeypatch
+) -> None:
+    """As without the lever: a callback's on_save (one that does not say it leaves the checkpoint alone)
+    and the code after train() see complete checkpoints, however slow the writes."""
+    import time
+
+    import safetensors.torch
+    from transformers import TrainerCallback
+
+    real = safetensors.torch.save_file
+
+    def slow(tensors, filename, metadata=None):  # noqa: ANN001, ANN202
+        time.sleep(0.5)
+        return real(tensors, filename, metadata=metadata)
+
+    monkeypatch.setattr("safetensors.torch.save_file", slow)
+    monkeypatch.setattr("transformers.modeling_utils.safe_save_file", slow)
+    seen = []
+
+    class Upload(TrainerCallback):
+        def on_save(self, args, state, control, **kw):  # noqa: ANN001, ANN003, ANN201
+            seen.append(
+                checkpoints.incomplete_reason(Path(args.output_dir) / f"checkpoint-{state.global_step}")
+            )
+
+    _run(tmp_path / "reader", background=True, callbacks=[Upload()])
+    assert seen == [None, None]
+    _run(tmp_path / "after", background=True)
+    assert checkpoints.latest_complete(tmp_path / "after") == tmp_path / "after" / "checkpoint-6"
+
+
+def test_writes_from_other_threads_happen_at_once(tmp_path) -> None:
+    writer, owner, seen = async_save.Writer(), _State(), {}
+
+    def other() -> None:
+        torch.save({"w": torch.zeros(BIG)}, tmp_path / "other.pt")
+        seen["written"] = (tmp_path / "other.pt").is_file()
+
+    with writer.deferred(owner):
+        thread = threading.Thread(target=other)
+        thread.start()
+        thread.join()
+    writer.wait()
+    assert seen["written"] is True
+
+
+def test_tensors_a_copy_would_change_are_written_at_once(tmp_path) -> None:
+    weight = torch.zeros(BIG)
+    cases = {
+        "parameter.pt": {"w": torch.nn.Parameter(torch.zeros(BIG))},
+        "grad.pt": {"w": torch.zeros(BIG, requires_grad=True)},
+        "aliased.pt": {"a": weight, "b": weight},
+        "views.pt": {"a": weight[: BIG // 2], "b": weight[BIG // 2 :]},
+    }
+    writer = async_save.Writer()
+    with writer.deferred(_State()):
+        for name, obj in cases.items():
+            torch.save(obj, tmp_path / name)
+        written = {p.name for p in tmp_path.iterdir()}
+    writer.wait()
+    assert written == set(cases)
+
+
+def test_an_unknown_mode_is_refused() -> None:
+    with pytest.raises(ValueError, match="device, pinned"):
+        async_save.Writer("disk")
+
+
+def test_async_save_is_off_for_sharded_launches_and_more_than_one_process(monkeypatch) -> None:
+    from types import SimpleNamespace
+
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    model = LlamaForCausalLM(
+        LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=1)
+    )
+    args = SimpleNamespace(bf16=False, optim="adamw_torch", gradient_checkpointing=False)
+    monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")
+    assert "FSDP" in fast.tune(model, args, lora=False).off["async_save"]
+    monkeypatch.delenv("ACCELERATE_USE_FSDP")
+    monkeypatch.setattr(fast, "world_size", lambda: 2)
+    assert fast.tune(model, args, lora=False).off["async_save"] == "more than one process"
+
+
+def test_a_trainer_that_saves_through_other_names_is_not_patched(monkeypatch) -> None:
+    import transformers.trainer
+
+    assert async_save.unavailable() is None
+
+    def _save_checkpoint(self, model, trial):  # noqa: ANN001, ANN202
+        self.state.write_json("trainer_state.json")  # a later transformers, say
+
+    monkeypatch.setattr(transformers.trainer.Trainer, "_save_checkpoint", _save_checkpoint)
+    assert "other names" in async_save.unavailable()

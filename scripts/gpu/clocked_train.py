@@ -147,6 +147,8 @@ def main() -> int:
     rec["stack_imports_s"] = stack_imports_s
 
     class Clock(TrainerCallback):
+        odin_reads_checkpoints = False  # its on_save reads the time only: the checkpoint may still be written
+
         def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
             rec["train_begin"] = time.perf_counter()
             rec["imports_s"] = rec["train_begin"] - t_start

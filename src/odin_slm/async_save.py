@@ -26,8 +26,10 @@ import copy
 import logging
 import os
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 log = logging.getLogger("odin_slm")
@@ -39,7 +41,7 @@ SAFETENSORS_SAVERS = (
     ("transformers.modeling_utils", "safe_save_file"),
     ("peft.peft_model", "safe_save_file"),
 )
-ROTATION = ("transformers.trainer", "rotate_checkpoints")  # transformers >= 5; earlier: a Trainer method
+ROTATION = ("transformers.trainer", "rotate_checkpoints")  # transformers >= 5 (earlier: off)
 # Where a CUDA tensor is copied at the save: "device" (a copy on the GPU, taken without waiting for it,
 # brought to the CPU by the writer; only while it fits in half the GPU memory left, else as "pinned") or
 # "pinned" (straight into pinned host memory; the loop waits for the host allocations).
@@ -47,14 +49,18 @@ MODES = ("device", "pinned")
 _SCALARS = (bool, int, float, complex, str, bytes, type(None))
 
 
-def unavailable(trainer_cls: type | None = None) -> str | None:
-    """Why checkpoints of this transformers cannot be written in the background, or None."""
+def unavailable() -> str | None:
+    """Why checkpoints of this transformers cannot be written in the background, or None: its Trainer's
+    ``_save_checkpoint`` must write the state and rotate through the names patched here (a rotation that
+    ran at once could remove the previous checkpoint before the new one is complete)."""
     module = sys.modules.get(ROTATION[0])
-    if module is not None and callable(getattr(module, ROTATION[1], None)):
-        return None
-    if trainer_cls is not None and callable(getattr(trainer_cls, "_rotate_checkpoints", None)):
-        return None
-    return "this transformers' checkpoint rotation is not known"
+    trainer = getattr(module, "Trainer", None)
+    code = getattr(getattr(trainer, "_save_checkpoint", None), "__code__", None)
+    if not callable(getattr(module, ROTATION[1], None)) or code is None:
+        return "this transformers' checkpoint rotation is not known"
+    if not {ROTATION[1], "save_to_json"} <= set(code.co_names):
+        return "this transformers' Trainer saves through other names"
+    return None
 
 
 def unsupported(args: Any) -> str | None:
@@ -68,25 +74,41 @@ def unsupported(args: Any) -> str | None:
     return None
 
 
+def reads_checkpoints(callback: Any) -> bool:
+    """Whether a Trainer callback may read the checkpoint in its ``on_save`` (then the save completes
+    first, as without this lever). A callback that does not says so with ``odin_reads_checkpoints = False``."""
+    from transformers import TrainerCallback
+
+    own = getattr(type(callback), "on_save", None)
+    return own is not TrainerCallback.on_save and getattr(callback, "odin_reads_checkpoints", True)
+
+
 def _available_bytes() -> int:
+    """The memory available to this process: the system's, or less where a cgroup (a container) limits it."""
+    found = []
     try:
         with open("/proc/meminfo", encoding="ascii") as meminfo:
-            for line in meminfo:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
+            found += [int(line.split()[1]) * 1024 for line in meminfo if line.startswith("MemAvailable:")]
     except (OSError, ValueError, IndexError):
         pass
     try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (AttributeError, OSError, ValueError):
-        return 0  # unknown: every write happens at once
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        if limit != "max":
+            found.append(int(limit) - int(Path("/sys/fs/cgroup/memory.current").read_text()))
+    except (OSError, ValueError):
+        pass
+    return max(0, min(found)) if found else 0  # unknown: every write happens at once
+
+
+_PATCHING = threading.Lock()  # one save at a time patches the writers
 
 
 class _Batch:
-    """The writes of one checkpoint, in the order the Trainer asked for them."""
+    """The writes of one checkpoint, in the order the Trainer asked for them (on the saving thread)."""
 
     def __init__(self, mode: str) -> None:
         self.mode = mode
+        self.thread = threading.get_ident()
         self.jobs: list[Callable[[], Any]] = []
         self.events: list[Any] = []
         self.budget = _available_bytes() // 2
@@ -111,15 +133,18 @@ class _Batch:
                 copies = None
         if copies is None:
             copies = []
-            for t in tensors:
-                t = t.detach()
-                if t.device.type == "cuda":
-                    # Pinned, and ordered after this step's kernels on the stream; later steps write the
-                    # weights after the copy has read them. The writer waits for the copy to land.
-                    out = torch.empty(t.shape, dtype=t.dtype, device="cpu", pin_memory=True)
-                    copies.append(out.copy_(t, non_blocking=True))
-                else:
-                    copies.append(t.to("cpu", copy=True))
+            try:
+                for t in tensors:
+                    t = t.detach()
+                    if t.device.type == "cuda":
+                        # Pinned, and ordered after this step's kernels on the stream; later steps write the
+                        # weights after the copy has read them. The writer waits for the copy to land.
+                        out = torch.empty(t.shape, dtype=t.dtype, device="cpu", pin_memory=True)
+                        copies.append(out.copy_(t, non_blocking=True))
+                    else:
+                        copies.append(t.to("cpu", copy=True))
+            except RuntimeError:  # no pinned (or host) memory for it: this write happens at once
+                return None
         if cuda:
             event = torch.cuda.Event()
             event.record()
@@ -176,11 +201,12 @@ class Writer:
 
     @contextlib.contextmanager
     def deferred(self, trainer: Any) -> Iterator[None]:
-        """Run the Trainer's ``_save_checkpoint`` inside: its large writes go to the background."""
+        """Run the Trainer's ``_save_checkpoint`` inside: its large writes go to the background. Writes
+        from other threads meanwhile happen at once; saves in two threads take turns."""
         self.wait()
         batch = _Batch(self.mode)
         try:
-            with _patched(batch, trainer):
+            with _PATCHING, _patched(batch, trainer):
                 yield
         except BaseException:
             try:
@@ -196,8 +222,15 @@ def _logged(run: Callable[[], None]) -> None:
     try:
         run()
     except BaseException:
-        log.exception("Writing a checkpoint in the background failed; the run stops at its next save.")
+        log.exception(
+            "Writing a checkpoint in the background failed; the run stops at its next save or its end."
+        )
         raise
+
+
+def _separate(tensors: list[Any]) -> bool:
+    """No two of ``tensors`` share storage (copies would not)."""
+    return len({t.untyped_storage().data_ptr() for t in tensors}) == len(tensors)
 
 
 def _torch_save(batch: _Batch, real: Callable[..., Any]) -> Callable[..., Any]:
@@ -205,12 +238,17 @@ def _torch_save(batch: _Batch, real: Callable[..., Any]) -> Callable[..., Any]:
     from torch.utils._pytree import tree_flatten, tree_unflatten
 
     def save(obj: Any, f: Any, *args: Any, **kwargs: Any) -> Any:
+        if threading.get_ident() != batch.thread or not isinstance(f, (str, os.PathLike)):
+            return real(obj, f, *args, **kwargs)
         leaves, spec = tree_flatten(obj)
         tensors = [leaf for leaf in leaves if isinstance(leaf, torch.Tensor)]
-        plain = all(isinstance(leaf, (torch.Tensor, *_SCALARS)) for leaf in leaves)
-        size = sum(t.numel() * t.element_size() for t in tensors)
-        if not plain or size < MIN_BYTES or not isinstance(f, (str, os.PathLike)):
-            return real(obj, f, *args, **kwargs)  # an object that may change later, or small: now
+        # Only containers of plain tensors (no Parameter, no autograd flag, no two views of one storage:
+        # a copy would drop these) and immutable scalars; an object may change before it is written.
+        plain = all(type(leaf) is torch.Tensor or isinstance(leaf, _SCALARS) for leaf in leaves)
+        if not plain or not _separate(tensors) or any(t.requires_grad for t in tensors):
+            return real(obj, f, *args, **kwargs)
+        if sum(t.numel() * t.element_size() for t in tensors) < MIN_BYTES:
+            return real(obj, f, *args, **kwargs)  # small: nothing to gain
         copies = batch.copy(tensors)
         if copies is None:
             return real(obj, f, *args, **kwargs)
@@ -227,9 +265,10 @@ def _torch_save(batch: _Batch, real: Callable[..., Any]) -> Callable[..., Any]:
 def _save_file(batch: _Batch, real: Callable[..., Any]) -> Callable[..., Any]:
     def save_file(tensors: dict[str, Any], filename: Any, metadata: dict[str, str] | None = None) -> None:
         values = list(tensors.values())
-        storages = {t.untyped_storage().data_ptr() for t in values}
         # safetensors refuses non-contiguous and shared tensors: let it say so now, as it would have.
-        if len(storages) < len(values) or not all(t.is_contiguous() for t in values):
+        if threading.get_ident() != batch.thread or not _separate(values):
+            return real(tensors, filename, metadata=metadata)
+        if not all(t.is_contiguous() for t in values):
             return real(tensors, filename, metadata=metadata)
         copies = batch.copy(values)
         if copies is None:
@@ -251,9 +290,12 @@ def _patched(batch: _Batch, trainer: Any) -> Iterator[None]:
         undo.append((owner, name, owner.__dict__.get(name, _MISSING)))
         setattr(owner, name, new)
 
-    def later(real: Callable[..., Any]) -> Callable[..., None]:
+    def later(real: Callable[..., Any]) -> Callable[..., Any]:
         def queued(*args: Any, **kwargs: Any) -> None:
+            if threading.get_ident() != batch.thread:
+                return real(*args, **kwargs)
             batch.jobs.append(lambda: real(*args, **kwargs))
+            return None
 
         return queued
 
@@ -272,11 +314,9 @@ def _patched(batch: _Batch, trainer: Any) -> Iterator[None]:
             batch.jobs.append(lambda: type(state).save_to_json(frozen, json_path))
 
         swap(state, "save_to_json", save_state)
-        rotation = sys.modules.get(ROTATION[0])
-        if rotation is not None and callable(getattr(rotation, ROTATION[1], None)):
+        rotation = sys.modules.get(ROTATION[0])  # not loaded: no Trainer to rotate checkpoints
+        if callable(getattr(rotation, ROTATION[1], None)):
             swap(rotation, ROTATION[1], later(getattr(rotation, ROTATION[1])))
-        if callable(getattr(type(trainer), "_rotate_checkpoints", None)):
-            swap(trainer, "_rotate_checkpoints", later(trainer._rotate_checkpoints))
         yield
     finally:
         for owner, name, old in reversed(undo):

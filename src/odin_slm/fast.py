@@ -712,7 +712,12 @@ def _async_save(model: Any, args: Any, wanted: bool | str, plan: FastPlan) -> No
     if mode not in async_save.MODES:
         raise ValueError(f"async_save={wanted!r}: true, false or one of {', '.join(async_save.MODES)}")
     importlib.import_module("transformers.trainer")  # loaded by the trainer already; its rotation is patched
-    if reason := async_save.unsupported(args) or async_save.unavailable():
+    if sharded := _sharded(args):
+        plan.off["async_save"] = f"{sharded} writes its own checkpoints"
+    elif world_size() > 1:
+        # Each rank saves its own files, and only the Trainer's collectives order them: not measured yet.
+        plan.off["async_save"] = "more than one process"
+    elif reason := async_save.unsupported(args) or async_save.unavailable():
         plan.off["async_save"] = reason
     else:
         model._odin_async_save = mode
@@ -837,6 +842,10 @@ def trainer_class(base: type) -> type:
     """
 
     class OdinFastTrainer(base):  # type: ignore[misc,valid-type]
+        # async_save: train() returns once its checkpoints are complete. odin's recipe sets False and waits
+        # after the exact match that follows training (odin_slm.train.checkpoints_written).
+        wait_after_train = True
+
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             core = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
@@ -880,7 +889,10 @@ def trainer_class(base: type) -> type:
             writer = self.__dict__.get("_odin_writer")
             background = writer.deferred(self) if writer is not None else contextlib.nullcontext()
             with self._odin_own_filter(), background:  # training_args.bin holds the run's own flag
-                return super()._save_checkpoint(*args, **kwargs)
+                saved = super()._save_checkpoint(*args, **kwargs)
+            if any(async_save.reads_checkpoints(cb) for cb in self.callback_handler.callbacks):
+                self.wait_for_checkpoints()  # their on_save comes next: the checkpoint is complete, as ever
+            return saved
 
         def wait_for_checkpoints(self) -> None:
             """Block until the checkpoints written in the background are complete (``async_save``)."""
@@ -909,11 +921,18 @@ def trainer_class(base: type) -> type:
                 and _loss_kept_on_device(type(self))
             )
             try:
-                return super().train(*args, **kwargs)
+                result = super().train(*args, **kwargs)
+            except BaseException:
+                with contextlib.suppress(Exception):  # the error that stopped training is the one to see
+                    self.wait_for_checkpoints()
+                raise
             finally:
                 own = self.__dict__.pop("_odin_filter_own", None)
                 if own is not None:
                     self.args.logging_nan_inf_filter = own
+            if self.wait_after_train:
+                self.wait_for_checkpoints()  # code after train() finds its checkpoints complete
+            return result
 
         def training_step(self, *args: Any, **kwargs: Any) -> Any:
             loss = super().training_step(*args, **kwargs)

@@ -121,6 +121,8 @@ class TrlEngine(Engine):
                 "--packing: this trl packs input_ids only and would train on the prompts too; "
                 "upgrade trl (pip install -U trl) or leave --packing off."
             )
+        if hasattr(trainer, "wait_after_train"):
+            trainer.wait_after_train = False  # the recipe waits for the last checkpoint after its exact match
         trainer.train(resume_from_checkpoint=job.resume)
         history = trainer.state.log_history
         fsdp = bool(getattr(trainer, "is_fsdp_enabled", False))
