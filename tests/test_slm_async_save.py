@@ -33,7 +33,9 @@ class _State:
         self.state = TrainerState(global_step=3)
 
 
-def _run(tmp_path: Path, *, background: bool, callbacks=(), wait_after_train=True, **config):  # noqa: ANN001, ANN202
+def _run(
+    tmp_path: Path, *, background: bool, callbacks=(), wait_after_train=True, peft_config=None, **config
+):  # noqa: ANN001, ANN202
     """TRL's SFTTrainer (odin's fast class) on a tiny model, CPU, saving every 3 steps."""
     from datasets import Dataset
     from tokenizers import Tokenizer, models
@@ -56,7 +58,7 @@ def _run(tmp_path: Path, *, background: bool, callbacks=(), wait_after_train=Tru
             max_position_embeddings=32,
         )
     )
-    model._odin_async_save = "device" if background else False
+    model._odin_async_save = async_save.MODES[0] if background else False
     args = SFTConfig(
         output_dir=str(tmp_path),
         report_to="none",
@@ -75,6 +77,7 @@ def _run(tmp_path: Path, *, background: bool, callbacks=(), wait_after_train=Tru
         train_dataset=Dataset.from_dict({"input_ids": rows}),
         processing_class=tokenizer,
         callbacks=list(callbacks),
+        peft_config=peft_config,
     )
     trainer.wait_after_train = wait_after_train
     trainer.train()
@@ -303,7 +306,7 @@ def test_async_save_is_off_where_checkpoints_are_read_as_they_are_saved(setting,
     args = SimpleNamespace(bf16=False, optim="adamw_torch", gradient_checkpointing=False, **setting)
     plan = fast.tune(model, args, lora=False)
     if reason is None:
-        assert "async_save" in plan.on and model._odin_async_save == "device"
+        assert "async_save" in plan.on and model._odin_async_save == "pinned"
     else:
         assert reason in plan.off["async_save"] and model._odin_async_save is False
     assert "async_save" in fast.tune(model, args, lora=False, async_save=False).off
@@ -389,7 +392,7 @@ def test_tensors_a_copy_would_change_are_written_at_once(tmp_path) -> None:
 
 
 def test_an_unknown_mode_is_refused() -> None:
-    with pytest.raises(ValueError, match="device, pinned"):
+    with pytest.raises(ValueError, match="pinned, device"):
         async_save.Writer("disk")
 
 
@@ -402,8 +405,9 @@ def test_async_save_is_off_for_sharded_launches_and_more_than_one_process(monkey
         LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=1)
     )
     args = SimpleNamespace(bf16=False, optim="adamw_torch", gradient_checkpointing=False)
-    monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")
-    assert "FSDP" in fast.tune(model, args, lora=False).off["async_save"]
+    for flag in ("true", "1", "yes", "on"):  # what accelerate reads as true
+        monkeypatch.setenv("ACCELERATE_USE_FSDP", flag)
+        assert "FSDP" in fast.tune(model, args, lora=False).off["async_save"]
     monkeypatch.delenv("ACCELERATE_USE_FSDP")
     monkeypatch.setattr(fast, "world_size", lambda: 2)
     assert fast.tune(model, args, lora=False).off["async_save"] == "more than one process"
@@ -419,3 +423,249 @@ def test_a_trainer_that_saves_through_other_names_is_not_patched(monkeypatch) ->
 
     monkeypatch.setattr(transformers.trainer.Trainer, "_save_checkpoint", _save_checkpoint)
     assert "other names" in async_save.unavailable()
+
+
+def test_a_trainer_subclass_that_saves_its_own_way_is_not_patched() -> None:
+    from transformers import Trainer
+    from trl import SFTTrainer
+
+    class Own(SFTTrainer):
+        def _save_checkpoint(self, model, trial):  # noqa: ANN001, ANN202
+            pass
+
+    class Calls(SFTTrainer):
+        def _save_checkpoint(self, model, trial):  # noqa: ANN001, ANN202
+            return super()._save_checkpoint(model, trial)
+
+    assert async_save.unavailable(fast.trainer_class(SFTTrainer)) is None
+    assert async_save.unavailable(Calls) is None and async_save.unavailable(Trainer) is None
+    assert "Own._save_checkpoint saves its own way" in async_save.unavailable(fast.trainer_class(Own))
+
+
+def test_a_writer_function_kept_past_the_save_writes_at_once(tmp_path) -> None:
+    import safetensors.torch
+
+    writer, owner = async_save.Writer(), _State()
+    with writer.deferred(owner):
+        kept_save, kept_file, kept_json = torch.save, safetensors.torch.save_file, owner.state.save_to_json
+    writer.wait()
+    kept_save({"w": torch.zeros(BIG)}, tmp_path / "late.pt")
+    kept_file({"w": torch.zeros(BIG)}, str(tmp_path / "late.safetensors"))
+    kept_json(str(tmp_path / "trainer_state.json"))
+    assert {p.name for p in tmp_path.iterdir()} == {"late.pt", "late.safetensors", "trainer_state.json"}
+
+
+def test_a_save_inside_a_save_joins_it(tmp_path) -> None:
+    writer, owner, written = async_save.Writer(), _State(), {}
+
+    def save() -> None:
+        with writer.deferred(owner):
+            torch.save({"w": torch.zeros(BIG)}, tmp_path / "outer.pt")
+            with writer.deferred(owner):
+                torch.save({"w": torch.zeros(BIG)}, tmp_path / "inner.pt")
+            written["inner"] = (tmp_path / "inner.pt").is_file()
+            written["outer"] = (tmp_path / "outer.pt").is_file()
+
+    thread = threading.Thread(target=save)
+    thread.start()
+    thread.join(60)
+    assert not thread.is_alive(), "the inner save waited for the outer one"
+    writer.wait()
+    assert written == {"inner": False, "outer": False}  # the inner save's writes join the outer one's
+    assert (tmp_path / "inner.pt").is_file() and (tmp_path / "outer.pt").is_file()
+
+
+def test_writes_of_other_threads_state_and_rotation_happen_at_once(tmp_path) -> None:
+    import safetensors.torch
+    import transformers.trainer
+
+    writer, owner, seen = async_save.Writer(), _State(), {}
+    (tmp_path / "checkpoint-1").mkdir()
+    (tmp_path / "checkpoint-2").mkdir()
+
+    def other() -> None:
+        safetensors.torch.save_file({"w": torch.zeros(BIG)}, str(tmp_path / "other.safetensors"))
+        owner.state.save_to_json(str(tmp_path / "trainer_state.json"))
+        transformers.trainer.rotate_checkpoints(str(tmp_path), save_total_limit=1)
+        seen["names"] = {p.name for p in tmp_path.iterdir()}
+
+    with writer.deferred(owner):
+        thread = threading.Thread(target=other)
+        thread.start()
+        thread.join()
+    writer.wait()
+    assert seen["names"] == {"other.safetensors", "trainer_state.json", "checkpoint-2"}
+
+
+def test_a_failed_save_writes_what_it_queued_and_the_next_save_raises_a_failed_write(
+    tmp_path, monkeypatch
+) -> None:
+    writer, owner = async_save.Writer(), _State()
+    with pytest.raises(KeyError), writer.deferred(owner):
+        torch.save({"w": torch.zeros(BIG)}, tmp_path / "queued.pt")
+        raise KeyError("the save failed")
+    assert (tmp_path / "queued.pt").is_file()  # as a synchronous save had written it
+
+    def full(*_args, **_kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise OSError(28, "No space left on device")
+
+    real = torch.save
+    monkeypatch.setattr(torch, "save", full)
+    with writer.deferred(owner):
+        torch.save({"w": torch.zeros(BIG)}, tmp_path / "failed.pt")
+    monkeypatch.setattr(torch, "save", real)
+    with pytest.raises(OSError, match="No space left"), writer.deferred(owner):
+        pass
+
+
+def test_safetensors_refusals_come_at_once(tmp_path) -> None:
+    import safetensors.torch
+
+    weight = torch.zeros(BIG)
+    with async_save.Writer().deferred(_State()):
+        with pytest.raises(RuntimeError, match="share memory"):
+            safetensors.torch.save_file({"a": weight, "b": weight}, str(tmp_path / "shared.safetensors"))
+        with pytest.raises(ValueError, match="contiguous"):
+            safetensors.torch.save_file({"t": torch.zeros(64, 64).t()}, str(tmp_path / "strided.safetensors"))
+
+
+def test_an_object_beside_a_large_tensor_is_written_at_once(tmp_path) -> None:
+    writer = async_save.Writer()
+    with writer.deferred(_State()):
+        torch.save({"w": torch.zeros(BIG), "settings": Settings()}, tmp_path / "mixed.pt")
+        written = (tmp_path / "mixed.pt").is_file()
+    writer.wait()
+    assert written
+
+
+def test_callbacks_at_the_end_of_training_find_the_last_checkpoint_complete(tmp_path, monkeypatch) -> None:
+    import time
+
+    import safetensors.torch
+    from transformers import TrainerCallback
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    real = safetensors.torch.save_file
+
+    def slow(tensors, filename, metadata=None):  # noqa: ANN001, ANN202
+        time.sleep(0.5)
+        return real(tensors, filename, metadata=metadata)
+
+    monkeypatch.setattr("safetensors.torch.save_file", slow)
+    monkeypatch.setattr("transformers.modeling_utils.safe_save_file", slow)
+    seen = []
+
+    class Publish(TrainerCallback):
+        def on_train_end(self, args, state, control, **kw):  # noqa: ANN001, ANN003, ANN201
+            seen.append(checkpoints.latest_complete(Path(args.output_dir)))
+
+    _run(tmp_path, background=True, callbacks=[Publish()], wait_after_train=False)
+    assert seen == [tmp_path / "checkpoint-6"]
+    assert not async_save.reads_checkpoints(ProgressCallback(), "on_train_end")
+    assert not async_save.reads_checkpoints(PrinterCallback(), "on_train_end")
+    Publish.odin_reads_checkpoints = False
+    assert not async_save.reads_checkpoints(Publish(), "on_train_end")
+
+
+def test_a_callback_that_forces_a_wait_is_named_once(caplog) -> None:
+    from transformers import TrainerCallback
+
+    class Upload(TrainerCallback):
+        def on_save(self, args, state, control, **kw):  # noqa: ANN001, ANN003, ANN201
+            pass
+
+    with caplog.at_level("INFO", logger="odin_slm"):
+        assert async_save.reads_checkpoints(Upload()) and async_save.reads_checkpoints(Upload())
+    assert [r.getMessage() for r in caplog.records if "Upload.on_save" in r.getMessage()] == [
+        caplog.records[0].getMessage()
+    ]
+    assert "odin_reads_checkpoints = False" in caplog.records[0].getMessage()
+
+
+def test_an_error_in_training_waits_for_the_checkpoint_in_flight(tmp_path, monkeypatch) -> None:
+    import time
+
+    import safetensors.torch
+    from transformers import TrainerCallback
+
+    real = safetensors.torch.save_file
+
+    def slow(tensors, filename, metadata=None):  # noqa: ANN001, ANN202
+        time.sleep(0.5)
+        return real(tensors, filename, metadata=metadata)
+
+    monkeypatch.setattr("safetensors.torch.save_file", slow)
+    monkeypatch.setattr("transformers.modeling_utils.safe_save_file", slow)
+
+    class Fail(TrainerCallback):
+        def on_step_end(self, args, state, control, **kw):  # noqa: ANN001, ANN003, ANN201
+            if state.global_step == 4:
+                raise RuntimeError("CUDA error: an illegal memory access")
+
+    with pytest.raises(RuntimeError, match="illegal memory access"):
+        _run(tmp_path, background=True, callbacks=[Fail()], wait_after_train=False)
+    assert checkpoints.latest_complete(tmp_path) == tmp_path / "checkpoint-3"
+
+
+def test_a_lora_checkpoint_written_in_the_background_holds_the_adapter(tmp_path) -> None:
+    from peft import LoraConfig
+    from safetensors.torch import load_file
+
+    lora = {"peft_config": LoraConfig(r=4, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM")}
+    sync = _run(tmp_path / "sync", background=False, **lora)
+    _run(tmp_path / "background", background=True, **lora)
+    del sync
+    for step in (3, 6):
+        a = load_file(tmp_path / "sync" / f"checkpoint-{step}" / "adapter_model.safetensors")
+        b = load_file(tmp_path / "background" / f"checkpoint-{step}" / "adapter_model.safetensors")
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize(
+    ("cgroup", "files", "room"),
+    [
+        (
+            "0::/user.slice/job\n",
+            {
+                "memory.max": "max",
+                "user.slice/memory.max": "1000",
+                "user.slice/memory.current": "400",
+                "user.slice/job/memory.max": "max",
+            },
+            600,
+        ),
+        (
+            "0::/job\n",
+            {
+                "job/memory.max": "5000",
+                "job/memory.current": "1000",
+                "memory.max": "3000",
+                "memory.current": "2500",
+            },
+            500,
+        ),
+        ("0::/\n", {"memory.max": "max"}, None),
+        (
+            "12:cpu,cpuacct:/a\n4:memory:/docker/x\n",
+            {
+                "memory/docker/x/memory.limit_in_bytes": "2000",
+                "memory/docker/x/memory.usage_in_bytes": "500",
+                "memory/memory.limit_in_bytes": str(1 << 62),
+            },
+            1500,
+        ),
+    ],
+)
+def test_the_memory_budget_counts_the_limits_of_the_processs_cgroup_and_those_above(
+    tmp_path, cgroup, files, room
+) -> None:
+    (tmp_path / "cgroup").write_text(cgroup)
+    for name, text in files.items():
+        (tmp_path / "fs" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "fs" / name).write_text(text)
+    assert async_save._cgroup_room(str(tmp_path / "cgroup"), str(tmp_path / "fs")) == room
+
+
+def test_pinned_copies_are_charged_as_the_host_allocator_rounds_them() -> None:
+    assert async_save._pinned_size(torch.zeros(3 << 18)) == 4 << 20  # 3 MiB of floats: a 4 MiB block
+    assert async_save._pinned_size(torch.zeros(1 << 18)) == 1 << 20

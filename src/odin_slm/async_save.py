@@ -15,8 +15,8 @@ Inside :meth:`Writer.deferred`, the Trainer's ``_save_checkpoint`` runs unchange
 Everything else (config, tokenizer, ``training_args.bin``, RNG and scheduler states) is written at once,
 as before. One checkpoint is in flight at a time: the next save waits for it, and so do the end of the run
 (:meth:`Writer.wait`) and the interpreter's exit (the thread is not a daemon). A failed write raises at
-the next wait. Tensors are copied only while the copies fit in half the memory the system has available;
-beyond that, a write happens at once.
+the next wait. Tensors are copied only while the copies fit in half the memory the system (or the
+container) has available; beyond that, a write happens at once.
 """
 
 from __future__ import annotations
@@ -42,17 +42,21 @@ SAFETENSORS_SAVERS = (
     ("peft.peft_model", "safe_save_file"),
 )
 ROTATION = ("transformers.trainer", "rotate_checkpoints")  # transformers >= 5 (earlier: off)
-# Where a CUDA tensor is copied at the save: "device" (a copy on the GPU, taken without waiting for it,
-# brought to the CPU by the writer; only while it fits in half the GPU memory left, else as "pinned") or
-# "pinned" (straight into pinned host memory; the loop waits for the host allocations).
-MODES = ("device", "pinned")
+# Where a CUDA tensor is copied at the save, the default first: "pinned" (straight into pinned host memory,
+# no GPU memory; the first save waits for the host allocations, later ones reuse them from torch's cache)
+# or "device" (a copy on the GPU, brought to the CPU by the writer: the save returns at once, but holds as
+# much GPU memory as the files until written; only where the run's peak leaves that much spare, else as
+# "pinned").
+MODES = ("pinned", "device")
+GPU_MARGIN = 2 << 30  # device mode leaves this much of the GPU above the run's peak (fragmentation, eval)
 _SCALARS = (bool, int, float, complex, str, bytes, type(None))
 
 
-def unavailable() -> str | None:
-    """Why checkpoints of this transformers cannot be written in the background, or None: its Trainer's
-    ``_save_checkpoint`` must write the state and rotate through the names patched here (a rotation that
-    ran at once could remove the previous checkpoint before the new one is complete)."""
+def unavailable(trainer_class: type | None = None) -> str | None:
+    """Why checkpoints of this transformers (and of ``trainer_class``, a subclass of its Trainer) cannot be
+    written in the background, or None: the Trainer's ``_save_checkpoint`` must write the state and rotate
+    through the names patched here (a rotation that ran at once could remove the previous checkpoint before
+    the new one is complete), and a subclass that overrides it must still call it."""
     module = sys.modules.get(ROTATION[0])
     trainer = getattr(module, "Trainer", None)
     code = getattr(getattr(trainer, "_save_checkpoint", None), "__code__", None)
@@ -60,6 +64,12 @@ def unavailable() -> str | None:
         return "this transformers' checkpoint rotation is not known"
     if not {ROTATION[1], "save_to_json"} <= set(code.co_names):
         return "this transformers' Trainer saves through other names"
+    for cls in (trainer_class or trainer).__mro__:
+        if cls is trainer:
+            break
+        own = getattr(vars(cls).get("_save_checkpoint"), "__code__", None)
+        if own is not None and "_save_checkpoint" not in own.co_names:
+            return f"{cls.__qualname__}._save_checkpoint saves its own way"
     return None
 
 
@@ -74,13 +84,32 @@ def unsupported(args: Any) -> str | None:
     return None
 
 
-def reads_checkpoints(callback: Any) -> bool:
-    """Whether a Trainer callback may read the checkpoint in its ``on_save`` (then the save completes
-    first, as without this lever). A callback that does not says so with ``odin_reads_checkpoints = False``."""
+_TOLD: set[tuple[type, str]] = set()
+
+
+def reads_checkpoints(callback: Any, event: str = "on_save") -> bool:
+    """Whether a Trainer callback may read the checkpoint in ``event`` (``on_save`` or ``on_train_end``):
+    then the checkpoint is complete before it runs, as without this lever. transformers' own flow, progress
+    and printer callbacks do not read it; another callback that does not says so with
+    ``odin_reads_checkpoints = False``."""
     from transformers import TrainerCallback
 
-    own = getattr(type(callback), "on_save", None)
-    return own is not TrainerCallback.on_save and getattr(callback, "odin_reads_checkpoints", True)
+    cls = type(callback)
+    if getattr(cls, event, None) is getattr(TrainerCallback, event):
+        return False
+    if cls.__module__ == "transformers.trainer_callback" or not getattr(
+        callback, "odin_reads_checkpoints", True
+    ):
+        return False
+    if (cls, event) not in _TOLD:
+        _TOLD.add((cls, event))
+        log.info(
+            "async_save: %s.%s may read the checkpoint, so it waits for the checkpoint to be written "
+            "(a callback that does not read it can say so with odin_reads_checkpoints = False)",
+            cls.__qualname__,
+            event,
+        )
+    return True
 
 
 def _available_bytes() -> int:
@@ -91,16 +120,48 @@ def _available_bytes() -> int:
             found += [int(line.split()[1]) * 1024 for line in meminfo if line.startswith("MemAvailable:")]
     except (OSError, ValueError, IndexError):
         pass
-    try:
-        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
-        if limit != "max":
-            found.append(int(limit) - int(Path("/sys/fs/cgroup/memory.current").read_text()))
-    except (OSError, ValueError):
-        pass
+    room = _cgroup_room()
+    if room is not None:
+        found.append(room)
     return max(0, min(found)) if found else 0  # unknown: every write happens at once
 
 
+def _cgroup_room(proc: str = "/proc/self/cgroup", root: str = "/sys/fs/cgroup") -> int | None:
+    """The least room under the memory limits of this process's cgroup and the cgroups above it (v2:
+    ``memory.max``; v1: the memory controller's ``memory.limit_in_bytes``), or None without a limit."""
+    try:
+        lines = Path(proc).read_text().splitlines()
+    except OSError:
+        return None
+    rooms = []
+    for line in lines:
+        _id, controllers, path = line.split(":", 2)
+        if controllers == "":  # v2: one unified hierarchy
+            base, limit_name, usage_name = Path(root), "memory.max", "memory.current"
+        elif "memory" in controllers.split(","):  # v1: the memory controller's own hierarchy
+            base, limit_name, usage_name = (
+                Path(root) / "memory",
+                "memory.limit_in_bytes",
+                "memory.usage_in_bytes",
+            )
+        else:
+            continue
+        folder = base / path.strip("/")
+        while True:  # a container's limit may sit on a parent of the process's own cgroup
+            try:
+                limit = (folder / limit_name).read_text().strip()
+                if limit != "max" and int(limit) < 1 << 60:  # v1 writes "no limit" as a huge number
+                    rooms.append(int(limit) - int((folder / usage_name).read_text()))
+            except (OSError, ValueError):
+                pass
+            if folder == base or base not in folder.parents:
+                break
+            folder = folder.parent
+    return min(rooms) if rooms else None
+
+
 _PATCHING = threading.Lock()  # one save at a time patches the writers
+_SAVING = threading.local()  # set on the thread whose save has them patched (a save inside it joins it)
 
 
 class _Batch:
@@ -109,29 +170,45 @@ class _Batch:
     def __init__(self, mode: str) -> None:
         self.mode = mode
         self.thread = threading.get_ident()
+        self.open = True  # until the save returns: a writer function kept past it writes at once
         self.jobs: list[Callable[[], Any]] = []
         self.events: list[Any] = []
+        self.streams: dict[Any, Any] = {}
         self.budget = _available_bytes() // 2
 
+    def takes(self) -> bool:
+        """Whether a write called now belongs to this save (its thread, while it runs)."""
+        return self.open and threading.get_ident() == self.thread
+
     def copy(self, tensors: list[Any]) -> list[Any] | None:
-        """Copies of ``tensors`` as of now (on the GPU or in pinned memory, see ``MODES``), or None when
-        they would pass the memory budget."""
+        """Copies of ``tensors`` as of now (pinned or on the GPU, see ``MODES``), or None when they would
+        pass the memory budget or cannot be allocated."""
         import torch
 
-        size = sum(t.numel() * t.element_size() for t in tensors)
-        if size > self.budget:
-            return None
-        self.budget -= size
-        cuda = any(t.device.type == "cuda" for t in tensors)
+        devices = {t.device for t in tensors if t.device.type == "cuda"}
         copies = None
-        if cuda and self.mode == "device" and size <= _device_room() // 2:
+        if (
+            devices
+            and self.mode == "device"
+            and all(
+                sum(t.numel() * t.element_size() for t in tensors if t.device == d) <= _gpu_spare(d)
+                for d in devices
+            )
+        ):
             try:  # one device-to-device copy per tensor: the loop waits for nothing
                 copies = [
                     t.detach().clone() if t.device.type == "cuda" else t.to("cpu", copy=True) for t in tensors
                 ]
+                self.budget -= sum(t.numel() * t.element_size() for t in tensors if t.device.type != "cuda")
             except torch.cuda.OutOfMemoryError:
                 copies = None
         if copies is None:
+            # Pinned blocks come from torch's caching host allocator, which rounds each one up to a power of two.
+            held = sum(
+                _pinned_size(t) if t.device.type == "cuda" else t.numel() * t.element_size() for t in tensors
+            )
+            if held > self.budget:
+                return None
             copies = []
             try:
                 for t in tensors:
@@ -145,11 +222,12 @@ class _Batch:
                         copies.append(t.to("cpu", copy=True))
             except RuntimeError:  # no pinned (or host) memory for it: this write happens at once
                 return None
-        if cuda:
-            event = torch.cuda.Event()
-            event.record()
-            self.events.append(event)
-            self.device = next(t.device for t in tensors if t.device.type == "cuda")
+            self.budget -= held
+        for device in devices:  # the copies are queued on each GPU's current stream
+            with torch.cuda.device(device):
+                event = torch.cuda.Event()
+                event.record()
+                self.events.append((device, event))
         return copies
 
     def host(self, obj: Any) -> Any:
@@ -160,7 +238,7 @@ class _Batch:
         def to_cpu(t: Any) -> Any:
             if t.device.type != "cuda":
                 return t
-            with torch.cuda.stream(self.stream):
+            with torch.cuda.stream(self.streams[t.device]):
                 return t.to("cpu")  # pageable: returns once copied, so the GPU copy may then be freed
 
         return tree_map_only(torch.Tensor, to_cpu, obj)
@@ -168,25 +246,32 @@ class _Batch:
     def run(self) -> None:
         import torch
 
-        for event in self.events:
+        for device, event in self.events:
             event.synchronize()
-        # this thread's current device is the first GPU, not necessarily the rank's
-        self.stream = torch.cuda.Stream(device=self.device) if self.events else None
+            if device not in self.streams:  # this thread's current device is the first GPU, not the tensor's
+                self.streams[device] = torch.cuda.Stream(device=device)
         while self.jobs:
             self.jobs.pop(0)()  # each job's copies are freed once written
 
 
-def _device_room() -> int:
+def _pinned_size(t: Any) -> int:
+    size = t.numel() * t.element_size()
+    return 1 << (size - 1).bit_length() if size > 1 else size
+
+
+def _gpu_spare(device: Any) -> int:
+    """GPU memory the run has not reached so far, less a margin: a copy that fits here cannot take what a
+    later step of the same shape needs (the memory free now is not that: activations are freed at a save)."""
     import torch
 
-    free, _total = torch.cuda.mem_get_info()
-    return free + torch.cuda.memory_reserved() - torch.cuda.memory_allocated()
+    _free, total = torch.cuda.mem_get_info(device)
+    return total - torch.cuda.max_memory_reserved(device) - GPU_MARGIN
 
 
 class Writer:
     """A background thread that writes the Trainer's checkpoints (see the module docstring)."""
 
-    def __init__(self, mode: str = "device") -> None:
+    def __init__(self, mode: str = MODES[0]) -> None:
         if mode not in MODES:
             raise ValueError(f"async_save mode {mode!r}: one of {', '.join(MODES)}")
         self.mode = mode
@@ -202,12 +287,20 @@ class Writer:
     @contextlib.contextmanager
     def deferred(self, trainer: Any) -> Iterator[None]:
         """Run the Trainer's ``_save_checkpoint`` inside: its large writes go to the background. Writes
-        from other threads meanwhile happen at once; saves in two threads take turns."""
+        from other threads meanwhile happen at once, saves in two threads take turns, and the writes of a
+        save inside a save (from a callback, say) join the outer save's."""
+        if getattr(_SAVING, "batch", None) is not None:
+            yield
+            return
         self.wait()
         batch = _Batch(self.mode)
         try:
             with _PATCHING, _patched(batch, trainer):
-                yield
+                _SAVING.batch = batch
+                try:
+                    yield
+                finally:
+                    _SAVING.batch = None
         except BaseException:
             try:
                 batch.run()  # what a synchronous save had written before it failed
@@ -238,7 +331,7 @@ def _torch_save(batch: _Batch, real: Callable[..., Any]) -> Callable[..., Any]:
     from torch.utils._pytree import tree_flatten, tree_unflatten
 
     def save(obj: Any, f: Any, *args: Any, **kwargs: Any) -> Any:
-        if threading.get_ident() != batch.thread or not isinstance(f, (str, os.PathLike)):
+        if not batch.takes() or not isinstance(f, (str, os.PathLike)):
             return real(obj, f, *args, **kwargs)
         leaves, spec = tree_flatten(obj)
         tensors = [leaf for leaf in leaves if isinstance(leaf, torch.Tensor)]
@@ -266,7 +359,7 @@ def _save_file(batch: _Batch, real: Callable[..., Any]) -> Callable[..., Any]:
     def save_file(tensors: dict[str, Any], filename: Any, metadata: dict[str, str] | None = None) -> None:
         values = list(tensors.values())
         # safetensors refuses non-contiguous and shared tensors: let it say so now, as it would have.
-        if threading.get_ident() != batch.thread or not _separate(values):
+        if not batch.takes() or not _separate(values):
             return real(tensors, filename, metadata=metadata)
         if not all(t.is_contiguous() for t in values):
             return real(tensors, filename, metadata=metadata)
@@ -292,7 +385,7 @@ def _patched(batch: _Batch, trainer: Any) -> Iterator[None]:
 
     def later(real: Callable[..., Any]) -> Callable[..., Any]:
         def queued(*args: Any, **kwargs: Any) -> None:
-            if threading.get_ident() != batch.thread:
+            if not batch.takes():
                 return real(*args, **kwargs)
             batch.jobs.append(lambda: real(*args, **kwargs))
             return None
@@ -310,6 +403,8 @@ def _patched(batch: _Batch, trainer: Any) -> Iterator[None]:
         state = trainer.state
 
         def save_state(json_path: str) -> None:
+            if not batch.takes():
+                return type(state).save_to_json(state, json_path)
             frozen = copy.deepcopy(state)  # the state as of this step; training goes on changing it
             batch.jobs.append(lambda: type(state).save_to_json(frozen, json_path))
 
@@ -319,6 +414,7 @@ def _patched(batch: _Batch, trainer: Any) -> Iterator[None]:
             swap(rotation, ROTATION[1], later(getattr(rotation, ROTATION[1])))
         yield
     finally:
+        batch.open = False
         for owner, name, old in reversed(undo):
             if old is _MISSING:
                 delattr(owner, name)

@@ -193,7 +193,7 @@ def saver(folder: Path, loaded: dict[str, Entries] | None = None) -> Any:
 
     class SaveCompileCache(TrainerCallback):
         first = True
-        odin_reads_checkpoints = False  # async_save: its on_save does not read the checkpoint
+        odin_reads_checkpoints = False  # async_save: its on_save and on_train_end do not read the checkpoint
 
         def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
             if self.first:

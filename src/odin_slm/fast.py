@@ -72,8 +72,8 @@ unavailable (no CUDA, no Triton, no ``liger-kernel``, an architecture Liger does
   applies the same filter on the GPU instead (the same logged loss; transformers 5 keeps the running loss
   on the device, where this applies), and sets the flag off only for the time of ``train()``.
 - ``async_save``: checkpoints are written by a background thread (``odin_slm.async_save``): a save holds
-  training up only while it copies the tensors off the GPU, and a checkpoint is complete only once all of
-  it is written. Off where ``push_to_hub``, best-model tracking, DeepSpeed or FSDP read or write them.
+  training up only while it copies the tensors into pinned host memory, and a checkpoint is complete only
+  once all of it is written. Off where ``push_to_hub``, best-model tracking, DeepSpeed or FSDP read or write them.
 - ``bf16`` and ``optim="adamw_torch_fused"``: TRL's defaults already; set explicitly, except where the run
   chose ``fp16`` or another optimizer (kept), or the GPU has no bf16.
 
@@ -150,8 +150,9 @@ DEFAULTS: dict[str, Any] = {
     # The Trainer's NaN/inf loss filter without reading each micro-batch's loss on the host.
     "device_nan_filter": True,
     # Checkpoints written by a background thread (odin_slm.async_save): gpu-full's two saves held training
-    # up about 2 s each on one H200. True: the tensors copied on the GPU where memory allows ("device"),
-    # "pinned": straight into pinned host memory, False: written in the loop.
+    # up about 2 s each on one H200. True or "pinned": the tensors copied into pinned host memory; "device":
+    # copied on the GPU where the run's peak leaves room (the save returns sooner, the copies hold GPU
+    # memory until written); False: written in the loop.
     "async_save": True,
 }
 
@@ -400,7 +401,8 @@ def _sharded(args: Any) -> str:
     import os
 
     def launched_with(name: str) -> bool:
-        return os.environ.get(f"ACCELERATE_USE_{name}", "").lower() in ("1", "true")
+        # accelerate's own reading of these flags (its str_to_bool)
+        return os.environ.get(f"ACCELERATE_USE_{name}", "").lower() in ("y", "yes", "t", "true", "on", "1")
 
     if getattr(args, "fsdp", None) or launched_with("FSDP"):
         return "FSDP"
@@ -708,7 +710,7 @@ def _async_save(model: Any, args: Any, wanted: bool | str, plan: FastPlan) -> No
     if not wanted:
         plan.off["async_save"] = "disabled"
         return
-    mode = "device" if wanted is True else str(wanted)
+    mode = async_save.MODES[0] if wanted is True else str(wanted)
     if mode not in async_save.MODES:
         raise ValueError(f"async_save={wanted!r}: true, false or one of {', '.join(async_save.MODES)}")
     importlib.import_module("transformers.trainer")  # loaded by the trainer already; its rotation is patched
@@ -721,7 +723,7 @@ def _async_save(model: Any, args: Any, wanted: bool | str, plan: FastPlan) -> No
         plan.off["async_save"] = reason
     else:
         model._odin_async_save = mode
-        plan.on.append("async_save" if mode == "device" else f"async_save={mode}")
+        plan.on.append("async_save" if mode == async_save.MODES[0] else f"async_save={mode}")
 
 
 def _compile_cache(model: Any, args: Any, wanted: bool, inductor: bool, plan: FastPlan) -> None:
@@ -852,7 +854,20 @@ def trainer_class(base: type) -> type:
             if getattr(core, "_odin_compile_cache", None) is not None:
                 self.add_callback(compile_cache.saver(*core._odin_compile_cache))
             mode = getattr(core, "_odin_async_save", False)
+            if mode and (reason := async_save.unavailable(type(self))):
+                log.info("odin fast levers: async_save off: %s", reason)
+                mode = False
             self._odin_writer = async_save.Writer(mode) if mode else None
+            if mode:
+                handler, end = self.callback_handler, self.callback_handler.on_train_end
+
+                def on_train_end(*args: Any, **kwargs: Any) -> Any:
+                    # a callback that may read the last checkpoint at the end finds it complete, as ever
+                    if any(async_save.reads_checkpoints(cb, "on_train_end") for cb in handler.callbacks):
+                        self.wait_for_checkpoints()
+                    return end(*args, **kwargs)
+
+                handler.on_train_end = on_train_end
             if getattr(core, "_odin_lora_bf16", False):
                 # PEFT made the LoRA layers inside __init__; stop them casting their inputs to fp32.
                 for module in self.model.modules():
@@ -920,6 +935,7 @@ def trainer_class(base: type) -> type:
                 and getattr(core, "_odin_nan_filter", False)
                 and _loss_kept_on_device(type(self))
             )
+            self.wait_for_checkpoints()  # a checkpoint of an earlier train() that resumes from it
             try:
                 result = super().train(*args, **kwargs)
             except BaseException:
