@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The async_save lever on one H200 (carry .whl-new .bench). First scripts/gpu/profile_save.py (PROFILE=0
 # skips it): the host time of gpu-full's checkpoint save with the lever off, "pinned" and "device". Then
-# gpu-full end to end with the default, the lever's modes and off, interleaved. As in compile_cache.sh,
+# gpu-full end to end with the default (pinned), device mode and off, interleaved. As in compile_cache.sh,
 # odin's compile artifacts are removed once and inductor's caches emptied before every run: the first
 # default run compiles, the later ones load its artifact. Each run's last checkpoint is checked against
 # final/ (scripts/gpu/check_checkpoints.py). Summary in $OUT/summary.txt, profile in $OUT/profile.txt.
@@ -15,6 +15,6 @@ if [ "${PROFILE:-1}" = 1 ]; then
         > $OUT/profile.txt 2> $OUT/profile.err
     grep -E "^== |^   " $OUT/profile.txt
 fi
-RUNS=${RUNS:-"full:default full:default@async_save=pinned full:default@async_save=false full:default full:default@async_save=false full:default@async_save=pinned full:false"} \
+RUNS=${RUNS:-"full:default full:default@async_save=false full:default@async_save=device full:default full:default@async_save=false full:default@async_save=device full:false"} \
     BUDGET_S=${BUDGET_S:-460} bash scripts/gpu/compile_cache.sh > /dev/null
 grep -E "^== |checkpoints:" $OUT/summary.txt
