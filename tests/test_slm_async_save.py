@@ -669,3 +669,78 @@ def test_the_memory_budget_counts_the_limits_of_the_processs_cgroup_and_those_ab
 def test_pinned_copies_are_charged_as_the_host_allocator_rounds_them() -> None:
     assert async_save._pinned_size(torch.zeros(3 << 18)) == 4 << 20  # 3 MiB of floats: a 4 MiB block
     assert async_save._pinned_size(torch.zeros(1 << 18)) == 1 << 20
+
+
+def _reserved_and_copied(tmp_path, monkeypatch, **config):  # noqa: ANN001, ANN202
+    """The tensors the run asked to reserve pinned memory for, and those its first save copied."""
+    reserved, copied, real_copy = [], [], async_save._Batch.copy
+
+    def copy(self, tensors):  # noqa: ANN001, ANN202
+        if tensors:
+            copied.append([t.numel() * t.element_size() for t in tensors])
+        return real_copy(self, tensors)
+
+    monkeypatch.setattr(async_save, "MIN_BYTES", 0)  # the tiny model's optimizer state is copied too
+    monkeypatch.setattr(async_save.Writer, "reserve", lambda self, tensors: reserved.append(list(tensors)))
+    monkeypatch.setattr(async_save._Batch, "copy", copy)
+    _run(tmp_path, background=True, max_steps=3, **config)
+    return reserved, copied
+
+
+def _covers(reserved: list, copied: list) -> bool:
+    """Every pinned block the save's copies take is among the reserved ones."""
+    from collections import Counter
+
+    have = Counter(async_save._pinned_size(t) for t in reserved)
+    need = Counter(async_save._block(size) for sizes in copied for size in sizes)
+    return not need - have
+
+
+def test_pinned_memory_is_reserved_once_after_the_first_step_for_what_the_first_save_copies(
+    tmp_path, monkeypatch
+) -> None:
+    reserved, copied = _reserved_and_copied(tmp_path, monkeypatch)
+    assert len(reserved) == 1 and copied  # once, and the save copied weights and optimizer state
+    assert len(copied) == 2 and _covers(reserved[0], copied)
+    # the weights (one block per distinct tensor) and Adam's two moments and step per trained weight
+    assert len(reserved[0]) == 4 * sum(1 for _ in _tiny_parameters())
+
+
+def _tiny_parameters():  # noqa: ANN202
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(
+        vocab_size=64,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=32,
+    )
+    return LlamaForCausalLM(config).parameters()
+
+
+def test_a_lora_run_reserves_pinned_memory_for_its_adapter_only(tmp_path, monkeypatch) -> None:
+    from peft import LoraConfig
+
+    lora = LoraConfig(r=4, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM")
+    reserved, copied = _reserved_and_copied(tmp_path, monkeypatch, peft_config=lora)
+    assert len(reserved) == 1 and _covers(reserved[0], copied)
+    trained = 2 * 2 * 2  # two layers, two projections, A and B
+    assert len(reserved[0]) == trained * 4 and all(t.numel() < 32 * 32 for t in reserved[0])
+
+
+def test_a_run_that_never_saves_reserves_nothing(tmp_path, monkeypatch) -> None:
+    reserved, copied = _reserved_and_copied(tmp_path, monkeypatch, save_strategy="no")
+    assert reserved == [] and copied == []
+
+
+def test_a_reservation_without_gpu_tensors_or_pinned_memory_does_nothing(caplog) -> None:
+    writer = async_save.Writer()
+    writer.reserve([torch.zeros(BIG)])  # CPU tensors are not copied into pinned memory
+    assert writer._pool._work_queue.empty() and not writer._pool._threads
+    if not torch.cuda.is_available():  # this torch cannot pin memory: the first save allocates, as before
+        with caplog.at_level("INFO", logger="odin_slm"):
+            async_save._reserve([1 << 20])
+        assert "no pinned memory reserved" in caplog.text

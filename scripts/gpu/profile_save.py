@@ -1,7 +1,10 @@
 """Where a checkpoint save's host time goes on the GPU: gpu-full's Trainer (shape model, fp32 weights, fused
 AdamW) saving with the async_save lever off, "pinned" and "device", twice each.
 
-    python scripts/gpu/profile_save.py MODEL_DIR OUT_DIR
+    [RESERVE=1] python scripts/gpu/profile_save.py MODEL_DIR OUT_DIR
+
+RESERVE=1 first reserves the pinned memory as a run does after its first step (``async_save.reserver``),
+and prints how long that took in the writer's thread.
 
 Prints, per save, the time until ``_save_checkpoint`` returned (what holds the training loop up), the time
 until the checkpoint was complete, the peak GPU memory it added, and cProfile's top entries.
@@ -11,6 +14,7 @@ from __future__ import annotations
 
 import cProfile
 import io
+import os
 import pstats
 import shutil
 import sys
@@ -35,6 +39,14 @@ trainer = fast.trainer_class(SFTTrainer)(
 )
 trainer.train()
 from odin_slm import async_save  # noqa: E402
+
+if os.environ.get("RESERVE") == "1":
+    trainer._odin_writer = async_save.Writer("pinned")
+    t = time.perf_counter()
+    async_save.reserver(trainer).on_step_end(args, trainer.state, None)
+    asked = time.perf_counter() - t
+    trainer._odin_writer._pool.submit(lambda: None).result()  # the reservation ran before this
+    print(f"== reserve: asked_s={asked:.3f} done_s={time.perf_counter() - t:.3f}")
 
 for mode in ("sync", "pinned", "pinned", "device", "device", "sync"):
     trainer._odin_writer = None if mode == "sync" else async_save.Writer(mode)

@@ -859,6 +859,7 @@ def trainer_class(base: type) -> type:
                 mode = False
             self._odin_writer = async_save.Writer(mode) if mode else None
             if mode:
+                self.add_callback(async_save.reserver(self))
                 handler, end = self.callback_handler, self.callback_handler.on_train_end
 
                 def on_train_end(*args: Any, **kwargs: Any) -> Any:
