@@ -19,6 +19,7 @@ import pstats
 import shutil
 import sys
 import time
+from types import SimpleNamespace
 
 import torch
 from datasets import Dataset
@@ -43,7 +44,8 @@ from odin_slm import async_save  # noqa: E402
 if os.environ.get("RESERVE") == "1":
     trainer._odin_writer = async_save.Writer("pinned")
     t = time.perf_counter()
-    async_save.reserver(trainer).on_step_end(args, trainer.state, None)
+    saving = SimpleNamespace(save_strategy="steps")  # this script's own args never save
+    async_save.reserver(trainer).on_step_end(saving, trainer.state, None)
     asked = time.perf_counter() - t
     trainer._odin_writer._pool.submit(lambda: None).result()  # the reservation ran before this
     print(f"== reserve: asked_s={asked:.3f} done_s={time.perf_counter() - t:.3f}")
