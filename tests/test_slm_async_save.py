@@ -683,7 +683,7 @@ def _reserved_and_copied(tmp_path, monkeypatch, **config):  # noqa: ANN001, ANN2
     monkeypatch.setattr(async_save, "MIN_BYTES", 0)  # the tiny model's optimizer state is copied too
     monkeypatch.setattr(async_save.Writer, "reserve", lambda self, tensors: reserved.append(list(tensors)))
     monkeypatch.setattr(async_save._Batch, "copy", copy)
-    _run(tmp_path, background=True, max_steps=3, **config)
+    _run(tmp_path, background=True, **{"max_steps": 3, **config})
     return reserved, copied
 
 
@@ -744,3 +744,16 @@ def test_a_reservation_without_gpu_tensors_or_pinned_memory_does_nothing(caplog)
         with caplog.at_level("INFO", logger="odin_slm"):
             async_save._reserve([1 << 20])
         assert "no pinned memory reserved" in caplog.text
+
+
+def test_pinned_memory_is_reserved_before_each_save_where_steps_are_short(tmp_path, monkeypatch) -> None:
+    # CUDA graph captures empty torch's pinned cache between saves: each save gets its own reservation,
+    # the last step's save included, and nothing past it
+    reserved, copied = _reserved_and_copied(tmp_path, monkeypatch, max_steps=8)
+    assert len(reserved) == 3 and len(copied) == 3 * 2  # saves at steps 3, 6 and 8
+
+
+def test_no_reservation_where_the_save_is_further_off_than_the_lead(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(async_save, "RESERVE_LEAD_S", 0.0)
+    reserved, copied = _reserved_and_copied(tmp_path, monkeypatch)
+    assert reserved == [] and len(copied) == 2

@@ -48,6 +48,8 @@ ROTATION = ("transformers.trainer", "rotate_checkpoints")  # transformers >= 5 (
 # much GPU memory as the files until written; only where the run's peak leaves that much spare, else as
 # "pinned").
 MODES = ("pinned", "device")
+# Pinned memory for a save is reserved this long before it (gpu-full's 1.6 GB took 1.1-1.7 s on one H200).
+RESERVE_LEAD_S = 3.0
 GPU_MARGIN = 2 << 30  # device mode leaves this much of the GPU above the run's peak (fragmentation, eval)
 _SCALARS = (bool, int, float, complex, str, bytes, type(None))
 
@@ -347,21 +349,41 @@ class Writer:
 
 
 def reserver(trainer: Any) -> Any:
-    """A TrainerCallback that, after the run's first optimizer step (when the optimizer's state exists),
-    asks ``trainer._odin_writer`` to reserve pinned memory for what a checkpoint copies: the weights the
-    model saves (a PEFT model's: those it trains) and the optimizer's state. Only where the run saves."""
+    """A TrainerCallback that asks ``trainer._odin_writer`` to reserve pinned memory for what a checkpoint
+    copies (the weights the model saves, a PEFT model's: those it trains, and the optimizer's state), a few
+    seconds before each step-interval save (``RESERVE_LEAD_S``, from the last step's time) and, for other
+    save strategies, once after the first step. Before each save, because capturing a CUDA graph (the
+    compiled layers record theirs at new row lengths) empties torch's pinned-memory cache; where the blocks
+    are still cached, the reservation takes them from it and gives them back at once."""
+    import time
+
     import torch
     from transformers import TrainerCallback
 
     class ReservePinnedMemory(TrainerCallback):
-        first = True
         odin_reads_checkpoints = False
+        last: float | None = None  # when the last step ended
+        reserved_for: Any = None  # the save step reserved for ("first" for other strategies)
 
         def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-            writer, first = trainer.__dict__.get("_odin_writer"), self.first
-            self.first = False
-            if not first or writer is None or args.save_strategy == "no":
+            now, last = time.perf_counter(), self.last
+            self.last = now
+            writer = trainer.__dict__.get("_odin_writer")
+            if writer is None or args.save_strategy == "no":
                 return
+            if args.save_strategy == "steps" and state.save_steps:
+                every = int(state.save_steps)
+                # the next save: the next multiple, or the last step (the Trainer saves there too)
+                target = min((state.global_step // every + 1) * every, state.max_steps)
+                if last is None or target <= state.global_step or target == self.reserved_for:
+                    return
+                if (target - state.global_step) * (now - last) > RESERVE_LEAD_S:
+                    return
+            elif self.reserved_for is not None:
+                return
+            else:
+                target = "first"
+            self.reserved_for = target
             model = trainer.model
             if hasattr(model, "peft_config"):
                 weights = [p for p in model.parameters() if p.requires_grad]
