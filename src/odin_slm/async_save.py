@@ -43,7 +43,7 @@ SAFETENSORS_SAVERS = (
 )
 ROTATION = ("transformers.trainer", "rotate_checkpoints")  # transformers >= 5 (earlier: off)
 # Where a CUDA tensor is copied at the save, the default first: "pinned" (straight into pinned host memory,
-# no GPU memory; the first save waits for the host allocations, later ones reuse them from torch's cache)
+# no GPU memory; the host blocks are allocated ahead of each save by ``reserver`` and kept in torch's cache)
 # or "device" (a copy on the GPU, brought to the CPU by the writer: the save returns at once, but holds as
 # much GPU memory as the files until written; only where the run's peak leaves that much spare, else as
 # "pinned").
@@ -267,7 +267,7 @@ def _block(size: int) -> int:
 
 def _reserve(sizes: list[int]) -> None:
     """Allocate a pinned block of each size and free them all: torch's host allocator keeps freed blocks
-    and hands them to the next request of the same rounded size (the first save's copies)."""
+    and hands them to the next request of the same rounded size (the save's copies)."""
     import time
 
     import torch
@@ -275,13 +275,13 @@ def _reserve(sizes: list[int]) -> None:
     start = time.perf_counter()
     try:
         blocks = [torch.empty(size, dtype=torch.uint8, pin_memory=True) for size in sizes]
-    except RuntimeError as error:  # the first save allocates what it needs, as without the reservation
-        log.info("async_save: no pinned memory reserved for the first save: %s", error)
+    except RuntimeError as error:  # the save allocates what it needs, as without the reservation
+        log.info("async_save: no pinned memory reserved for the next save: %s", error)
         return
     held = sum(_block(b.numel()) for b in blocks)
     del blocks
     log.info(
-        "async_save: %.0f MiB of pinned memory reserved for the first save in %.2f s",
+        "async_save: %.0f MiB of pinned memory reserved for the next save in %.2f s",
         held / (1 << 20),
         time.perf_counter() - start,
     )
@@ -308,9 +308,9 @@ class Writer:
 
     def reserve(self, tensors: list[Any]) -> None:
         """In pinned mode, have the writer's thread allocate the pinned blocks that copies of ``tensors`` (the
-        GPU tensors a save will copy) take, so that the first save finds them in torch's cache instead of
-        waiting for the host allocations (1.2 s of gpu-full's first save on one H200). Within the memory
-        budget; a save that comes first allocates what it needs, as without this."""
+        GPU tensors a save will copy) take, so that the save finds them in torch's cache instead of waiting
+        for the host allocations (1.2 s of gpu-full's first save on one H200). Within the memory budget; a
+        save that comes before the reservation is done allocates what it still needs, as without this."""
         sizes = [t.numel() * t.element_size() for t in tensors if t.device.type == "cuda" and t.numel()]
         if self.mode == "pinned" and sizes and sum(map(_block, sizes)) <= _available_bytes() // 2:
             self._pool.submit(_reserve, sizes)
