@@ -24,6 +24,23 @@ def _own_cache(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("ODIN_CACHE", str(tmp_path / "odin-cache"))
 
 
+@pytest.fixture
+def slow_weights(monkeypatch) -> None:
+    """Weights files that take half a second to write, so a save is still in flight where it matters."""
+    import time
+
+    import safetensors.torch
+
+    real = safetensors.torch.save_file
+
+    def slow(tensors, filename, metadata=None):  # noqa: ANN001, ANN202
+        time.sleep(0.5)
+        return real(tensors, filename, metadata=metadata)
+
+    monkeypatch.setattr("safetensors.torch.save_file", slow)
+    monkeypatch.setattr("transformers.modeling_utils.safe_save_file", slow)
+
+
 class _State:
     """What the writer needs of a Trainer: its state (a real TrainerState)."""
 
@@ -39,7 +56,7 @@ def _run(
     """TRL's SFTTrainer (odin's fast class) on a tiny model, CPU, saving every 3 steps."""
     from datasets import Dataset
     from tokenizers import Tokenizer, models
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    from transformers import LlamaForCausalLM, PreTrainedTokenizerFast
     from trl import SFTConfig, SFTTrainer
 
     vocab = {f"t{i}": i for i in range(64)}
@@ -47,17 +64,7 @@ def _run(
         tokenizer_object=Tokenizer(models.WordLevel(vocab, unk_token="t0")), pad_token="t1", eos_token="t2"
     )
     torch.manual_seed(0)
-    model = LlamaForCausalLM(
-        LlamaConfig(
-            vocab_size=64,
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            num_key_value_heads=2,
-            max_position_embeddings=32,
-        )
-    )
+    model = LlamaForCausalLM(_tiny_config())
     model._odin_async_save = async_save.MODES[0] if background else False
     args = SFTConfig(
         output_dir=str(tmp_path),
@@ -82,6 +89,20 @@ def _run(
     trainer.wait_after_train = wait_after_train
     trainer.train()
     return trainer
+
+
+def _tiny_config():  # noqa: ANN202
+    from transformers import LlamaConfig
+
+    return LlamaConfig(
+        vocab_size=64,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=32,
+    )
 
 
 def _files(folder: Path) -> dict[str, Path]:
@@ -328,23 +349,12 @@ def test_the_run_waits_for_its_checkpoints_before_it_reports() -> None:
 
 
 def test_callbacks_that_read_checkpoints_on_save_and_code_after_train_find_them_complete(
-    tmp_path, monkeypatch
+    tmp_path, slow_weights
 ) -> None:
     """As without the lever: a callback's on_save (one that does not say it leaves the checkpoint alone)
     and the code after train() see complete checkpoints, however slow the writes."""
-    import time
-
-    import safetensors.torch
     from transformers import TrainerCallback
 
-    real = safetensors.torch.save_file
-
-    def slow(tensors, filename, metadata=None):  # noqa: ANN001, ANN202
-        time.sleep(0.5)
-        return real(tensors, filename, metadata=metadata)
-
-    monkeypatch.setattr("safetensors.torch.save_file", slow)
-    monkeypatch.setattr("transformers.modeling_utils.safe_save_file", slow)
     seen = []
 
     class Upload(TrainerCallback):
@@ -538,21 +548,10 @@ def test_an_object_beside_a_large_tensor_is_written_at_once(tmp_path) -> None:
     assert written
 
 
-def test_callbacks_at_the_end_of_training_find_the_last_checkpoint_complete(tmp_path, monkeypatch) -> None:
-    import time
-
-    import safetensors.torch
+def test_callbacks_at_the_end_of_training_find_the_last_checkpoint_complete(tmp_path, slow_weights) -> None:
     from transformers import TrainerCallback
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
-    real = safetensors.torch.save_file
-
-    def slow(tensors, filename, metadata=None):  # noqa: ANN001, ANN202
-        time.sleep(0.5)
-        return real(tensors, filename, metadata=metadata)
-
-    monkeypatch.setattr("safetensors.torch.save_file", slow)
-    monkeypatch.setattr("transformers.modeling_utils.safe_save_file", slow)
     seen = []
 
     class Publish(TrainerCallback):
@@ -582,20 +581,8 @@ def test_a_callback_that_forces_a_wait_is_named_once(caplog) -> None:
     assert "odin_reads_checkpoints = False" in caplog.records[0].getMessage()
 
 
-def test_an_error_in_training_waits_for_the_checkpoint_in_flight(tmp_path, monkeypatch) -> None:
-    import time
-
-    import safetensors.torch
+def test_an_error_in_training_waits_for_the_checkpoint_in_flight(tmp_path, slow_weights) -> None:
     from transformers import TrainerCallback
-
-    real = safetensors.torch.save_file
-
-    def slow(tensors, filename, metadata=None):  # noqa: ANN001, ANN202
-        time.sleep(0.5)
-        return real(tensors, filename, metadata=metadata)
-
-    monkeypatch.setattr("safetensors.torch.save_file", slow)
-    monkeypatch.setattr("transformers.modeling_utils.safe_save_file", slow)
 
     class Fail(TrainerCallback):
         def on_step_end(self, args, state, control, **kw):  # noqa: ANN001, ANN003, ANN201
@@ -707,18 +694,9 @@ def test_pinned_memory_is_reserved_once_after_the_first_step_for_what_the_first_
 
 
 def _tiny_parameters():  # noqa: ANN202
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from transformers import LlamaForCausalLM
 
-    config = LlamaConfig(
-        vocab_size=64,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=32,
-    )
-    return LlamaForCausalLM(config).parameters()
+    return LlamaForCausalLM(_tiny_config()).parameters()
 
 
 def test_a_lora_run_reserves_pinned_memory_for_its_adapter_only(tmp_path, monkeypatch) -> None:
@@ -757,3 +735,10 @@ def test_no_reservation_where_the_save_is_further_off_than_the_lead(tmp_path, mo
     monkeypatch.setattr(async_save, "RESERVE_LEAD_S", 0.0)
     reserved, copied = _reserved_and_copied(tmp_path, monkeypatch)
     assert reserved == [] and len(copied) == 2
+
+
+def test_an_epoch_saving_run_reserves_once_after_its_first_step(tmp_path, monkeypatch) -> None:
+    reserved, copied = _reserved_and_copied(
+        tmp_path, monkeypatch, max_steps=-1, num_train_epochs=1, save_strategy="epoch"
+    )
+    assert len(reserved) == 1 and len(copied) == 2 and _covers(reserved[0], copied)
