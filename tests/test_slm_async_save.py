@@ -742,3 +742,31 @@ def test_an_epoch_saving_run_reserves_once_after_its_first_step(tmp_path, monkey
         tmp_path, monkeypatch, max_steps=-1, num_train_epochs=1, save_strategy="epoch"
     )
     assert len(reserved) == 1 and len(copied) == 2 and _covers(reserved[0], copied)
+
+
+def test_an_interrupted_wait_leaves_the_checkpoint_in_flight_for_the_next_wait(tmp_path, monkeypatch) -> None:
+    import os
+    import signal
+
+    gate, real = threading.Event(), torch.save
+    monkeypatch.setattr(torch, "save", lambda *a, **k: (gate.wait(60), real(*a, **k)))  # a slow disk
+    writer, owner = async_save.Writer(), _State()
+    with writer.deferred(owner):
+        torch.save({"w": torch.zeros(BIG)}, tmp_path / "optimizer.pt")
+    # Ctrl-C during the wait (in a notebook, say): a real SIGINT, which wakes the waiting thread
+    threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT)).start()
+    with pytest.raises(KeyboardInterrupt):
+        writer.wait()
+    threading.Timer(0.2, gate.set).start()
+    writer.wait()  # the next train() waits for the same checkpoint
+    assert (tmp_path / "optimizer.pt").is_file()
+
+
+def test_a_sparse_tensor_is_written_at_once(tmp_path) -> None:
+    sparse = {"mask": torch.eye(1024).to_sparse()}  # 1024 values and their indices: above MIN_BYTES
+    writer = async_save.Writer()
+    with writer.deferred(_State()):
+        torch.save(sparse, tmp_path / "optimizer.pt")
+        written = (tmp_path / "optimizer.pt").is_file()
+    writer.wait()
+    assert written and torch.equal(torch.load(tmp_path / "optimizer.pt")["mask"].to_dense(), torch.eye(1024))

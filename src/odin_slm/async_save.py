@@ -316,10 +316,16 @@ class Writer:
             self._pool.submit(_reserve, sizes)
 
     def wait(self) -> None:
-        """Block until the checkpoint in flight is written; re-raise its error if a write failed."""
-        pending, self._pending = self._pending, None
-        if pending is not None:
+        """Block until the checkpoint in flight is written; re-raise its error if a write failed. An
+        interrupted wait (Ctrl-C) leaves the checkpoint in flight for the next wait."""
+        pending = self._pending
+        if pending is None:
+            return
+        try:
             pending.result()
+        finally:
+            if pending.done() and self._pending is pending:
+                self._pending = None
 
     @contextlib.contextmanager
     def deferred(self, trainer: Any) -> Iterator[None]:
@@ -408,7 +414,12 @@ def _logged(run: Callable[[], None]) -> None:
 
 
 def _separate(tensors: list[Any]) -> bool:
-    """No two of ``tensors`` share storage (copies would not)."""
+    """No two of ``tensors`` share storage (copies would not), and each is dense (sparse and other layouts
+    have no one storage to compare: they are written at once)."""
+    import torch
+
+    if any(t.layout is not torch.strided for t in tensors):
+        return False
     return len({t.untyped_storage().data_ptr() for t in tensors}) == len(tensors)
 
 
