@@ -731,8 +731,8 @@ def test_pinned_memory_is_reserved_before_each_save_where_steps_are_short(tmp_pa
     assert len(reserved) == 3 and len(copied) == 3 * 2  # saves at steps 3, 6 and 8
 
 
-def test_no_reservation_where_the_save_is_further_off_than_the_lead(tmp_path, monkeypatch) -> None:
-    monkeypatch.setattr(async_save, "RESERVE_LEAD_S", 0.0)
+def test_no_reservation_while_the_save_is_further_off_than_the_time_ahead(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(async_save, "RESERVE_AHEAD_S", 0.0)
     reserved, copied = _reserved_and_copied(tmp_path, monkeypatch)
     assert reserved == [] and len(copied) == 2
 

@@ -49,7 +49,7 @@ ROTATION = ("transformers.trainer", "rotate_checkpoints")  # transformers >= 5 (
 # "pinned").
 MODES = ("pinned", "device")
 # Pinned memory for a save is reserved this long before it (gpu-full's 1.6 GB took 1.1-1.7 s on one H200).
-RESERVE_LEAD_S = 3.0
+RESERVE_AHEAD_S = 3.0
 GPU_MARGIN = 2 << 30  # device mode leaves this much of the GPU above the run's peak (fragmentation, eval)
 _SCALARS = (bool, int, float, complex, str, bytes, type(None))
 
@@ -357,7 +357,7 @@ class Writer:
 def reserver(trainer: Any) -> Any:
     """A TrainerCallback that asks ``trainer._odin_writer`` to reserve pinned memory for what a checkpoint
     copies (the weights the model saves, a PEFT model's: those it trains, and the optimizer's state), a few
-    seconds before each step-interval save (``RESERVE_LEAD_S``, from the last step's time) and, for other
+    seconds before each step-interval save (``RESERVE_AHEAD_S``, from the last step's time) and, for other
     save strategies, once after the first step. Before each save, because capturing a CUDA graph (the
     compiled layers record theirs at new row lengths) empties torch's pinned-memory cache; where the blocks
     are still cached, the reservation takes them from it and gives them back at once."""
@@ -383,7 +383,7 @@ def reserver(trainer: Any) -> Any:
                 target = min((state.global_step // every + 1) * every, state.max_steps)
                 if last is None or target <= state.global_step or target == self.reserved_for:
                     return
-                if (target - state.global_step) * (now - last) > RESERVE_LEAD_S:
+                if (target - state.global_step) * (now - last) > RESERVE_AHEAD_S:
                     return
             elif self.reserved_for is not None:
                 return
