@@ -192,23 +192,18 @@ class _Batch:
         if (
             devices
             and self.mode == "device"
-            and all(
-                sum(t.numel() * t.element_size() for t in tensors if t.device == d) <= _gpu_spare(d)
-                for d in devices
-            )
+            and all(sum(_nbytes(t) for t in tensors if t.device == d) <= _gpu_spare(d) for d in devices)
         ):
             try:  # one device-to-device copy per tensor: the loop waits for nothing
                 copies = [
                     t.detach().clone() if t.device.type == "cuda" else t.to("cpu", copy=True) for t in tensors
                 ]
-                self.budget -= sum(t.numel() * t.element_size() for t in tensors if t.device.type != "cuda")
+                self.budget -= sum(_nbytes(t) for t in tensors if t.device.type != "cuda")
             except torch.cuda.OutOfMemoryError:
                 copies = None
         if copies is None:
             # Pinned blocks come from torch's caching host allocator, which rounds each one up to a power of two.
-            held = sum(
-                _pinned_size(t) if t.device.type == "cuda" else t.numel() * t.element_size() for t in tensors
-            )
+            held = sum(_pinned_size(t) if t.device.type == "cuda" else _nbytes(t) for t in tensors)
             if held > self.budget:
                 return None
             copies = []
@@ -256,8 +251,12 @@ class _Batch:
             self.jobs.pop(0)()  # each job's copies are freed once written
 
 
+def _nbytes(t: Any) -> int:
+    return t.numel() * t.element_size()
+
+
 def _pinned_size(t: Any) -> int:
-    return _block(t.numel() * t.element_size())
+    return _block(_nbytes(t))
 
 
 def _block(size: int) -> int:
@@ -311,7 +310,7 @@ class Writer:
         GPU tensors a save will copy) take, so that the save finds them in torch's cache instead of waiting
         for the host allocations (1.2 s of gpu-full's first save on one H200). Within the memory budget; a
         save that comes before the reservation is done allocates what it still needs, as without this."""
-        sizes = [t.numel() * t.element_size() for t in tensors if t.device.type == "cuda" and t.numel()]
+        sizes = [_nbytes(t) for t in tensors if t.device.type == "cuda" and t.numel()]
         if self.mode == "pinned" and sizes and sum(map(_block, sizes)) <= _available_bytes() // 2:
             self._pool.submit(_reserve, sizes)
 
@@ -385,10 +384,10 @@ def reserver(trainer: Any) -> Any:
                     return
                 if (target - state.global_step) * (now - last) > RESERVE_AHEAD_S:
                     return
-            elif self.reserved_for is not None:
-                return
-            else:
+            elif self.reserved_for is None:
                 target = "first"
+            else:
+                return
             self.reserved_for = target
             model = trainer.model
             if hasattr(model, "peft_config"):
@@ -437,7 +436,7 @@ def _torch_save(batch: _Batch, real: Callable[..., Any]) -> Callable[..., Any]:
         plain = all(type(leaf) is torch.Tensor or isinstance(leaf, _SCALARS) for leaf in leaves)
         if not plain or not _separate(tensors) or any(t.requires_grad for t in tensors):
             return real(obj, f, *args, **kwargs)
-        if sum(t.numel() * t.element_size() for t in tensors) < MIN_BYTES:
+        if sum(_nbytes(t) for t in tensors) < MIN_BYTES:
             return real(obj, f, *args, **kwargs)  # small: nothing to gain
         copies = batch.copy(tensors)
         if copies is None:

@@ -858,8 +858,9 @@ def trainer_class(base: type) -> type:
                 log.info("odin fast levers: async_save off: %s", reason)
                 mode = False
             self._odin_writer = async_save.Writer(mode) if mode else None
-            if mode:
+            if mode == "pinned":
                 self.add_callback(async_save.reserver(self))
+            if mode:
                 handler, end = self.callback_handler, self.callback_handler.on_train_end
 
                 def on_train_end(*args: Any, **kwargs: Any) -> Any:
