@@ -658,19 +658,34 @@ def test_pinned_copies_are_charged_as_the_host_allocator_rounds_them() -> None:
     assert async_save._pinned_size(torch.zeros(1 << 18)) == 1 << 20
 
 
-def _reserved_and_copied(tmp_path, monkeypatch, **config):  # noqa: ANN001, ANN202
-    """The tensors the run asked to reserve pinned memory for, and those its first save copied."""
-    reserved, copied, real_copy = [], [], async_save._Batch.copy
+def _reserved_and_copied(tmp_path, monkeypatch, steps=None, step_s=0.0, **config):  # noqa: ANN001, ANN202
+    """The tensors the run asked to reserve pinned memory for, and those its saves copied; ``steps``, a
+    list, gets the step at which each reservation was asked for; each step takes ``step_s`` longer."""
+    import time
+
+    from transformers import TrainerCallback
+
+    reserved, copied, real_copy, now = [], [], async_save._Batch.copy, [0]
+
+    class Step(TrainerCallback):  # runs before odin's reservation callback, added after it
+        def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001, ANN202
+            now[0] = state.global_step
+            time.sleep(step_s)
 
     def copy(self, tensors):  # noqa: ANN001, ANN202
         if tensors:
             copied.append([t.numel() * t.element_size() for t in tensors])
         return real_copy(self, tensors)
 
+    def reserve(self, tensors):  # noqa: ANN001, ANN202
+        reserved.append(list(tensors))
+        if steps is not None:
+            steps.append(now[0])
+
     monkeypatch.setattr(async_save, "MIN_BYTES", 0)  # the tiny model's optimizer state is copied too
-    monkeypatch.setattr(async_save.Writer, "reserve", lambda self, tensors: reserved.append(list(tensors)))
+    monkeypatch.setattr(async_save.Writer, "reserve", reserve)
     monkeypatch.setattr(async_save._Batch, "copy", copy)
-    _run(tmp_path, background=True, **{"max_steps": 3, **config})
+    _run(tmp_path, background=True, callbacks=[Step()], **{"max_steps": 3, **config})
     return reserved, copied
 
 
@@ -727,8 +742,11 @@ def test_a_reservation_without_gpu_tensors_or_pinned_memory_does_nothing(caplog)
 def test_pinned_memory_is_reserved_before_each_save_where_steps_are_short(tmp_path, monkeypatch) -> None:
     # CUDA graph captures empty torch's pinned cache between saves: each save gets its own reservation,
     # the last step's save included, and nothing past it
-    reserved, copied = _reserved_and_copied(tmp_path, monkeypatch, max_steps=8)
+    steps = []
+    reserved, copied = _reserved_and_copied(tmp_path, monkeypatch, steps, max_steps=8)
     assert len(reserved) == 3 and len(copied) == 3 * 2  # saves at steps 3, 6 and 8
+    # never at a step that saves (3, 6): the reservation and the save's copies would compete for the cache
+    assert steps == [2, 4, 7]
 
 
 def test_no_reservation_while_the_save_is_further_off_than_the_time_ahead(tmp_path, monkeypatch) -> None:
@@ -737,11 +755,29 @@ def test_no_reservation_while_the_save_is_further_off_than_the_time_ahead(tmp_pa
     assert reserved == [] and len(copied) == 2
 
 
-def test_an_epoch_saving_run_reserves_once_after_its_first_step(tmp_path, monkeypatch) -> None:
+def test_each_epochs_save_gets_its_own_reservation(tmp_path, monkeypatch) -> None:
+    # 16 rows, 2 a step: epochs of 8 steps, each saved at its end; reserved ahead of each from the second
+    # step of the epoch (the first step of the run has no time to go by)
+    steps = []
     reserved, copied = _reserved_and_copied(
-        tmp_path, monkeypatch, max_steps=-1, num_train_epochs=1, save_strategy="epoch"
+        tmp_path, monkeypatch, steps, max_steps=-1, num_train_epochs=2, save_strategy="epoch"
     )
-    assert len(reserved) == 1 and len(copied) == 2 and _covers(reserved[0], copied)
+    assert steps == [2, 9] and len(copied) == 2 * 2
+    assert all(_covers(r, copied[2 * i : 2 * i + 2]) for i, r in enumerate(reserved))  # two copies a save
+
+
+def test_an_epoch_cut_short_by_max_steps_is_reserved_for_ahead_of_its_last_step(
+    tmp_path, monkeypatch
+) -> None:
+    # steps of at least 0.4 s, with 0.6 s ahead: only the step before a save is near enough. A 5-step run
+    # of 8-step epochs saves at step 5, so the reservation comes at step 4 (from the steps left, not the
+    # epoch's: its end is 4 steps off)
+    monkeypatch.setattr(async_save, "RESERVE_AHEAD_S", 0.6)
+    steps = []
+    reserved, copied = _reserved_and_copied(
+        tmp_path, monkeypatch, steps, step_s=0.4, max_steps=5, num_train_epochs=1, save_strategy="epoch"
+    )
+    assert steps == [4] and len(copied) == 2 and _covers(reserved[0], copied)
 
 
 def test_an_interrupted_wait_leaves_the_checkpoint_in_flight_for_the_next_wait(tmp_path, monkeypatch) -> None:

@@ -355,11 +355,13 @@ class Writer:
 
 def reserver(trainer: Any) -> Any:
     """A TrainerCallback that asks ``trainer._odin_writer`` to reserve pinned memory for what a checkpoint
-    copies (the weights the model saves, a PEFT model's: those it trains, and the optimizer's state), a few
-    seconds before each step-interval save (``RESERVE_AHEAD_S``, from the last step's time) and, for other
-    save strategies, once after the first step. Before each save, because capturing a CUDA graph (the
-    compiled layers record theirs at new row lengths) empties torch's pinned-memory cache; where the blocks
-    are still cached, the reservation takes them from it and gives them back at once."""
+    copies (the weights the model saves, a PEFT model's: those it trains, and the optimizer's state) a few
+    seconds before each save (``RESERVE_AHEAD_S``, from the last step's time): each step-interval save, each
+    epoch's save and the last step's; for "best" (saves follow the metric), once after the first step.
+    Before each save, because capturing a CUDA graph (the compiled layers record theirs at new row lengths)
+    empties torch's pinned-memory cache; where the blocks are still cached, the reservation takes them
+    from it and gives them back at once. Never at a step that saves: the two would compete for the cache."""
+    import math
     import time
 
     import torch
@@ -368,25 +370,39 @@ def reserver(trainer: Any) -> Any:
     class ReservePinnedMemory(TrainerCallback):
         odin_reads_checkpoints = False
         last: float | None = None  # when the last step ended
-        reserved_for: Any = None  # the save step reserved for ("first" for other strategies)
+        last_epoch: float | None = None  # state.epoch then
+        reserved_for: Any = None  # the save reserved for: its step, epoch ("epoch", n), or "first"
 
         def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-            now, last = time.perf_counter(), self.last
-            self.last = now
+            now, last, last_epoch = time.perf_counter(), self.last, self.last_epoch
+            self.last, self.last_epoch = now, state.epoch
             writer = trainer.__dict__.get("_odin_writer")
-            if writer is None or args.save_strategy == "no":
+            strategy = str(getattr(args.save_strategy, "value", args.save_strategy))
+            if writer is None or strategy == "no" or control.should_save:
                 return
-            if args.save_strategy == "steps" and state.save_steps:
+            step_s = now - last if last is not None else math.inf
+            if strategy == "steps" and state.save_steps:
                 every = int(state.save_steps)
                 # the next save: the next multiple, or the last step (the Trainer saves there too)
                 target = min((state.global_step // every + 1) * every, state.max_steps)
-                if last is None or target <= state.global_step or target == self.reserved_for:
+                if target <= state.global_step:
                     return
-                if (target - state.global_step) * (now - last) > RESERVE_AHEAD_S:
-                    return
+                seconds = (target - state.global_step) * step_s
+            elif strategy == "epoch":
+                epoch = state.epoch or 0.0
+                if epoch == int(epoch) or state.global_step >= state.max_steps:
+                    return  # this step ends an epoch or the run: the save is now, the next one an epoch off
+                # the end of the epoch in progress (or the last step, where that comes first), timed by the
+                # share of an epoch the last step did
+                target = ("epoch", int(epoch) + 1)
+                done = epoch - last_epoch if last_epoch is not None else 0.0
+                to_end = (int(epoch) + 1 - epoch) * step_s / done if done > 0 else math.inf
+                seconds = min(to_end, (state.max_steps - state.global_step) * step_s)
             elif self.reserved_for is None:
-                target = "first"
+                target, seconds = "first", 0.0
             else:
+                return
+            if target == self.reserved_for or seconds > RESERVE_AHEAD_S:
                 return
             self.reserved_for = target
             model = trainer.model
