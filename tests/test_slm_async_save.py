@@ -653,6 +653,21 @@ def test_the_memory_budget_counts_the_limits_of_the_processs_cgroup_and_those_ab
     assert async_save._cgroup_room(str(tmp_path / "cgroup"), str(tmp_path / "fs")) == room
 
 
+@pytest.mark.parametrize("reserved_now", [60, 40])  # GiB: the run's peak still held, or given back since
+def test_device_copies_leave_the_runs_peak_free_when_other_processes_hold_gpu_memory(
+    monkeypatch, reserved_now
+) -> None:
+    # an 80 GiB GPU: another process holds 10 GiB, the run's peak reserved 60 GiB. A later step can take
+    # that peak again, so 80 - 10 - 60 = 10 GiB are spare, less the margin (counting from the GPU's total
+    # memory, 18 GiB looked spare, and copies held until written could make the next step run out)
+    gib = 1 << 30
+    free = (80 - 10 - reserved_now) * gib
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (free, 80 * gib))
+    monkeypatch.setattr(torch.cuda, "max_memory_reserved", lambda device=None: 60 * gib)
+    monkeypatch.setattr(torch.cuda, "memory_reserved", lambda device=None: reserved_now * gib)
+    assert async_save._gpu_spare(0) == 10 * gib - async_save.GPU_MARGIN
+
+
 def test_pinned_copies_are_charged_as_the_host_allocator_rounds_them() -> None:
     assert async_save._pinned_size(torch.zeros(3 << 18)) == 4 << 20  # 3 MiB of floats: a 4 MiB block
     assert async_save._pinned_size(torch.zeros(1 << 18)) == 1 << 20

@@ -288,11 +288,13 @@ def _reserve(sizes: list[int]) -> None:
 
 def _gpu_spare(device: Any) -> int:
     """GPU memory the run has not reached so far, less a margin: a copy that fits here cannot take what a
-    later step of the same shape needs (the memory free now is not that: activations are freed at a save)."""
+    later step of the same shape needs (the memory free now is not that: activations are freed at a save).
+    Counted from what the driver has free, so that memory other processes hold on the GPU counts too."""
     import torch
 
-    _free, total = torch.cuda.mem_get_info(device)
-    return total - torch.cuda.max_memory_reserved(device) - GPU_MARGIN
+    free, _total = torch.cuda.mem_get_info(device)
+    regrow = torch.cuda.max_memory_reserved(device) - torch.cuda.memory_reserved(device)
+    return free - regrow - GPU_MARGIN
 
 
 class Writer:

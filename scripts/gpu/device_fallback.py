@@ -1,0 +1,98 @@
+"""async_save="device" on a GPU with and without room: gpu-full's Trainer (shape model, fp32 weights, fused
+AdamW), as in profile_save.py, saving in device mode in three states of the GPU:
+
+- ``room``: nothing else on the GPU. The copies are made on the GPU (extra peak about the checkpoint's size).
+- ``own-peak``: this process once reserved all but the checkpoint's size plus 1 GiB (a large step, say),
+  then freed it. The copies would take what that step takes again, so they go to pinned host memory.
+- ``other-process``: a second process holds all but the checkpoint's size plus 1 GiB. The copies would fit
+  now but leave less than the 2 GiB margin, so they go to pinned host memory.
+
+    python scripts/gpu/device_fallback.py MODEL_DIR OUT_DIR
+
+Prints, per state, the spare memory async_save counted, the mode the copies took (from the GPU memory the
+save added), and whether the checkpoint's weights and optimizer state equal a synchronous save's.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+
+import torch
+from datasets import Dataset
+from safetensors.torch import load_file
+from transformers import AutoModelForCausalLM, AutoTokenizer
+from trl import SFTConfig, SFTTrainer
+
+from odin_slm import async_save, fast
+
+model_dir, out = sys.argv[1], sys.argv[2]
+tok = AutoTokenizer.from_pretrained(model_dir)
+model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).cuda()
+args = SFTConfig(output_dir=out, report_to="none", max_steps=3, per_device_train_batch_size=8, save_strategy="no",
+                 disable_tqdm=True, bf16=True, max_length=128)  # fmt: skip
+fast.tune(model, args, lora=False, compile_layers=False)
+rows = [[(7 * i + j) % 4000 + 10 for j in range(100)] for i in range(64)]
+trainer = fast.trainer_class(SFTTrainer)(
+    model=model, args=args, train_dataset=Dataset.from_dict({"input_ids": rows}), processing_class=tok
+)
+trainer.train()
+ckpt_bytes = sum(t.numel() * t.element_size() for t in model.state_dict().values()) + sum(
+    v.numel() * v.element_size()
+    for s in trainer.optimizer.state.values()
+    for v in s.values()
+    if torch.is_tensor(v)
+)
+
+
+def save(mode: str | None, step: int) -> tuple[float, dict, dict]:
+    trainer._odin_writer = async_save.Writer(mode) if mode else None
+    trainer.state.global_step = step
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    before = torch.cuda.memory_allocated()
+    trainer._save_checkpoint(trainer.model, None)
+    trainer.wait_for_checkpoints()
+    extra = (torch.cuda.max_memory_allocated() - before) / 2**20
+    folder = f"{out}/checkpoint-{step}"
+    weights = load_file(f"{folder}/model.safetensors")
+    optim = torch.load(f"{folder}/optimizer.pt", map_location="cpu", weights_only=False)["state"]
+    return extra, weights, optim
+
+
+def same(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(
+        same(a[k], b[k]) if isinstance(a[k], dict) else torch.equal(a[k].cpu(), b[k].cpu()) for k in a
+    )
+
+
+_, sync_w, sync_o = save(None, 1)
+print(f"== checkpoint {ckpt_bytes / 2**20:.0f} MiB, GPU total {torch.cuda.mem_get_info()[1] / 2**30:.1f} GiB")
+holder = None
+for step, state in enumerate(("room", "own-peak", "other-process"), start=2):
+    torch.cuda.empty_cache()
+    torch.cuda.reset_peak_memory_stats()
+    free = torch.cuda.mem_get_info()[0]
+    leave = ckpt_bytes + (1 << 30)
+    if state == "own-peak":  # a big allocation, freed: the peak stays the run's, the memory stays reserved
+        big = torch.empty(free - leave, dtype=torch.uint8, device="cuda")
+        del big
+    elif state == "other-process":
+        code = f"import torch,sys,time; x=torch.empty({free - leave}, dtype=torch.uint8, device='cuda'); print('held', flush=True); time.sleep(600)"  # noqa: E501
+        holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+        assert holder.stdout.readline().strip() == "held"
+        time.sleep(1)
+    spare = async_save._gpu_spare(torch.device("cuda", 0))
+    total_based = torch.cuda.mem_get_info()[1] - torch.cuda.max_memory_reserved() - async_save.GPU_MARGIN
+    extra, w, o = save("device", step)
+    on_gpu = extra > ckpt_bytes / 2**20 / 2
+    print(
+        f"== {state}: spare_mib={spare / 2**20:.0f} (from the total: {total_based / 2**20:.0f}) "
+        f"extra_peak_mib={extra:.0f} copies_on={'gpu' if on_gpu else 'pinned host'} "
+        f"weights_equal={same(w, sync_w)} optimizer_equal={same(o, sync_o)}"
+    )
+    shutil.rmtree(f"{out}/checkpoint-{step}", ignore_errors=True)
+if holder is not None:
+    holder.kill()
