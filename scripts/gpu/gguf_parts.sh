@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The built-in GGUF (98 MB) is over one device call's 64 MiB carry, so it travels in git-ignored parts,
 # one per call on one warm machine (the machine is given back 30 s after a call):
-#   here: G=SmolLM2-135M-Instruct.Q4_1.gguf; head -c 55000000 $G > .slmdev/p1/part1
-#         tail -c +55000001 $G > .slmdev/p2/part2
+#   here: G=SmolLM2-135M-Instruct.Q4_1.gguf; head -c 50000000 $G > .slmdev/p1/part1
+#         tail -c +50000001 $G > .slmdev/p2/part2
 # Each call carries one part (.slmdev/p1, then .slmdev/p2) and runs this first: it keeps the parts in
 # /tmp/g and joins them, in order, once their checksum is the GGUF's. Prints the GGUF's path when complete.
 set -u
