@@ -3,7 +3,8 @@ AdamW), as in profile_save.py, saving in device mode in three states of the GPU:
 
 - ``room``: nothing else on the GPU. The copies are made on the GPU (extra peak about the checkpoint's size).
 - ``own-peak``: this process once reserved all but the checkpoint's size plus 1 GiB (a large step, say),
-  then freed it. The copies would take what that step takes again, so they go to pinned host memory.
+  then freed it. Copies that would take what that step takes again go to pinned host memory (each write
+  of the save is placed on its own: the weights may fit where the optimizer state does not).
 - ``other-process``: a second process holds all but the checkpoint's size plus 1 GiB. The copies would fit
   now but leave less than the 2 GiB margin, so they go to pinned host memory.
 
@@ -87,10 +88,11 @@ for step, state in enumerate(("room", "own-peak", "other-process"), start=2):
     spare = async_save._gpu_spare(torch.device("cuda", 0))
     total_based = torch.cuda.mem_get_info()[1] - torch.cuda.max_memory_reserved() - async_save.GPU_MARGIN
     extra, w, o = save("device", step)
-    on_gpu = extra > ckpt_bytes / 2**20 / 2
+    # each write of the save (weights, then optimizer state) is placed on its own: some may fit the GPU
+    where = "gpu" if extra > 0.9 * ckpt_bytes / 2**20 else "partly gpu" if extra > 1 else "pinned host"
     print(
         f"== {state}: spare_mib={spare / 2**20:.0f} (from the total: {total_based / 2**20:.0f}) "
-        f"extra_peak_mib={extra:.0f} copies_on={'gpu' if on_gpu else 'pinned host'} "
+        f"extra_peak_mib={extra:.0f} copies_on={where} "
         f"weights_equal={same(w, sync_w)} optimizer_equal={same(o, sync_o)}"
     )
     shutil.rmtree(f"{out}/checkpoint-{step}", ignore_errors=True)
