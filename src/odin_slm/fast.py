@@ -714,11 +714,10 @@ def _async_save(model: Any, args: Any, wanted: bool | str, plan: FastPlan) -> No
     if mode not in async_save.MODES:
         raise ValueError(f"async_save={wanted!r}: true, false or one of {', '.join(async_save.MODES)}")
     importlib.import_module("transformers.trainer")  # loaded by the trainer already; its rotation is patched
+    # Under DDP the process that saves (rank 0) writes in the background; the others write only their RNG
+    # state, which is small and written at once, and meet rank 0 at the next step's all-reduce.
     if sharded := _sharded(args):
         plan.off["async_save"] = f"{sharded} writes its own checkpoints"
-    elif world_size() > 1:
-        # Each rank saves its own files, and only the Trainer's collectives order them: not measured yet.
-        plan.off["async_save"] = "more than one process"
     elif reason := async_save.unsupported(args) or async_save.unavailable():
         plan.off["async_save"] = reason
     else:
@@ -858,7 +857,7 @@ def trainer_class(base: type) -> type:
                 log.info("odin fast levers: async_save off: %s", reason)
                 mode = False
             self._odin_writer = async_save.Writer(mode) if mode else None
-            if mode == "pinned":
+            if mode == "pinned" and self.args.should_save:  # ranks that write no checkpoint reserve nothing
                 self.add_callback(async_save.reserver(self))
             if mode:
                 handler, end = self.callback_handler, self.callback_handler.on_train_end
