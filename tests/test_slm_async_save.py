@@ -701,6 +701,49 @@ def test_device_copies_leave_the_runs_peak_free_when_other_processes_hold_gpu_me
     assert async_save._gpu_spare(0) == 10 * gib - async_save.GPU_MARGIN
 
 
+class _GpuTensor:
+    """Stands in for a CUDA tensor of ``size`` bytes (this torch may have no GPU): what ``_Batch.copy``
+    reads of one, and a clone that says it is a copy on the GPU."""
+
+    device = torch.device("cuda", 0)
+
+    def __init__(self, size: int) -> None:
+        self.size, self.shape, self.dtype = size, (size,), torch.uint8
+
+    def numel(self) -> int:
+        return self.size
+
+    def element_size(self) -> int:
+        return 1
+
+    def detach(self):  # noqa: ANN201
+        return self
+
+    def clone(self):  # noqa: ANN201
+        return ("copy on the GPU", self.size)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the stand-in cannot be copied into real pinned memory")
+def test_one_saves_device_copies_together_stay_within_the_spare_gpu_memory(monkeypatch) -> None:
+    # A save writes the weights, then the optimizer state. Copies served from the allocator's cache (the
+    # step's freed activations) change none of the memory counters, so reading the spare memory again for
+    # the second write found it unchanged, and on one H200 both copies went to the GPU and the next step
+    # ran out of memory. The spare memory is now spent down within a save.
+    import contextlib
+
+    gib = 1 << 30
+    monkeypatch.setattr(async_save, "_gpu_spare", lambda device: 10 * gib)
+    monkeypatch.setattr(torch.cuda, "device", lambda device: contextlib.nullcontext())
+    monkeypatch.setattr(torch.cuda, "Event", lambda: type("Event", (), {"record": lambda self: None})())
+    batch = async_save._Batch("device")
+    assert batch.copy([_GpuTensor(6 * gib)]) == [("copy on the GPU", 6 * gib)]
+    # the optimizer state goes to pinned host memory, which this torch without a GPU cannot allocate:
+    # then it is written at once (None)
+    assert batch.copy([_GpuTensor(6 * gib)]) is None
+    assert batch.copy([_GpuTensor(3 * gib)]) == [("copy on the GPU", 3 * gib)]  # what is still spare
+    assert async_save._Batch("device").copy([_GpuTensor(6 * gib)]) is not None  # the next save: read again
+
+
 def test_pinned_copies_are_charged_as_the_host_allocator_rounds_them() -> None:
     assert async_save._pinned_size(torch.zeros(3 << 18)) == 4 << 20  # 3 MiB of floats: a 4 MiB block
     assert async_save._pinned_size(torch.zeros(1 << 18)) == 1 << 20

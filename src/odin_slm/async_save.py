@@ -177,10 +177,23 @@ class _Batch:
         self.events: list[Any] = []
         self.streams: dict[Any, Any] = {}
         self.budget = _available_bytes() // 2
+        self.gpu_room: dict[Any, int] = {}  # device mode: per GPU, what this save's copies may still take
 
     def takes(self) -> bool:
         """Whether a write called now belongs to this save (its thread, while it runs)."""
         return self.open and threading.get_ident() == self.thread
+
+    def take_gpu_room(self, sizes: dict[Any, int]) -> bool:
+        """Whether copies of ``sizes`` bytes per GPU fit what this save may still take there, and take it.
+        The spare memory is read once per save and spent down: a copy served from the allocator's cache (the
+        step's freed activations) changes none of the counters that ``_gpu_spare`` reads."""
+        for device in sizes:
+            self.gpu_room.setdefault(device, _gpu_spare(device))
+        if any(size > self.gpu_room[device] for device, size in sizes.items()):
+            return False
+        for device, size in sizes.items():
+            self.gpu_room[device] -= size
+        return True
 
     def copy(self, tensors: list[Any]) -> list[Any] | None:
         """Copies of ``tensors`` as of now (pinned or on the GPU, see ``MODES``), or None when they would
@@ -189,11 +202,8 @@ class _Batch:
 
         devices = {t.device for t in tensors if t.device.type == "cuda"}
         copies = None
-        if (
-            devices
-            and self.mode == "device"
-            and all(sum(_nbytes(t) for t in tensors if t.device == d) <= _gpu_spare(d) for d in devices)
-        ):
+        on_gpu = {d: sum(_nbytes(t) for t in tensors if t.device == d) for d in devices}
+        if self.mode == "device" and devices and self.take_gpu_room(on_gpu):
             try:  # one device-to-device copy per tensor: the loop waits for nothing
                 copies = [
                     t.detach().clone() if t.device.type == "cuda" else t.to("cpu", copy=True) for t in tensors
