@@ -50,10 +50,25 @@ class _State:
         self.state = TrainerState(global_step=3)
 
 
-def _run(
-    tmp_path: Path, *, background: bool, callbacks=(), wait_after_train=True, peft_config=None, **config
+def _run(tmp_path: Path, **kwargs):  # noqa: ANN001, ANN202
+    """``_trainer(...)``, trained."""
+    trainer = _trainer(tmp_path, **kwargs)
+    trainer.train()
+    return trainer
+
+
+def _trainer(
+    tmp_path: Path,
+    *,
+    background: bool,
+    callbacks=(),
+    wait_after_train=True,
+    peft_config=None,
+    iterable=False,
+    **config,
 ):  # noqa: ANN001, ANN202
-    """TRL's SFTTrainer (odin's fast class) on a tiny model, CPU, saving every 3 steps."""
+    """TRL's SFTTrainer (odin's fast class) on a tiny model, CPU, saving every 3 steps; 16 rows, so passes
+    of 8 steps (``iterable``: as a dataset without a length)."""
     from datasets import Dataset
     from tokenizers import Tokenizer, models
     from transformers import LlamaForCausalLM, PreTrainedTokenizerFast
@@ -74,20 +89,19 @@ def _run(
         logging_steps=1,
         learning_rate=1e-2,
         seed=0,
-        save_steps=3,
-        **{"max_steps": 6, **config},
+        **{"max_steps": 6, "save_steps": 3, **config},
     )
     rows = [[(3 * i + j) % 60 + 2 for j in range(10 + i % 3)] for i in range(16)]
+    data = Dataset.from_dict({"input_ids": rows})
     trainer = fast.trainer_class(SFTTrainer)(
         model=model,
         args=args,
-        train_dataset=Dataset.from_dict({"input_ids": rows}),
+        train_dataset=data.to_iterable_dataset() if iterable else data,
         processing_class=tokenizer,
         callbacks=list(callbacks),
         peft_config=peft_config,
     )
     trainer.wait_after_train = wait_after_train
-    trainer.train()
     return trainer
 
 
@@ -749,35 +763,53 @@ def test_pinned_copies_are_charged_as_the_host_allocator_rounds_them() -> None:
     assert async_save._pinned_size(torch.zeros(1 << 18)) == 1 << 20
 
 
+class _Reservations:
+    """Records, for a run, the tensors each reservation asked for, the step after which it came and how many
+    of the saves' copies were made by then, and the tensors each save copied. Its callback (``step``) goes
+    before odin's reservation callback and makes each step ``step_s`` longer."""
+
+    def __init__(self, monkeypatch, step_s: float = 0.0) -> None:  # noqa: ANN001
+        import time
+
+        from transformers import TrainerCallback
+
+        self.reserved, self.steps, self.copies_then, self.copied, self.saves = [], [], [], [], []
+        now, real_copy, record = [0], async_save._Batch.copy, self
+
+        class Step(TrainerCallback):
+            odin_reads_checkpoints = False
+
+            def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001, ANN202
+                now[0] = state.global_step
+                time.sleep(step_s)
+
+            def on_save(self, args, state, control, **kwargs):  # noqa: ANN001, ANN202
+                record.saves.append(state.global_step)
+
+        def copy(batch, tensors):  # noqa: ANN001, ANN202
+            if tensors:
+                record.copied.append([t.numel() * t.element_size() for t in tensors])
+            return real_copy(batch, tensors)
+
+        def reserve(writer, tensors):  # noqa: ANN001, ANN202
+            record.reserved.append(list(tensors))
+            record.steps.append(now[0])
+            record.copies_then.append(len(record.copied))
+
+        self.step = Step()
+        monkeypatch.setattr(async_save, "MIN_BYTES", 0)  # the tiny model's optimizer state is copied too
+        monkeypatch.setattr(async_save.Writer, "reserve", reserve)
+        monkeypatch.setattr(async_save._Batch, "copy", copy)
+
+
 def _reserved_and_copied(tmp_path, monkeypatch, steps=None, step_s=0.0, **config):  # noqa: ANN001, ANN202
     """The tensors the run asked to reserve pinned memory for, and those its saves copied; ``steps``, a
-    list, gets the step at which each reservation was asked for; each step takes ``step_s`` longer."""
-    import time
-
-    from transformers import TrainerCallback
-
-    reserved, copied, real_copy, now = [], [], async_save._Batch.copy, [0]
-
-    class Step(TrainerCallback):  # runs before odin's reservation callback, added after it
-        def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001, ANN202
-            now[0] = state.global_step
-            time.sleep(step_s)
-
-    def copy(self, tensors):  # noqa: ANN001, ANN202
-        if tensors:
-            copied.append([t.numel() * t.element_size() for t in tensors])
-        return real_copy(self, tensors)
-
-    def reserve(self, tensors):  # noqa: ANN001, ANN202
-        reserved.append(list(tensors))
-        if steps is not None:
-            steps.append(now[0])
-
-    monkeypatch.setattr(async_save, "MIN_BYTES", 0)  # the tiny model's optimizer state is copied too
-    monkeypatch.setattr(async_save.Writer, "reserve", reserve)
-    monkeypatch.setattr(async_save._Batch, "copy", copy)
-    _run(tmp_path, background=True, callbacks=[Step()], **{"max_steps": 3, **config})
-    return reserved, copied
+    list, gets the step after which each reservation was asked for; each step takes ``step_s`` longer."""
+    record = _Reservations(monkeypatch, step_s)
+    _run(tmp_path, background=True, callbacks=[record.step], **{"max_steps": 3, **config})
+    if steps is not None:
+        steps.extend(record.steps)
+    return record.reserved, record.copied
 
 
 def _covers(reserved: list, copied: list) -> bool:
@@ -833,11 +865,12 @@ def test_a_reservation_without_gpu_tensors_or_pinned_memory_does_nothing(caplog)
 def test_pinned_memory_is_reserved_before_each_save_where_steps_are_short(tmp_path, monkeypatch) -> None:
     # CUDA graph captures empty torch's pinned cache between saves: each save gets its own reservation,
     # the last step's save included, and nothing past it
-    steps = []
-    reserved, copied = _reserved_and_copied(tmp_path, monkeypatch, steps, max_steps=8)
-    assert len(reserved) == 3 and len(copied) == 3 * 2  # saves at steps 3, 6 and 8
-    # never at a step that saves (3, 6): the reservation and the save's copies would compete for the cache
-    assert steps == [2, 4, 7]
+    record = _Reservations(monkeypatch)
+    _run(tmp_path, background=True, callbacks=[record.step], max_steps=8)
+    assert record.saves == [3, 6, 8] and len(record.copied) == 3 * 2
+    # asked for as the step begins: after steps 2, 3 and 6, the last two once the save of that step had
+    # made its copies (two a save), so that the reservation and the copies never compete for the cache
+    assert record.steps == [2, 3, 6] and record.copies_then == [0, 2, 4]
 
 
 def test_no_reservation_while_the_save_is_further_off_than_the_time_ahead(tmp_path, monkeypatch) -> None:
@@ -847,13 +880,13 @@ def test_no_reservation_while_the_save_is_further_off_than_the_time_ahead(tmp_pa
 
 
 def test_each_epochs_save_gets_its_own_reservation(tmp_path, monkeypatch) -> None:
-    # 16 rows, 2 a step: epochs of 8 steps, each saved at its end; reserved ahead of each from the second
-    # step of the epoch (the first step of the run has no time to go by)
+    # 16 rows, 2 a step: epochs of 8 steps, each saved at its end; reserved ahead of each once a step's
+    # time is known (after the second step of the run) and after the previous epoch's save
     steps = []
     reserved, copied = _reserved_and_copied(
         tmp_path, monkeypatch, steps, max_steps=-1, num_train_epochs=2, save_strategy="epoch"
     )
-    assert steps == [2, 9] and len(copied) == 2 * 2
+    assert steps == [2, 8] and len(copied) == 2 * 2
     assert all(_covers(r, copied[2 * i : 2 * i + 2]) for i, r in enumerate(reserved))  # two copies a save
 
 
@@ -861,14 +894,81 @@ def test_an_epoch_cut_short_by_max_steps_is_reserved_for_ahead_of_its_last_step(
     tmp_path, monkeypatch
 ) -> None:
     # steps of at least 0.4 s, with 0.6 s ahead: only the step before a save is near enough. A 5-step run
-    # of 8-step epochs saves at step 5, so the reservation comes at step 4 (from the steps left, not the
-    # epoch's: its end is 4 steps off)
+    # of 8-step epochs saves at step 5, so the reservation comes after step 4 (from the steps left, not
+    # the epoch's: its end is 4 steps off)
     monkeypatch.setattr(async_save, "RESERVE_AHEAD_S", 0.6)
     steps = []
     reserved, copied = _reserved_and_copied(
         tmp_path, monkeypatch, steps, step_s=0.4, max_steps=5, num_train_epochs=1, save_strategy="epoch"
     )
     assert steps == [4] and len(copied) == 2 and _covers(reserved[0], copied)
+
+
+def test_a_second_train_call_reserves_afresh(tmp_path, monkeypatch) -> None:
+    # a trainer can train again, resuming from a checkpoint of its interrupted run: the reservation it had
+    # made for a save that never came is made again
+    from transformers import TrainerCallback
+
+    class Interrupted(Exception):
+        pass
+
+    stop = [True]
+
+    class Interrupt(TrainerCallback):  # the run dies at the end of step 6, before its save
+        def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001, ANN202
+            if stop[0] and state.global_step == 6:
+                raise Interrupted
+
+    monkeypatch.setattr(async_save, "RESERVE_AHEAD_S", 0.6)
+    record = _Reservations(monkeypatch, step_s=0.4)
+    trainer = _trainer(tmp_path, background=True, callbacks=[record.step, Interrupt()], max_steps=8)
+    with pytest.raises(Interrupted):
+        trainer.train()
+    assert record.steps == [2, 5] and record.saves == [3]  # reserved for the saves at 3 and 6
+    stop[0] = False
+    trainer.train(resume_from_checkpoint=str(tmp_path / "checkpoint-3"))
+    assert record.saves == [3, 6, 8] and record.steps == [2, 5, 5, 7]
+
+
+def test_the_saves_of_passes_over_a_dataset_without_a_length_are_reserved_for(tmp_path, monkeypatch) -> None:
+    # Without a length, the Trainer counts an epoch as max_steps steps, so a pass over the data ends (and
+    # saves) at a fraction of an epoch (0.4, 1.4 here). After the first pass its length is known: each
+    # later pass's save gets its reservation the step before, and so does the last step's.
+    monkeypatch.setattr(async_save, "RESERVE_AHEAD_S", 0.7)
+    record = _Reservations(monkeypatch, step_s=0.4)
+    _run(
+        tmp_path, background=True, callbacks=[record.step], iterable=True, max_steps=20, save_strategy="epoch"
+    )
+    assert record.saves == [8, 16, 20] and record.steps == [15, 19]
+
+
+def test_a_save_that_holds_the_loop_up_is_not_counted_as_a_step(tmp_path, monkeypatch) -> None:
+    # saves every 2 steps that hold the loop up 0.5 s: the step after a save is still one step's time
+    from transformers import TrainerCallback
+
+    class SlowSave(TrainerCallback):
+        def on_save(self, args, state, control, **kwargs):  # noqa: ANN001, ANN202
+            import time
+
+            time.sleep(0.5)
+
+    monkeypatch.setattr(async_save, "RESERVE_AHEAD_S", 0.6)
+    record = _Reservations(monkeypatch, step_s=0.4)
+    _run(tmp_path, background=True, callbacks=[record.step, SlowSave()], max_steps=8, save_steps=2)
+    assert record.saves == [2, 4, 6, 8] and record.steps == [3, 5, 7]
+
+
+def test_a_run_that_saves_at_its_last_step_only_reserves_before_it(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(async_save, "RESERVE_AHEAD_S", 0.6)
+    steps = []
+    _reserved_and_copied(tmp_path, monkeypatch, steps, step_s=0.4, max_steps=8, save_steps=0)
+    assert steps == [7]
+
+
+def test_a_run_that_saves_only_the_model_reserves_for_its_weights_only(tmp_path, monkeypatch) -> None:
+    reserved, copied = _reserved_and_copied(tmp_path, monkeypatch, save_only_model=True)
+    assert len(reserved) == 1 and _covers(reserved[0], copied)
+    assert len(reserved[0]) == sum(1 for _ in _tiny_parameters())
 
 
 def test_an_interrupted_wait_leaves_the_checkpoint_in_flight_for_the_next_wait(tmp_path, monkeypatch) -> None:

@@ -3,7 +3,7 @@ AdamW) saving with the async_save lever off, "pinned" and "device", twice each.
 
     [RESERVE=1] python scripts/gpu/profile_save.py MODEL_DIR OUT_DIR
 
-RESERVE=1 first reserves the pinned memory as a run does after its first step (``async_save.reserver``),
+RESERVE=1 first reserves the pinned memory as a run does before a save (``async_save.reserver``),
 and prints how long that took in the writer's thread.
 
 Prints, per save, the time until ``_save_checkpoint`` returned (what holds the training loop up), the time
@@ -19,7 +19,6 @@ import pstats
 import shutil
 import sys
 import time
-from types import SimpleNamespace
 
 import torch
 from datasets import Dataset
@@ -44,8 +43,7 @@ from odin_slm import async_save  # noqa: E402
 if os.environ.get("RESERVE") == "1":
     trainer._odin_writer = async_save.Writer("pinned")
     t = time.perf_counter()
-    saving = SimpleNamespace(save_strategy="steps")  # this script's own args never save
-    async_save.reserver(trainer).on_step_end(saving, trainer.state, None)
+    trainer._odin_writer.reserve(async_save.saved_tensors(trainer))  # what async_save.reserver reserves
     asked = time.perf_counter() - t
     trainer._odin_writer._pool.submit(lambda: None).result()  # the reservation ran before this
     print(f"== reserve: asked_s={asked:.3f} done_s={time.perf_counter() - t:.3f}")

@@ -367,67 +367,104 @@ class Writer:
 
 def reserver(trainer: Any) -> Any:
     """A TrainerCallback that asks ``trainer._odin_writer`` to reserve pinned memory for what a checkpoint
-    copies (the weights the model saves, a PEFT model's: those it trains, and the optimizer's state) a few
-    seconds before each save (``RESERVE_AHEAD_S``, from the last step's time): each step-interval save, each
-    epoch's save and the last step's; for "best" (saves follow the metric), once after the first step.
-    Before each save, because capturing a CUDA graph (the compiled layers record theirs at new row lengths)
-    empties torch's pinned-memory cache; where the blocks are still cached, the reservation takes them
-    from it and gives them back at once. Never at a step that saves: the two would compete for the cache."""
+    copies (the weights the model saves, a PEFT model's: those it trains, and, unless ``save_only_model``,
+    the optimizer's state) a few seconds before each save (``RESERVE_AHEAD_S``, from the last step's time):
+    each step-interval save, each epoch's save and the last step's. Before each save, because capturing a
+    CUDA graph (the compiled layers record theirs at new row lengths) empties torch's pinned-memory cache;
+    where the blocks are still cached, the reservation takes them from it and gives them back at once.
+
+    It decides as a step begins, when the previous step's save (if any) has made its copies, so the two
+    never compete for the cache. A step's time leaves out the saves and evaluations that followed it."""
     import math
     import time
 
-    import torch
     from transformers import TrainerCallback
 
     class ReservePinnedMemory(TrainerCallback):
         odin_reads_checkpoints = False
-        last: float | None = None  # when the last step ended
-        last_epoch: float | None = None  # state.epoch then
-        reserved_for: Any = None  # the save reserved for: its step, epoch ("epoch", n), or "first"
+
+        def __init__(self) -> None:
+            self.reset(0)
+
+        def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            self.reset(state.global_step)  # a trainer can train again, resuming from a checkpoint
+
+        def reset(self, step: int) -> None:
+            self.ended: float | None = None  # when the last step ended, None after a save or evaluation
+            self.step_s: float | None = None  # the last step's time, those saves and evaluations left out
+            self.last_epoch: float | None = None  # state.epoch after the last step
+            self.epoch_share: float | None = None  # the share of an epoch one step does
+            self.pass_start, self.passes = step, 0  # the pass over the data in progress
+            self.pass_steps: int | None = None  # steps of a pass, where passes do not end at whole epochs
+            self.reserved_for: Any = None  # the save reserved for: its step, or ("epoch", pass)
+
+        def on_epoch_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            self.pass_start, self.passes, self.last_epoch = state.global_step, self.passes + 1, None
+
+        def on_epoch_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            if state.epoch != int(state.epoch):  # a dataloader without a length: count the pass's steps
+                self.pass_steps = state.global_step - self.pass_start
 
         def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-            now, last, last_epoch = time.perf_counter(), self.last, self.last_epoch
-            self.last, self.last_epoch = now, state.epoch
+            now = time.perf_counter()
+            if self.ended is not None:
+                self.step_s = now - self.ended
+            if self.last_epoch is not None and state.epoch and state.epoch > self.last_epoch:
+                self.epoch_share = state.epoch - self.last_epoch  # within one pass (reset as a pass begins)
+            self.ended, self.last_epoch = now, state.epoch
+
+        def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            self.ended = None
+
+        on_evaluate = on_save
+
+        def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
             writer = trainer.__dict__.get("_odin_writer")
             strategy = str(getattr(args.save_strategy, "value", args.save_strategy))
-            if writer is None or strategy == "no" or control.should_save:
+            if writer is None or self.step_s is None or state.global_step >= state.max_steps:
                 return
-            step_s = now - last if last is not None else math.inf
-            if strategy == "steps" and state.save_steps:
-                every = int(state.save_steps)
-                # the next save: the next multiple, or the last step (the Trainer saves there too)
-                target = min((state.global_step // every + 1) * every, state.max_steps)
-                if target <= state.global_step:
-                    return
-                seconds = (target - state.global_step) * step_s
+            left = (
+                state.max_steps - state.global_step
+            )  # steps to the last one (which saves), this one included
+            if strategy == "steps":
+                # the next multiple of save_steps (0: the Trainer saves at the last step only), or the last step
+                every = (
+                    int(state.save_steps) if state.save_steps and state.save_steps > 0 else state.max_steps
+                )
+                target: Any = min((state.global_step // every + 1) * every, state.max_steps)
+                steps = target - state.global_step
             elif strategy == "epoch":
-                epoch = state.epoch or 0.0
-                if epoch == int(epoch) or state.global_step >= state.max_steps:
-                    return  # this step ends an epoch or the run: the save is now, the next one an epoch off
-                # the end of the epoch in progress (or the last step, where that comes first), timed by the
-                # share of an epoch the last step did
-                target = ("epoch", int(epoch) + 1)
-                done = epoch - last_epoch if last_epoch is not None else 0.0
-                to_end = (int(epoch) + 1 - epoch) * step_s / done if done > 0 else math.inf
-                seconds = min(to_end, (state.max_steps - state.global_step) * step_s)
-            elif self.reserved_for is None:
-                target, seconds = "first", 0.0
-            else:
+                if self.pass_steps:
+                    steps = self.pass_steps - (state.global_step - self.pass_start)
+                elif self.epoch_share:
+                    epoch = state.epoch or 0.0
+                    steps = round((math.floor(epoch) + 1 - epoch) / self.epoch_share)
+                else:
+                    return
+                target, steps = ("epoch", self.passes), min(steps, left)
+            else:  # "best" saves follow the metric; with it, async_save is off
                 return
-            if target == self.reserved_for or seconds > RESERVE_AHEAD_S:
+            if steps <= 0 or target == self.reserved_for or steps * self.step_s > RESERVE_AHEAD_S:
                 return
             self.reserved_for = target
-            model = trainer.model
-            if hasattr(model, "peft_config"):
-                weights = [p for p in model.parameters() if p.requires_grad]
-            else:
-                weights = list(model.state_dict().values())
-            optimizer_state = getattr(trainer.optimizer, "state", None) or {}
-            moments = [v for s in optimizer_state.values() for v in s.values() if isinstance(v, torch.Tensor)]
-            unique = {t.data_ptr(): t for t in weights + moments if isinstance(t, torch.Tensor)}
-            writer.reserve(list(unique.values()))
+            writer.reserve(saved_tensors(trainer))
 
     return ReservePinnedMemory()
+
+
+def saved_tensors(trainer: Any) -> list[Any]:
+    """The tensors a checkpoint of ``trainer`` copies: the weights the model saves (a PEFT model's: those it
+    trains) and, unless ``save_only_model``, the optimizer's state; each storage once."""
+    import torch
+
+    model = trainer.model
+    if hasattr(model, "peft_config"):
+        weights = [p for p in model.parameters() if p.requires_grad]
+    else:
+        weights = list(model.state_dict().values())
+    state = {} if trainer.args.save_only_model else getattr(trainer.optimizer, "state", None) or {}
+    moments = [v for s in state.values() for v in s.values() if isinstance(v, torch.Tensor)]
+    return list({t.data_ptr(): t for t in weights + moments if isinstance(t, torch.Tensor)}.values())
 
 
 def _logged(run: Callable[[], None]) -> None:
