@@ -21,25 +21,15 @@ import subprocess
 import sys
 import time
 
+import save_trainer  # scripts/gpu/save_trainer.py, beside this script
 import torch
-from datasets import Dataset
 from safetensors.torch import load_file
-from transformers import AutoModelForCausalLM, AutoTokenizer
-from trl import SFTConfig, SFTTrainer
 
-from odin_slm import async_save, fast
+from odin_slm import async_save
 
 model_dir, out = sys.argv[1], sys.argv[2]
-tok = AutoTokenizer.from_pretrained(model_dir)
-model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).cuda()
-args = SFTConfig(output_dir=out, report_to="none", max_steps=3, per_device_train_batch_size=8, save_strategy="no",
-                 disable_tqdm=True, bf16=True, max_length=128)  # fmt: skip
-fast.tune(model, args, lora=False, compile_layers=False)
-rows = [[(7 * i + j) % 4000 + 10 for j in range(100)] for i in range(64)]
-trainer = fast.trainer_class(SFTTrainer)(
-    model=model, args=args, train_dataset=Dataset.from_dict({"input_ids": rows}), processing_class=tok
-)
-trainer.train()
+trainer = save_trainer.trained(model_dir, out)
+model = trainer.model
 ckpt_bytes = sum(t.numel() * t.element_size() for t in model.state_dict().values()) + sum(
     v.numel() * v.element_size()
     for s in trainer.optimizer.state.values()

@@ -20,25 +20,13 @@ import shutil
 import sys
 import time
 
+import save_trainer  # scripts/gpu/save_trainer.py, beside this script
 import torch
-from datasets import Dataset
-from transformers import AutoModelForCausalLM, AutoTokenizer
-from trl import SFTConfig, SFTTrainer
 
-from odin_slm import fast
+from odin_slm import async_save
 
 model_dir, out = sys.argv[1], sys.argv[2]
-tok = AutoTokenizer.from_pretrained(model_dir)
-model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).cuda()
-args = SFTConfig(output_dir=out, report_to="none", max_steps=3, per_device_train_batch_size=8, save_strategy="no",
-                 disable_tqdm=True, bf16=True, max_length=128)  # fmt: skip
-fast.tune(model, args, lora=False, compile_layers=False)
-rows = [[(7 * i + j) % 4000 + 10 for j in range(100)] for i in range(64)]
-trainer = fast.trainer_class(SFTTrainer)(
-    model=model, args=args, train_dataset=Dataset.from_dict({"input_ids": rows}), processing_class=tok
-)
-trainer.train()
-from odin_slm import async_save  # noqa: E402
+trainer = save_trainer.trained(model_dir, out)
 
 if os.environ.get("RESERVE") == "1":
     trainer._odin_writer = async_save.Writer("pinned")
