@@ -65,10 +65,11 @@ def _trainer(
     wait_after_train=True,
     peft_config=None,
     iterable=False,
+    rows=16,
     **config,
 ):  # noqa: ANN001, ANN202
-    """TRL's SFTTrainer (odin's fast class) on a tiny model, CPU, saving every 3 steps; 16 rows, so passes
-    of 8 steps (``iterable``: as a dataset without a length)."""
+    """TRL's SFTTrainer (odin's fast class) on a tiny model, CPU, saving every 3 steps; 16 ``rows``, so
+    passes of 8 steps (``iterable``: as a dataset without a length)."""
     from datasets import Dataset
     from tokenizers import Tokenizer, models
     from transformers import LlamaForCausalLM, PreTrainedTokenizerFast
@@ -91,8 +92,9 @@ def _trainer(
         seed=0,
         **{"max_steps": 6, "save_steps": 3, **config},
     )
-    rows = [[(3 * i + j) % 60 + 2 for j in range(10 + i % 3)] for i in range(16)]
-    data = Dataset.from_dict({"input_ids": rows})
+    data = Dataset.from_dict(
+        {"input_ids": [[(3 * i + j) % 60 + 2 for j in range(10 + i % 3)] for i in range(rows)]}
+    )
     trainer = fast.trainer_class(SFTTrainer)(
         model=model,
         args=args,
@@ -765,23 +767,21 @@ def test_pinned_copies_are_charged_as_the_host_allocator_rounds_them() -> None:
 
 class _Reservations:
     """Records, for a run, the tensors each reservation asked for, the step after which it came and how many
-    of the saves' copies were made by then, and the tensors each save copied. Its callback (``step``) goes
-    before odin's reservation callback and makes each step ``step_s`` longer."""
+    of the saves' copies were made by then, and the tensors each save copied. The reservation's clock
+    (``clock``, seconds) moves only where its callback (``step``, before odin's) says: ``step_s`` a step."""
 
     def __init__(self, monkeypatch, step_s: float = 0.0) -> None:  # noqa: ANN001
-        import time
-
         from transformers import TrainerCallback
 
         self.reserved, self.steps, self.copies_then, self.copied, self.saves = [], [], [], [], []
-        now, real_copy, record = [0], async_save._Batch.copy, self
+        self.clock, now, real_copy, record = [0.0], [0], async_save._Batch.copy, self
 
         class Step(TrainerCallback):
             odin_reads_checkpoints = False
 
             def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001, ANN202
                 now[0] = state.global_step
-                time.sleep(step_s)
+                record.clock[0] += step_s
 
             def on_save(self, args, state, control, **kwargs):  # noqa: ANN001, ANN202
                 record.saves.append(state.global_step)
@@ -795,9 +795,11 @@ class _Reservations:
             record.reserved.append(list(tensors))
             record.steps.append(now[0])
             record.copies_then.append(len(record.copied))
+            return True
 
         self.step = Step()
         monkeypatch.setattr(async_save, "MIN_BYTES", 0)  # the tiny model's optimizer state is copied too
+        monkeypatch.setattr(async_save, "_clock", lambda: self.clock[0])
         monkeypatch.setattr(async_save.Writer, "reserve", reserve)
         monkeypatch.setattr(async_save._Batch, "copy", copy)
 
@@ -874,8 +876,8 @@ def test_pinned_memory_is_reserved_before_each_save_where_steps_are_short(tmp_pa
 
 
 def test_no_reservation_while_the_save_is_further_off_than_the_time_ahead(tmp_path, monkeypatch) -> None:
-    monkeypatch.setattr(async_save, "RESERVE_AHEAD_S", 0.0)
-    reserved, copied = _reserved_and_copied(tmp_path, monkeypatch)
+    monkeypatch.setattr(async_save, "RESERVE_AHEAD_S", 0.5)
+    reserved, copied = _reserved_and_copied(tmp_path, monkeypatch, step_s=1.0)
     assert reserved == [] and len(copied) == 2
 
 
@@ -893,7 +895,7 @@ def test_each_epochs_save_gets_its_own_reservation(tmp_path, monkeypatch) -> Non
 def test_an_epoch_cut_short_by_max_steps_is_reserved_for_ahead_of_its_last_step(
     tmp_path, monkeypatch
 ) -> None:
-    # steps of at least 0.4 s, with 0.6 s ahead: only the step before a save is near enough. A 5-step run
+    # steps of 0.4 s, with 0.6 s ahead: only the step before a save is near enough. A 5-step run
     # of 8-step epochs saves at step 5, so the reservation comes after step 4 (from the steps left, not
     # the epoch's: its end is 4 steps off)
     monkeypatch.setattr(async_save, "RESERVE_AHEAD_S", 0.6)
@@ -942,18 +944,69 @@ def test_the_saves_of_passes_over_a_dataset_without_a_length_are_reserved_for(tm
     assert record.saves == [8, 16, 20] and record.steps == [15, 19]
 
 
+def test_an_epoch_whose_last_update_is_short_is_reserved_for(tmp_path, monkeypatch) -> None:
+    # 14 rows, 2 a batch, 3 batches an update: updates of 3, 3 and 1 batches; only the step before a save
+    # is near enough (steps of 1 s, 1.5 s ahead). Each epoch's save gets its reservation the step before
+    monkeypatch.setattr(async_save, "RESERVE_AHEAD_S", 1.5)
+    record = _Reservations(monkeypatch, step_s=1.0)
+    _run(
+        tmp_path,
+        background=True,
+        callbacks=[record.step],
+        rows=14,
+        gradient_accumulation_steps=3,
+        max_steps=-1,
+        num_train_epochs=2,
+        save_strategy="epoch",
+    )
+    assert record.saves == [3, 6] and record.steps == [2, 5]
+
+
+def test_a_reservation_never_allocates_beside_the_next_saves_copies(tmp_path, monkeypatch) -> None:
+    # A reservation waits behind the write of the previous save in the writer's one thread. The next save
+    # cancels it if it has not started and waits for it if it has: never both allocating at once.
+    import time
+
+    events, gate = [], threading.Event()
+
+    def reserve(sizes):  # noqa: ANN001, ANN202
+        events.append("reservation starts")
+        time.sleep(0.3)
+        events.append("reservation ends")
+
+    monkeypatch.setattr(async_save, "_reserve", reserve)
+    for started in (False, True):
+        events.clear()
+        gate.clear()
+        writer = async_save.Writer("pinned")
+        writer._pool.submit(gate.wait)  # a write still going in the writer's thread
+        threading.Timer(5, gate.set).start()  # whatever happens below, the thread ends
+        assert writer.reserve([_GpuTensor(1 << 20)])
+        assert not writer.reserve([_GpuTensor(1 << 20)])  # one at a time
+        if started:
+            gate.set()
+            while not events:
+                time.sleep(0.01)
+        with writer.deferred(_State()):
+            events.append("the save copies")
+        gate.set()
+        time.sleep(0.4)
+        assert events == (
+            ["reservation starts", "reservation ends", "the save copies"] if started else ["the save copies"]
+        )
+
+
 def test_a_save_that_holds_the_loop_up_is_not_counted_as_a_step(tmp_path, monkeypatch) -> None:
     # saves every 2 steps that hold the loop up 0.5 s: the step after a save is still one step's time
     from transformers import TrainerCallback
 
-    class SlowSave(TrainerCallback):
-        def on_save(self, args, state, control, **kwargs):  # noqa: ANN001, ANN202
-            import time
-
-            time.sleep(0.5)
-
     monkeypatch.setattr(async_save, "RESERVE_AHEAD_S", 0.6)
     record = _Reservations(monkeypatch, step_s=0.4)
+
+    class SlowSave(TrainerCallback):
+        def on_save(self, args, state, control, **kwargs):  # noqa: ANN001, ANN202
+            record.clock[0] += 0.5
+
     _run(tmp_path, background=True, callbacks=[record.step, SlowSave()], max_steps=8, save_steps=2)
     assert record.saves == [2, 4, 6, 8] and record.steps == [3, 5, 7]
 

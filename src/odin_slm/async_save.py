@@ -27,6 +27,7 @@ import logging
 import os
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -52,6 +53,7 @@ MODES = ("pinned", "device")
 RESERVE_AHEAD_S = 3.0
 GPU_MARGIN = 2 << 30  # device mode leaves this much of the GPU above the run's peak (fragmentation, eval)
 _SCALARS = (bool, int, float, complex, str, bytes, type(None))
+_clock = time.perf_counter  # the reservation's step clock (tests replace it)
 
 
 def unavailable(trainer_class: type | None = None) -> str | None:
@@ -277,8 +279,6 @@ def _block(size: int) -> int:
 def _reserve(sizes: list[int]) -> None:
     """Allocate a pinned block of each size and free them all: torch's host allocator keeps freed blocks
     and hands them to the next request of the same rounded size (the save's copies)."""
-    import time
-
     import torch
 
     start = time.perf_counter()
@@ -316,15 +316,22 @@ class Writer:
         self.mode = mode
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="odin-checkpoint")
         self._pending: Future | None = None
+        self._reserving: Future | None = None
 
-    def reserve(self, tensors: list[Any]) -> None:
+    def reserve(self, tensors: list[Any]) -> bool:
         """In pinned mode, have the writer's thread allocate the pinned blocks that copies of ``tensors`` (the
         GPU tensors a save will copy) take, so that the save finds them in torch's cache instead of waiting
-        for the host allocations (1.2 s of gpu-full's first save on one H200). Within the memory budget; a
-        save that comes before the reservation is done allocates what it still needs, as without this."""
+        for the host allocations (1.2 s of gpu-full's first save on one H200). Within the memory budget, and
+        one at a time. The next save cancels a reservation not yet started (it waits behind a write) and
+        waits for one under way, so that the two never allocate the same blocks twice. Whether one was asked
+        for."""
         sizes = [_nbytes(t) for t in tensors if t.device.type == "cuda" and t.numel()]
-        if self.mode == "pinned" and sizes and sum(map(_block, sizes)) <= _available_bytes() // 2:
-            self._pool.submit(_reserve, sizes)
+        if self.mode != "pinned" or not sizes or sum(map(_block, sizes)) > _available_bytes() // 2:
+            return False
+        if self._reserving is not None and not self._reserving.done():
+            return False
+        self._reserving = self._pool.submit(_reserve, sizes)
+        return True
 
     def wait(self) -> None:
         """Block until the checkpoint in flight is written; re-raise its error if a write failed. An
@@ -347,6 +354,12 @@ class Writer:
             yield
             return
         self.wait()
+        reserving = self._reserving
+        if reserving is not None and not reserving.cancel():
+            try:  # under way: its blocks are the ones this save's copies take from the cache
+                reserving.result()
+            except Exception:
+                log.exception("Reserving pinned memory for a checkpoint failed; the save allocates its own")
         batch = _Batch(self.mode)
         try:
             with _PATCHING, _patched(batch, trainer):
@@ -373,10 +386,9 @@ def reserver(trainer: Any) -> Any:
     CUDA graph (the compiled layers record theirs at new row lengths) empties torch's pinned-memory cache;
     where the blocks are still cached, the reservation takes them from it and gives them back at once.
 
-    It decides as a step begins, when the previous step's save (if any) has made its copies, so the two
-    never compete for the cache. A step's time leaves out the saves and evaluations that followed it."""
+    It decides as a step begins, when the previous step's save (if any) has made its copies. A step's time
+    leaves out the saves and evaluations that followed it."""
     import math
-    import time
 
     from transformers import TrainerCallback
 
@@ -392,31 +404,44 @@ def reserver(trainer: Any) -> Any:
         def reset(self, step: int) -> None:
             self.ended: float | None = None  # when the last step ended, None after a save or evaluation
             self.step_s: float | None = None  # the last step's time, those saves and evaluations left out
-            self.last_epoch: float | None = None  # state.epoch after the last step
-            self.epoch_share: float | None = None  # the share of an epoch one step does
             self.pass_start, self.passes = step, 0  # the pass over the data in progress
-            self.pass_steps: int | None = None  # steps of a pass, where passes do not end at whole epochs
+            self.batches: int | None = None  # the dataloader's length, where it has one
+            self.pass_steps: int | None = None  # a pass's optimizer steps, counted where there is no length
             self.reserved_for: Any = None  # the save reserved for: its step, or ("epoch", pass)
 
         def on_epoch_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-            self.pass_start, self.passes, self.last_epoch = state.global_step, self.passes + 1, None
+            self.pass_start, self.passes = state.global_step, self.passes + 1
+            try:
+                self.batches = len(kwargs["train_dataloader"])
+            except (KeyError, TypeError):  # an iterable dataset
+                self.batches = None
 
         def on_epoch_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-            if state.epoch != int(state.epoch):  # a dataloader without a length: count the pass's steps
+            if self.batches is None:  # the Trainer's epochs are not passes here: count the pass's steps
                 self.pass_steps = state.global_step - self.pass_start
 
         def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-            now = time.perf_counter()
+            now = _clock()
             if self.ended is not None:
                 self.step_s = now - self.ended
-            if self.last_epoch is not None and state.epoch and state.epoch > self.last_epoch:
-                self.epoch_share = state.epoch - self.last_epoch  # within one pass (reset as a pass begins)
-            self.ended, self.last_epoch = now, state.epoch
+            self.ended = now
 
         def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
             self.ended = None
 
         on_evaluate = on_save
+
+        def steps_to_pass_end(self, args: Any, state: Any) -> int | None:
+            """Optimizer steps until the pass in progress ends, this one included."""
+            if self.batches:
+                # the Trainer's epoch counts batches: epoch + batches done / batches; the last update of a
+                # pass takes what is left of the batches, however few
+                accumulate = max(1, int(args.gradient_accumulation_steps))
+                done = round((state.epoch - math.floor(state.epoch)) * self.batches)
+                return math.ceil(self.batches / accumulate) - math.ceil(done / accumulate)
+            if self.pass_steps:
+                return self.pass_steps - (state.global_step - self.pass_start)
+            return None  # the first pass over an iterable dataset: its end cannot be told
 
         def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
             writer = trainer.__dict__.get("_odin_writer")
@@ -434,20 +459,14 @@ def reserver(trainer: Any) -> Any:
                 target: Any = min((state.global_step // every + 1) * every, state.max_steps)
                 steps = target - state.global_step
             elif strategy == "epoch":
-                if self.pass_steps:
-                    steps = self.pass_steps - (state.global_step - self.pass_start)
-                elif self.epoch_share:
-                    epoch = state.epoch or 0.0
-                    steps = round((math.floor(epoch) + 1 - epoch) / self.epoch_share)
-                else:
-                    return
-                target, steps = ("epoch", self.passes), min(steps, left)
+                to_end = self.steps_to_pass_end(args, state)
+                target, steps = ("epoch", self.passes), left if to_end is None else min(to_end, left)
             else:  # "best" saves follow the metric; with it, async_save is off
                 return
             if steps <= 0 or target == self.reserved_for or steps * self.step_s > RESERVE_AHEAD_S:
                 return
-            self.reserved_for = target
-            writer.reserve(saved_tensors(trainer))
+            if writer.reserve(saved_tensors(trainer)):
+                self.reserved_for = target
 
     return ReservePinnedMemory()
 
