@@ -448,14 +448,11 @@ def reserver(trainer: Any) -> Any:
             strategy = str(getattr(args.save_strategy, "value", args.save_strategy))
             if writer is None or self.step_s is None or state.global_step >= state.max_steps:
                 return
-            left = (
-                state.max_steps - state.global_step
-            )  # steps to the last one (which saves), this one included
+            # steps to the last one (which saves), this one included
+            left = state.max_steps - state.global_step
             if strategy == "steps":
                 # the next multiple of save_steps (0: the Trainer saves at the last step only), or the last step
-                every = (
-                    int(state.save_steps) if state.save_steps and state.save_steps > 0 else state.max_steps
-                )
+                every = int(state.save_steps or 0) if (state.save_steps or 0) > 0 else state.max_steps
                 target: Any = min((state.global_step // every + 1) * every, state.max_steps)
                 steps = target - state.global_step
             elif strategy == "epoch":

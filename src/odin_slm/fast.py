@@ -715,7 +715,9 @@ def _async_save(model: Any, args: Any, wanted: bool | str, plan: FastPlan) -> No
         raise ValueError(f"async_save={wanted!r}: true, false or one of {', '.join(async_save.MODES)}")
     importlib.import_module("transformers.trainer")  # loaded by the trainer already; its rotation is patched
     # Under DDP the process that saves (rank 0) writes in the background; the others write only their RNG
-    # state, which is small and written at once, and meet rank 0 at the next step's all-reduce.
+    # state, which is small and written at once, and meet rank 0 at the next step's all-reduce. Rank 0
+    # waits for its last write before the next save's first collective (the Trainer's store_flos), so no
+    # rank writes into a newer checkpoint while rank 0 still writes or rotates the older one.
     if sharded := _sharded(args):
         plan.off["async_save"] = f"{sharded} writes its own checkpoints"
     elif reason := async_save.unsupported(args) or async_save.unavailable():
