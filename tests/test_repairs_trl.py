@@ -526,6 +526,28 @@ def test_trl_parser_removed_flags_break_on_1_16_and_are_translated() -> None:
     assert works(TRL_FLAGS, *folders).strip() == "10"
 
 
+OWN_CONFIG_OPTION = """
+import json, warnings
+from trl import ScriptArguments, SFTConfig, TrlParser
+parser = TrlParser((ScriptArguments, SFTConfig))
+parser.add_argument("--config")  # the script's own option, as odin-train and many scripts add
+argv = ["--config", "a.yaml", "--output_dir", "o", "--report_to", "none", "--use_cpu", "True"]
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    *parsed, rest = parser.parse_args_into_dataclasses(args=argv, return_remaining_strings=True)
+print(json.dumps([parsed[-1].config, rest, [str(w.message) for w in caught if "removed from this release" in str(w.message)]]))
+"""
+
+
+def test_a_parsers_own_option_named_like_a_removed_field_is_left_alone() -> None:
+    # ScriptArguments.config is gone since trl 0.15.2, but a parser that adds --config itself accepts
+    # it: odin_compat must neither drop the flag nor warn that it was removed.
+    import json
+
+    folders = stack("1.16.0", T5)
+    assert json.loads(works(OWN_CONFIG_OPTION, *folders).strip()) == ["a.yaml", [], []]
+
+
 # --- modules that moved (trl.trainer.cpo_config -> trl.experimental.cpo.cpo_config, ...) --------------------
 
 MOVED_MODULES = """

@@ -86,6 +86,29 @@ def test_out_of_memory_is_explained(capsys, tmp_path, monkeypatch):
     assert code == train.EXIT_OOM and "out of memory" in err and "per_device_train_batch_size" in err
 
 
+@pytest.mark.parametrize(
+    "line, expected",
+    [
+        ("learning_rate: abc", "'learning_rate' expects a number, got 'abc'"),
+        ("max_steps: three", "'max_steps' expects an integer, got 'three'"),
+        ("use_peft: maybe", "'use_peft' expects true or false, got 'maybe'"),
+    ],
+)
+def test_a_yaml_string_of_the_wrong_type_names_the_file_not_a_flag(capsys, tmp_path, line, expected):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"max_steps: 3\n{line}\n")
+    code, err = _run(capsys, tmp_path, "--config", str(cfg))
+    assert code == train.EXIT_BAD_INPUT
+    assert f"{cfg}: {expected}" in err and "argument --" not in err
+
+
+def test_yaml_strings_that_convert_are_accepted(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("learning_rate: '3e-4'\nmax_steps: '7'\nuse_peft: 'true'\n")
+    _, model_args, args, _ = parse_args(["--config", str(cfg), "--output_dir", str(tmp_path)])
+    assert args.learning_rate == 3e-4 and args.max_steps == 7 and model_args.use_peft is True
+
+
 def test_yaml_and_flags_precedence(tmp_path):
     cfg = tmp_path / "c.yaml"
     cfg.write_text("max_steps: 7\nlearning_rate: 3e-4\nlora_r: 4\nper_device_train_batch_size: 2\n")
@@ -94,6 +117,23 @@ def test_yaml_and_flags_precedence(tmp_path):
     )
     assert args.max_steps == 9 and args.learning_rate == 3e-4 and args.per_device_train_batch_size == 2
     assert model_args.lora_r == 4 and script.engine == "auto"
+
+
+def test_config_is_read_without_a_removed_flag_warning(tmp_path, monkeypatch):
+    # --config is odin-train's own option: odin_compat's translation of flags that TRL removed
+    # (ScriptArguments.config went in trl 0.15.2) must leave it alone and not warn about it
+    import warnings
+
+    from odin_compat import _adapters
+
+    monkeypatch.setattr(_adapters, "_warned", set())  # warn_once's memory: a fresh process's
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("max_steps: 7\n")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _, _, args, _ = parse_args(["--config", str(cfg), "--output_dir", str(tmp_path)])
+    assert args.max_steps == 7
+    assert not [w for w in caught if "removed from this release" in str(w.message)]
 
 
 def test_cpu_defaults_turn_bf16_off(tmp_path):

@@ -347,11 +347,19 @@ def _yaml_type_problem(action: Any, value: Any) -> str | None:
 
     argparse converts defaults only when they are strings, so a YAML number or list lands in the
     arguments unchecked (``max_length: 8.5``, ``seed: 1.5``, ``learning_rate: [1, 2]``) and fails long
-    after the model load. Strings are left to argparse, which converts and checks them as flags.
+    after the model load. A string is converted as argparse would convert the flag, so that its error
+    names the file rather than a flag the user never typed.
     """
     # trl wraps the converter of an optional field (``int | None``) in one that keeps its name.
     kind = getattr(action.type, "__name__", "")
-    if value is None or isinstance(value, str) or kind not in ("int", "float", "string_to_bool"):
+    if value is None or kind not in ("int", "float", "string_to_bool"):
+        return None
+    if isinstance(value, str):
+        try:
+            action.type(value)
+        except (TypeError, ValueError, argparse.ArgumentTypeError):
+            wanted = {"int": "an integer", "float": "a number", "string_to_bool": "true or false"}[kind]
+            return f"expects {wanted}, got {value!r}"
         return None
     if isinstance(value, (list, tuple)) and action.nargs in ("+", "*"):
         problems = [_yaml_type_problem(_Single(action.type), item) for item in value]

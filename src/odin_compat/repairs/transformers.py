@@ -657,16 +657,20 @@ FLAGS: dict[str, tuple[str, bool, abc.Callable[[object, set[str]], list[str]]]] 
 FLAG_SINCE: dict[str, tuple[str, str]] = {}
 
 
-def translate_flags(dataclass_types: abc.Iterable[type], args: list[str]) -> tuple[list[str], list[str]]:
+def translate_flags(
+    dataclass_types: abc.Iterable[type], args: list[str], options: abc.Iterable[str] = ()
+) -> tuple[list[str], list[str]]:
     """`args` with the removed flags of FLAGS translated; and the flags translated.
 
-    A flag is translated only when a parsed dataclass derives from the class that dropped it and no
-    parsed dataclass still has a field of that name (a script's own dataclass may declare it).
+    A flag is translated only when a parsed dataclass derives from the class that dropped it, no
+    parsed dataclass still has a field of that name (a script's own dataclass may declare it) and the
+    parser has no option of that name (`options`: a script's own `add_argument("--config")`, say).
     """
     import dataclasses
 
     types = list(dataclass_types)
     fields = {f.name for t in types if dataclasses.is_dataclass(t) for f in dataclasses.fields(t)}
+    fields |= set(options)
     bases = {c.__name__ for t in types for c in getattr(t, "__mro__", ())}
     wanted = {k: v for k, v in FLAGS.items() if v[0] in bases and k not in fields}
     if not wanted:
@@ -715,7 +719,11 @@ def _parse_args(module: ModuleType, record: Record) -> object:
         if args is None and not rest and not kwargs.get("args_filename") and not kwargs.get("args_file_flag"):
             args = sys.argv[1:]
         if args is not None:
-            args, done = translate_flags(self.dataclass_types, list(args))
+            # the parser's own options (argparse's list of them) keep their flags
+            own = {
+                s[2:] for a in getattr(self, "_actions", ()) for s in a.option_strings if s.startswith("--")
+            }
+            args, done = translate_flags(self.dataclass_types, list(args), own)
             if done:
                 warn_once(
                     "transformers-hfargparser-removed-flags:" + ",".join(sorted(done)),
