@@ -154,3 +154,15 @@ def test_packaged_configs_parse(tmp_path):
         )
         assert args.max_steps > 0, name
     assert model_args.use_peft is False  # gpu-full
+
+
+def test_ctrl_c_before_training_exits_130_without_a_traceback(capsys, tmp_path, monkeypatch):
+    # Ctrl-C while the model loads: training's signal handler is not installed yet
+    def interrupted_load(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train, "run", interrupted_load)
+    code = train.main(["--output_dir", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 130
+    assert "odin-train: interrupted" in err and "Traceback" not in err

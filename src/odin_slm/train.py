@@ -475,6 +475,15 @@ def main(argv: list[str] | None = None, callbacks: list[Any] | None = None) -> i
     except HubPushError as exc:
         print(f"odin-train: error: {exc}", file=sys.stderr)
         return 1
+    except (
+        KeyboardInterrupt
+    ):  # Ctrl-C where training's own handler is not installed (set-up, a second signal)
+        print(
+            "odin-train: interrupted. Complete checkpoints already in --output_dir are kept "
+            "(--resume_from_checkpoint latest continues from the newest).",
+            file=sys.stderr,
+        )
+        return SIGNAL_EXIT[signal.SIGINT]
     except (ConfigError, CheckpointError, DataError, ModelError) as exc:
         print(f"odin-train: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
