@@ -36,3 +36,4 @@ background = trainer._odin_writer is not None
 reserves = any(type(cb).__name__ == "ReservePinnedMemory" for cb in trainer.callback_handler.callbacks)
 trainer.train(resume_from_checkpoint=resume)
 print(f"rank {args.process_index}: background={background} reserves={reserves}", flush=True)
+torch.distributed.destroy_process_group()  # a rank that exits with its group alive can abort (gloo)

@@ -82,3 +82,14 @@ def test_torchrun_two_ranks_on_cpu(tmp_path: Path, extra: list[str]) -> None:
     assert metrics["train_tokens"] == sum(per_rank)  # summed over ranks
     weights = "model.safetensors" if "--use_peft" in extra else "adapter_model.safetensors"
     assert (out / "final" / weights).is_file()
+
+
+def test_a_finished_rank_leaves_its_process_group(tmp_path: Path) -> None:
+    # a rank that exits with its gloo group alive can abort at interpreter exit
+    import torch.distributed as dist
+
+    distributed.leave_process_group()  # no group: nothing to do
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    assert dist.is_initialized()
+    distributed.leave_process_group()
+    assert not dist.is_initialized()

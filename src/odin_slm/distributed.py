@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 from typing import Any
 
 
@@ -36,6 +37,19 @@ def sum_over_ranks(value: int) -> int:
     total = torch.tensor([value], dtype=torch.long, device=device)
     dist.all_reduce(total)
     return int(total.item())
+
+
+def leave_process_group() -> None:
+    """Destroy this rank's process group at the end of a run that succeeded.
+
+    A rank that exits with its group alive can abort at interpreter exit (gloo's worker threads are torn
+    down with the interpreter: "terminate called without an active exception", pytorch#190489), and NCCL
+    warns that the group was not destroyed. Call it only on success: destroying while another rank still
+    waits in a collective can hang (torchtitan#1342). Safe when no group exists.
+    """
+    dist = sys.modules.get("torch.distributed")  # no group exists if torch.distributed was never loaded
+    if dist is not None and dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def new_digest() -> Any:

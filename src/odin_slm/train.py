@@ -35,7 +35,13 @@ from odin_slm.data import (
     pad_multiple,
     tokenize,
 )
-from odin_slm.distributed import launcher_rank, sum_over_ranks, weights_digest, world_size
+from odin_slm.distributed import (
+    launcher_rank,
+    leave_process_group,
+    sum_over_ranks,
+    weights_digest,
+    world_size,
+)
 from odin_slm.engines import Engine, TrainJob, TrainResult, get_engine
 from odin_slm.model import ModelError, check_quantization
 
@@ -452,10 +458,13 @@ def run(argv: list[str], callbacks: list[Any] | None = None) -> int:
     try:
         result = recipe.train()
         if result.interrupted:  # stopped early by SIGINT/SIGTERM, with a checkpoint of that step
-            return recipe.interrupted(result)
-        return recipe.write_outputs(result)  # a later signal waits for the outputs
+            status = recipe.interrupted(result)
+        else:
+            status = recipe.write_outputs(result)  # a later signal waits for the outputs
     finally:
         recipe.stop.restore()
+    leave_process_group()  # not after an exception: the other ranks may still wait in a collective
+    return status
 
 
 def _is_oom(exc: BaseException) -> bool:
