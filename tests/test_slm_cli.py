@@ -35,7 +35,7 @@ def test_unknown_config_key(capsys, tmp_path):
     cfg.write_text("max_steps: 3\nlerning_rate: 1.0e-4\n")
     code, err = _run(capsys, tmp_path, "--config", str(cfg))
     assert code == train.EXIT_BAD_INPUT
-    assert "unknown key 'lerning_rate'" in err and "did you mean 'learning_rate'" in err and "c.yaml" in err
+    assert f"{cfg}:2: unknown key 'lerning_rate'" in err and "did you mean 'learning_rate'" in err
 
 
 def test_unknown_flag(capsys, tmp_path):
@@ -96,10 +96,69 @@ def test_out_of_memory_is_explained(capsys, tmp_path, monkeypatch):
 )
 def test_a_yaml_string_of_the_wrong_type_names_the_file_not_a_flag(capsys, tmp_path, line, expected):
     cfg = tmp_path / "c.yaml"
-    cfg.write_text(f"max_steps: 3\n{line}\n")
+    cfg.write_text(f"logging_steps: 1\n{line}\n")
     code, err = _run(capsys, tmp_path, "--config", str(cfg))
     assert code == train.EXIT_BAD_INPUT
-    assert f"{cfg}: {expected}" in err and "argument --" not in err
+    assert f"{cfg}:2: {expected}" in err and "argument --" not in err
+
+
+@pytest.mark.parametrize("text", ["", "# max_steps: 3\n", "---\n"])
+def test_a_config_file_without_settings_is_refused(capsys, tmp_path, text):
+    # it used to run the built-in defaults, as if --config had not been given
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(text)
+    # (the missing dataset ends a run that accepts the file quickly, before any training)
+    code, err = _run(capsys, tmp_path, "--config", str(cfg), "--dataset_name", str(tmp_path / "none"))
+    assert code == train.EXIT_BAD_INPUT and f"{cfg}: no settings" in err and "leave out --config" in err
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        (
+            "max_steps: 3\nlearning_rate: 1.0e-4\nmax_steps: 5\n",
+            ":3: 'max_steps' is set twice (first on line 1)",
+        ),
+        ("max_steps: 3\nenv:\n  A: '1'\n  A: '2'\n", ":4: 'A' is set twice (first on line 3)"),
+    ],
+)
+def test_a_key_set_twice_in_a_config_file_is_refused(capsys, tmp_path, text, expected):
+    # plain YAML keeps the last value without a word
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(text)
+    code, err = _run(capsys, tmp_path, "--config", str(cfg), "--dataset_name", str(tmp_path / "none"))
+    assert code == train.EXIT_BAD_INPUT and f"{cfg}{expected}" in err
+
+
+def test_a_merge_key_may_be_overridden(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("base: &b {max_steps: 3}\nmodel_init_kwargs:\n  <<: *b\n  max_steps: 4\n")
+    from odin_slm.config import read_yaml
+
+    values, lines = read_yaml(str(cfg))
+    assert values["model_init_kwargs"] == {"max_steps": 4} and lines == {"base": 1, "model_init_kwargs": 2}
+
+
+@pytest.mark.parametrize(
+    "key, flag, message",
+    [
+        ("dataset_name", None, "Dataset not found"),
+        ("model_name_or_path", None, "Model path not found"),
+        ("dataset_name", "--max_steps", "Dataset not found"),
+    ],
+)
+def test_a_missing_path_from_a_config_file_names_its_line(capsys, tmp_path, key, flag, message):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"max_steps: 3\n\n{key}: {tmp_path / 'nowhere'}\n")
+    code, err = _run(capsys, tmp_path, "--config", str(cfg), *([flag, "2"] if flag else []))
+    assert code == train.EXIT_BAD_INPUT and message in err and f"({key} is set at {cfg}:3)" in err
+
+
+def test_a_missing_path_given_as_a_flag_names_no_config_line(capsys, tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"max_steps: 3\ndataset_name: {tmp_path / 'a'}\n")
+    code, err = _run(capsys, tmp_path, "--config", str(cfg), "--dataset_name", str(tmp_path / "b"))
+    assert code == train.EXIT_BAD_INPUT and f"{tmp_path / 'b'}" in err and "is set at" not in err
 
 
 def test_yaml_strings_that_convert_are_accepted(tmp_path):

@@ -228,19 +228,56 @@ def _suggest(key: str, valid: set[str]) -> str:
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
-def read_yaml(path: str) -> dict[str, Any]:
+def read_yaml(path: str) -> tuple[dict[str, Any], dict[str, int]]:
+    """A config file's settings, and the line of each top-level key (errors name ``file:line``).
+
+    Refused with exit 2: a file with no settings (leave out --config for the default), and a key set
+    twice in one mapping, where plain YAML would keep the last value without a word.
+    """
     import yaml
 
     p = Path(path).expanduser()
     if not p.is_file():
         raise ConfigError(f"Config file not found: {path}")
+
+    class Loader(yaml.SafeLoader):
+        def construct_mapping(self, node: Any, deep: bool = False) -> dict:
+            first: dict[Any, int] = {}
+            for key_node, _ in node.value:  # before merge keys (<<) are flattened in: overriding one is fine
+                if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key, line = self.construct_object(key_node), key_node.start_mark.line + 1
+                if key in first:
+                    raise ConfigError(
+                        f"{path}:{line}: '{key}' is set twice (first on line {first[key]}); keep one."
+                    )
+                first[key] = line
+            return super().construct_mapping(node, deep)
+
+    loader = Loader(p.read_text(encoding="utf-8"))
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    finally:
+        loader.dispose()
+    if data is None:
+        raise ConfigError(
+            f"{path}: no settings. Write argument names and values (max_steps: 200), "
+            "or leave out --config to run the default."
+        )
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a config file must be a YAML mapping of argument names to values.")
-    return data
+    lines = {str(k.value): k.start_mark.line + 1 for k, _ in node.value if isinstance(k, yaml.ScalarNode)}
+    return data, lines
+
+
+def set_at(provenance: dict[str, Any], key: str) -> str | None:
+    """``file:line`` where the config file sets ``key``, unless a flag overrides it (then None)."""
+    if key not in provenance["yaml"] or key in _flags_in(provenance["argv"]):
+        return None
+    return f"{provenance['config_file']}:{provenance['lines'].get(key, '?')}"
 
 
 def _build_parser(classes: tuple[type, ...]) -> Any:
@@ -278,11 +315,11 @@ def _named(argv: list[str]) -> argparse.Namespace:
         return argparse.Namespace(config=None, model_name_or_path=None, dataset_name=None)
 
 
-def _set_env(values: dict[str, Any], config_file: str) -> None:
+def _set_env(values: dict[str, Any], where: str) -> None:
     """A trl sft config's ``env:`` mapping sets environment variables, as TrlParser does."""
     env = values.pop("env", None) or {}
     if not isinstance(env, dict):
-        raise ConfigError(f"{config_file}: 'env' must be a mapping of variable names to values.")
+        raise ConfigError(f"{where}: 'env' must be a mapping of variable names to values.")
     for key, value in env.items():
         os.environ[str(key)] = str(value)
 
@@ -302,15 +339,16 @@ def parse_args(argv: list[str] | None = None) -> tuple[Any, Any, Any, dict]:
         config_file = resolve_config(named.config)
     elif not (named.model_name_or_path or named.dataset_name):
         config_file = str(packaged_config(DEFAULT_CONFIG + ".yaml"))
-    yaml_values = read_yaml(config_file) if config_file else {}
-    _set_env(yaml_values, config_file or "")
+    yaml_values, lines = read_yaml(config_file) if config_file else ({}, {})
+    at = {key: f"{config_file}:{line}" for key, line in lines.items()}
+    _set_env(yaml_values, at.get("env", ""))
     for key in yaml_values:
         if key not in valid:
             raise ConfigError(
-                f"{config_file}: unknown key '{key}'{_suggest(key, valid)}. Keys are the fields of TRL's "
+                f"{at.get(str(key), config_file)}: unknown key '{key}'{_suggest(key, valid)}. Keys are the fields of TRL's "
                 "ScriptArguments, ModelConfig and SFTConfig, and odin's options; see `odin-train --help`."
             )
-    check_yaml_types(parser, yaml_values, config_file or "")
+    check_yaml_types(parser, yaml_values, at)
     defaults = {**BASE_DEFAULTS, **device_defaults(), **yaml_values}
     # TRL's own way to put a config file under the flags (it also lifts `required` from output_dir
     # on transformers 4.x, where the config file or odin's default supplies it).
@@ -338,7 +376,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[Any, Any, Any, dict]:
         check_supported(obj, given)
     if script.engine not in ENGINES:
         raise ConfigError(f"--engine must be one of {', '.join(ENGINES)}, not {script.engine!r}.")
-    provenance = {"config_file": config_file, "yaml": yaml_values, "argv": argv}
+    provenance = {"config_file": config_file, "yaml": yaml_values, "lines": lines, "argv": argv}
     return script, model, training, provenance
 
 
@@ -381,14 +419,14 @@ class _Single:
     nargs: Any = None
 
 
-def check_yaml_types(parser: Any, values: dict[str, Any], config_file: str) -> None:
-    """Refuse YAML values of the wrong type for their flag, naming the file and the key (exit 2)."""
+def check_yaml_types(parser: Any, values: dict[str, Any], at: dict[str, str]) -> None:
+    """Refuse YAML values of the wrong type for their flag, naming ``file:line`` and the key (exit 2)."""
     actions = {a.dest: a for a in parser._actions}  # argparse's own list of the parser's options
     for key, value in values.items():
         action = actions.get(key)
         problem = _yaml_type_problem(action, value) if action is not None else None
         if problem:
-            raise ConfigError(f"{config_file}: '{key}' {problem}.")
+            raise ConfigError(f"{at.get(key, '?')}: '{key}' {problem}.")
 
 
 def _default(f: Any) -> Any:

@@ -25,7 +25,7 @@ from typing import Any
 
 from odin_slm import fast, preflight, report
 from odin_slm.checkpoints import CheckpointError, check_resume_fits, resolve_resume
-from odin_slm.config import ConfigError, parse_args
+from odin_slm.config import ConfigError, parse_args, set_at
 from odin_slm.data import (
     CHAT_FORMATS,
     CountingCollator,
@@ -173,16 +173,20 @@ class SFTRecipe:
     def _data(self) -> None:
         """Read and validate everything before the (slow) model load."""
         script, args = self.script, self.args
-        self.splits = splits = load_splits(
-            script.dataset_name,
-            script.eval_dataset_name,
-            script.eval_samples,
-            args.seed,
-            config=script.dataset_config,
-            train_split=script.dataset_train_split,
-            test_split=script.dataset_test_split,
-            revision=script.dataset_revision,
-        )
+        try:
+            self.splits = splits = load_splits(
+                script.dataset_name,
+                script.eval_dataset_name,
+                script.eval_samples,
+                args.seed,
+                config=script.dataset_config,
+                train_split=script.dataset_train_split,
+                test_split=script.dataset_test_split,
+                revision=script.dataset_revision,
+            )
+        except DataError as exc:
+            self._say_where_set(exc, "dataset_name", "eval_dataset_name")
+            raise
         if getattr(args, "assistant_only_loss", False) and splits.fmt not in CHAT_FORMATS:
             raise ConfigError(
                 f"--assistant_only_loss needs chat 'messages' rows; {splits.source} has {splits.fmt!r} rows."
@@ -200,6 +204,17 @@ class SFTRecipe:
             splits.fmt,
             splits.source,
         )
+
+    def _say_where_set(self, exc: Exception, *keys: str) -> None:
+        """Add to ``exc`` the config file's line that chose a value it names: the user may not know a
+        config file chose it (a packaged config, say)."""
+        notes = []
+        for key in keys:
+            where, value = set_at(self.provenance, key), self.provenance["yaml"].get(key)
+            if where and value is not None and str(value) in str(exc):
+                notes.append(f"{key} is set at {where}")
+        if notes:
+            exc.args = (f"{exc}\n  ({'; '.join(notes)})",)
 
     def _fast_levers(self, rows: int) -> bool:
         return fast.wanted(
@@ -224,7 +239,11 @@ class SFTRecipe:
     def _model(self) -> None:
         """Load the model, tokenize the rows, score exact match before training (rank 0)."""
         args, splits, engine = self.args, self.splits, self.engine
-        self.model, self.tokenizer, self.model_path = engine.load(self.model_args, args)
+        try:
+            self.model, self.tokenizer, self.model_path = engine.load(self.model_args, args)
+        except ModelError as exc:
+            self._say_where_set(exc, "model_name_or_path")
+            raise
         if getattr(
             args, "chat_template_path", None
         ):  # before tokenizing; SFTTrainer sets the same text again
