@@ -161,6 +161,62 @@ def test_a_missing_path_given_as_a_flag_names_no_config_line(capsys, tmp_path):
     assert code == train.EXIT_BAD_INPUT and f"{tmp_path / 'b'}" in err and "is set at" not in err
 
 
+@pytest.mark.parametrize(
+    "content, expected",
+    [
+        (b"max_steps: 3\nrun_name: a\x07b\n", ": not valid YAML: "),  # PyYAML's reader refuses it
+        (b"max_steps: 3\n\x00", ": not valid YAML: "),
+        (b"max_steps: 3\nrun_name: caf\xe9\n", ": not UTF-8 text"),  # Latin-1
+        (b"{}\n", ": no settings"),
+        (b"max_steps: 3\n1: 2\n", ":2: unknown key '1'"),  # a key YAML reads as a number
+        (b'"1": a\n1: b\n', ":1: unknown key '1'"),  # the string key, on its own line
+        (b"max_steps: 3\ndataset_name: 2024\n", ":2: 'dataset_name' expects text"),
+        (b"max_steps: 3\nmodel_name_or_path: 1.5\n", ":2: 'model_name_or_path' expects text"),
+    ],
+)
+def test_a_bad_config_file_exits_2_with_its_name_not_a_traceback(capsys, tmp_path, content, expected):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_bytes(content)
+    code, err = _run(capsys, tmp_path, "--config", str(cfg), "--dataset_name", str(tmp_path / "none"))
+    assert code == train.EXIT_BAD_INPUT and f"{cfg}{expected}" in err and "Traceback" not in err
+
+
+def test_a_folder_given_as_config_is_named_a_folder(capsys, tmp_path):
+    code, err = _run(capsys, tmp_path, "--config", str(tmp_path))
+    assert code == train.EXIT_BAD_INPUT and f"{tmp_path}: a folder" in err
+
+
+def test_a_merged_key_may_be_overridden_whatever_the_order_yaml_builds_it(tmp_path):
+    # the anchored mapping is flattened when the later mapping merges it, before it is built itself
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("fsdp_config:\n  a: &d\n    <<: {k: 1}\n    k: 2\naccelerator_config:\n  <<: *d\n")
+    import yaml
+
+    from odin_slm.config import read_yaml
+
+    values, _ = read_yaml(str(cfg))
+    assert values == yaml.safe_load(cfg.read_text()) and values["fsdp_config"]["a"] == {"k": 2}
+
+
+def test_the_config_line_named_is_the_one_whose_path_is_missing(capsys, tmp_path, monkeypatch):
+    # `chat.jsonl` is also part of `eval/chat.jsonl`: only the missing one's line is named
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "chat.jsonl").write_text('{"prompt": "a", "completion": "b"}\n')
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("max_steps: 3\ndataset_name: chat.jsonl\neval_dataset_name: eval/chat.jsonl\n")
+    code, err = _run(capsys, tmp_path, "--config", str(cfg))
+    assert code == train.EXIT_BAD_INPUT and err.count(" is set at ") == 1
+    assert f"(eval_dataset_name is set at {cfg}:3)" in err
+
+
+def test_a_relative_dataset_path_from_a_config_file_names_its_line(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("max_steps: 3\ndataset_name: ./data/train.jsonl\n")
+    code, err = _run(capsys, tmp_path, "--config", str(cfg))
+    assert code == train.EXIT_BAD_INPUT and f"(dataset_name is set at {cfg}:2)" in err
+
+
 def test_yaml_strings_that_convert_are_accepted(tmp_path):
     cfg = tmp_path / "c.yaml"
     cfg.write_text("learning_rate: '3e-4'\nmax_steps: '7'\nuse_peft: 'true'\n")

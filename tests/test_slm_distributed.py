@@ -93,3 +93,39 @@ def test_a_finished_rank_leaves_its_process_group(tmp_path: Path) -> None:
     assert dist.is_initialized()
     distributed.leave_process_group()
     assert not dist.is_initialized()
+
+
+class _FinishedRecipe:
+    """A stand-in for a recipe whose training finished (no model, no data)."""
+
+    def __init__(self, argv: list[str], callbacks: object) -> None:
+        self.stop = type("Stop", (), {"restore": lambda self: None})()
+
+    def setup(self) -> None:
+        import torch.distributed as dist
+
+        if not dist.is_initialized():  # as TrainingArguments.device does under a launcher
+            dist.init_process_group("gloo", init_method=f"file://{self.store}", rank=0, world_size=1)
+
+    def train(self) -> object:
+        return type("Result", (), {"interrupted": False})()
+
+    def write_outputs(self, result: object) -> int:
+        return 0
+
+
+def test_a_run_leaves_the_group_it_created_and_keeps_its_callers(tmp_path: Path, monkeypatch) -> None:
+    import torch.distributed as dist
+
+    from odin_slm import train
+
+    monkeypatch.setattr(train, "SFTRecipe", _FinishedRecipe)
+    monkeypatch.setattr(train, "import_early", lambda argv: None)
+    monkeypatch.setattr(_FinishedRecipe, "store", tmp_path / "own", raising=False)
+    assert train.run([]) == 0 and not dist.is_initialized()  # the run's own group: destroyed
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'caller'}", rank=0, world_size=1)
+    try:
+        assert train.run([]) == 0 and dist.is_initialized()  # a library caller's group: kept
+        dist.barrier()
+    finally:
+        dist.destroy_process_group()

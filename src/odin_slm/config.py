@@ -183,6 +183,8 @@ def resolve_config(value: str) -> str:
     stem = value[: -len(".yaml")] if value.endswith(".yaml") else value
     if stem in packaged_names():
         return str(packaged_config(stem + ".yaml"))
+    if Path(value).expanduser().is_dir():
+        raise ConfigError(f"{value}: a folder; --config takes a YAML file or a packaged config's name.")
     raise ConfigError(
         f"Config file not found: {value}\n  Pass a YAML file, or one of the packaged configs: "
         + ", ".join(packaged_names())
@@ -228,7 +230,7 @@ def _suggest(key: str, valid: set[str]) -> str:
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
-def read_yaml(path: str) -> tuple[dict[str, Any], dict[str, int]]:
+def read_yaml(path: str) -> tuple[dict[str, Any], dict[Any, int]]:
     """A config file's settings, and the line of each top-level key (errors name ``file:line``).
 
     Refused with exit 2: a file with no settings (leave out --config for the default), and a key set
@@ -239,38 +241,70 @@ def read_yaml(path: str) -> tuple[dict[str, Any], dict[str, int]]:
     p = Path(path).expanduser()
     if not p.is_file():
         raise ConfigError(f"Config file not found: {path}")
-
-    class Loader(yaml.SafeLoader):
-        def construct_mapping(self, node: Any, deep: bool = False) -> dict:
-            first: dict[Any, int] = {}
-            for key_node, _ in node.value:  # before merge keys (<<) are flattened in: overriding one is fine
-                if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
-                    continue
-                key, line = self.construct_object(key_node), key_node.start_mark.line + 1
-                if key in first:
-                    raise ConfigError(
-                        f"{path}:{line}: '{key}' is set twice (first on line {first[key]}); keep one."
-                    )
-                first[key] = line
-            return super().construct_mapping(node, deep)
-
-    loader = Loader(p.read_text(encoding="utf-8"))
     try:
-        node = loader.get_single_node()
-        data = loader.construct_document(node) if node is not None else None
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8."
+        ) from None
+    try:
+        loader = yaml.SafeLoader(text)  # its reader already refuses control characters
+        try:
+            node = loader.get_single_node()
+            if node is not None:
+                _refuse_keys_set_twice(loader, node, path)
+            data = loader.construct_document(node) if node is not None else None
+            lines = _key_lines(loader, node) if isinstance(node, yaml.MappingNode) else {}
+        finally:
+            loader.dispose()
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-    finally:
-        loader.dispose()
-    if data is None:
+    if data is None or data == {}:
         raise ConfigError(
             f"{path}: no settings. Write argument names and values (max_steps: 200), "
             "or leave out --config to run the default."
         )
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a config file must be a YAML mapping of argument names to values.")
-    lines = {str(k.value): k.start_mark.line + 1 for k, _ in node.value if isinstance(k, yaml.ScalarNode)}
     return data, lines
+
+
+def _key_lines(loader: Any, node: Any) -> dict[Any, int]:
+    """The line of each scalar key of a mapping node, keyed as YAML reads the key (``1``, ``"1"``)."""
+    import yaml
+
+    return {
+        loader.construct_object(k): k.start_mark.line + 1
+        for k, _ in node.value
+        if isinstance(k, yaml.ScalarNode) and k.tag != "tag:yaml.org,2002:merge"
+    }
+
+
+def _refuse_keys_set_twice(loader: Any, root: Any, path: str) -> None:
+    """Walk the composed document, before construction flattens merge keys (<<) into mappings: a key
+    that overrides a merged one is fine, a key written twice in one mapping is refused."""
+    import yaml
+
+    todo, seen = [root], set()
+    while todo:
+        node = todo.pop()
+        if id(node) in seen:  # an alias names a node already walked
+            continue
+        seen.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            first: dict[Any, int] = {}
+            for key_node, value_node in node.value:
+                todo += [key_node, value_node]
+                if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key, line = loader.construct_object(key_node), key_node.start_mark.line + 1
+                if key in first:
+                    raise ConfigError(
+                        f"{path}:{line}: '{key}' is set twice (first on line {first[key]}); keep one."
+                    )
+                first[key] = line
+        elif isinstance(node, yaml.SequenceNode):
+            todo += node.value
 
 
 def set_at(provenance: dict[str, Any], key: str) -> str | None:
@@ -340,12 +374,12 @@ def parse_args(argv: list[str] | None = None) -> tuple[Any, Any, Any, dict]:
     elif not (named.model_name_or_path or named.dataset_name):
         config_file = str(packaged_config(DEFAULT_CONFIG + ".yaml"))
     yaml_values, lines = read_yaml(config_file) if config_file else ({}, {})
-    at = {key: f"{config_file}:{line}" for key, line in lines.items()}
+    at = {key: f"{config_file}:{line}" for key, line in lines.items()}  # keys as YAML read them
     _set_env(yaml_values, at.get("env", ""))
     for key in yaml_values:
         if key not in valid:
             raise ConfigError(
-                f"{at.get(str(key), config_file)}: unknown key '{key}'{_suggest(key, valid)}. Keys are the fields of TRL's "
+                f"{at.get(key, config_file)}: unknown key '{key}'{_suggest(str(key), valid)}. Keys are the fields of TRL's "
                 "ScriptArguments, ModelConfig and SFTConfig, and odin's options; see `odin-train --help`."
             )
     check_yaml_types(parser, yaml_values, at)
@@ -419,12 +453,23 @@ class _Single:
     nargs: Any = None
 
 
+# Text that odin reads as a path, a Hub id or a revision: YAML reads `2024`, `1.5` or `yes` there as a
+# number or a bool, which would fail later with a traceback. (Other text fields of TRL's and
+# transformers' arguments take numbers, dicts and lists as well, so they are left to the parser.)
+TEXT_KEYS = frozenset(
+    {"model_name_or_path", "model_revision", "dataset_name", "dataset_config", "dataset_revision",
+     "eval_dataset_name", "output_dir", "chat_template_path", "hub_model_id"}
+)  # fmt: skip
+
+
 def check_yaml_types(parser: Any, values: dict[str, Any], at: dict[str, str]) -> None:
     """Refuse YAML values of the wrong type for their flag, naming ``file:line`` and the key (exit 2)."""
     actions = {a.dest: a for a in parser._actions}  # argparse's own list of the parser's options
     for key, value in values.items():
         action = actions.get(key)
         problem = _yaml_type_problem(action, value) if action is not None else None
+        if key in TEXT_KEYS and value is not None and not isinstance(value, str):
+            problem = f"expects text (a path or a Hub id), got {value!r}; put the value in quotes"
         if problem:
             raise ConfigError(f"{at.get(key, '?')}: '{key}' {problem}.")
 

@@ -39,17 +39,23 @@ def sum_over_ranks(value: int) -> int:
     return int(total.item())
 
 
+def process_group_exists() -> bool:
+    """Whether a default process group exists (no import: none exists before torch.distributed loads)."""
+    dist = sys.modules.get("torch.distributed")
+    return bool(dist is not None and dist.is_available() and dist.is_initialized())
+
+
 def leave_process_group() -> None:
-    """Destroy this rank's process group at the end of a run that succeeded.
+    """Destroy this rank's process group at the end of a run that finished cleanly (trained, or
+    stopped by a signal with its checkpoint written).
 
     A rank that exits with its group alive can abort at interpreter exit (gloo's worker threads are torn
     down with the interpreter: "terminate called without an active exception", pytorch#190489), and NCCL
-    warns that the group was not destroyed. Call it only on success: destroying while another rank still
+    warns that the group was not destroyed. Not after an exception: destroying while another rank still
     waits in a collective can hang (torchtitan#1342). Safe when no group exists.
     """
-    dist = sys.modules.get("torch.distributed")  # no group exists if torch.distributed was never loaded
-    if dist is not None and dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
+    if process_group_exists():
+        sys.modules["torch.distributed"].destroy_process_group()
 
 
 def new_digest() -> Any:

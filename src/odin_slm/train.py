@@ -38,6 +38,7 @@ from odin_slm.data import (
 from odin_slm.distributed import (
     launcher_rank,
     leave_process_group,
+    process_group_exists,
     sum_over_ranks,
     weights_digest,
     world_size,
@@ -206,15 +207,19 @@ class SFTRecipe:
         )
 
     def _say_where_set(self, exc: Exception, *keys: str) -> None:
-        """Add to ``exc`` the config file's line that chose a value it names: the user may not know a
+        """Add to ``exc`` the config file's line that chose the value it names: the user may not know a
         config file chose it (a packaged config, say)."""
-        notes = []
+        named = []
         for key in keys:
             where, value = set_at(self.provenance, key), self.provenance["yaml"].get(key)
-            if where and value is not None and str(value) in str(exc):
-                notes.append(f"{key} is set at {where}")
-        if notes:
-            exc.args = (f"{exc}\n  ({'; '.join(notes)})",)
+            if where and isinstance(value, str) and value:
+                spelled = {value, str(Path(value).expanduser())}  # messages name the path as read
+                length = max((len(v) for v in spelled if v in str(exc)), default=0)
+                if length:
+                    named.append((length, key, where))
+        if named:  # the longest value named: `chat.jsonl` is also in `eval/chat.jsonl`
+            _, key, where = max(named)
+            exc.args = (f"{exc}\n  ({key} is set at {where})",)
 
     def _fast_levers(self, rows: int) -> bool:
         return fast.wanted(
@@ -473,6 +478,7 @@ def run(argv: list[str], callbacks: list[Any] | None = None) -> int:
     """The whole recipe; ``callbacks`` (transformers TrainerCallbacks) see every optimizer step."""
     import_early(argv)
     recipe = SFTRecipe(argv, callbacks)
+    owns_group = not process_group_exists()  # a caller's own process group is the caller's to destroy
     recipe.setup()
     try:
         result = recipe.train()
@@ -482,7 +488,8 @@ def run(argv: list[str], callbacks: list[Any] | None = None) -> int:
             status = recipe.write_outputs(result)  # a later signal waits for the outputs
     finally:
         recipe.stop.restore()
-    leave_process_group()  # not after an exception: the other ranks may still wait in a collective
+    if owns_group:  # not after an exception: the other ranks may still wait in a collective
+        leave_process_group()
     return status
 
 
