@@ -611,6 +611,38 @@ def test_removed_flags_untouched_on_4_50() -> None:
     assert out.split() == ["steps", "10", "True", "group_by_length", "True"]  # what the release itself does
 
 
+DROPPED_FLAGS = """
+import warnings
+from transformers import HfArgumentParser, TrainingArguments
+argv = ["--output_dir", "o", "--report_to", "none", "--evaluation_strategy", "steps", "--tpu_num_cores", "8"]
+with warnings.catch_warnings(record=True) as seen:
+    warnings.simplefilter("always")
+    (a,) = HfArgumentParser(TrainingArguments).parse_args_into_dataclasses(argv)
+said = [str(w.message) for w in seen if "command-line flags" in str(w.message)]
+print(str(a.eval_strategy).split(".")[-1].lower())
+for line in sorted(said):
+    print(line)
+"""
+
+
+def test_a_dropped_flag_is_said_to_have_no_effect_not_to_be_translated() -> None:
+    # --tpu_num_cores went in transformers 5 and odin_compat has nothing to translate it to
+    folders = stack(*T5)
+    breaks(
+        DROPPED_FLAGS,
+        *folders,
+        error="ValueError: Some specified arguments are not used by the HfArgumentParser",
+    )
+    out = works(DROPPED_FLAGS, *folders).splitlines()
+    assert out[0] == "steps"
+    translated = next(line for line in out if "--evaluation_strategy" in line)
+    dropped = next(line for line in out if "--tpu_num_cores" in line)
+    assert "translated them" in translated and "--tpu_num_cores" not in translated
+    assert (
+        "after transformers 4.57.1" in dropped and "no effect" in dropped and "translated them" not in dropped
+    )
+
+
 # --- from_pretrained keywords removed in 5.0 --------------------------------------------------------------
 
 FROM_PRETRAINED = """

@@ -7,7 +7,7 @@ its command-line flags:
 - a removed field is accepted and kept on the instance as an attribute (a script that reads it back
   keeps working). Today's release has no such option, so a value other than the default of the last
   release that had it cannot have its old effect: odin warns once, naming that release. As a flag it is
-  dropped with the same warning.
+  dropped, with a warning that says so and names the last release that had it.
 
 Fields with a hand-written record (`evaluation_strategy`, `warmup_ratio`, `no_cuda`, trl's
 `max_seq_length`, ...) are not in the table: those records translate the meaning.
@@ -113,7 +113,7 @@ def _flag(row: dict) -> object:
 
 
 def _register_flags(cls_name: str, rows: dict[str, dict]) -> None:
-    from odin_compat.repairs.transformers import FLAG_SINCE, FLAGS
+    from odin_compat.repairs.transformers import FLAG_LAST, FLAG_SINCE, FLAGS, NO_REPLACEMENT
 
     for name, row in rows.items():
         takes_value = row["annotation"] not in ("bool", "Optional[bool]", "bool | None")
@@ -122,6 +122,9 @@ def _register_flags(cls_name: str, rows: dict[str, dict]) -> None:
         if name not in FLAGS:
             FLAGS[name] = (cls_name, takes_value, _flag(row))
             FLAG_SINCE[name] = (row["lib"], row["gone_in"])
+            FLAG_LAST[name] = row["last"]
+            if not row["target"]:
+                NO_REPLACEMENT.add(name)
 
 
 for _cls, _rows in sorted(_fields().items()):

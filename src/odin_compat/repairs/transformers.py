@@ -655,6 +655,8 @@ FLAGS: dict[str, tuple[str, bool, abc.Callable[[object, set[str]], list[str]]]] 
 }  # fmt: skip
 # flag -> (library, first release without it), for the flags the API diff's table adds (repairs/arguments.py)
 FLAG_SINCE: dict[str, tuple[str, str]] = {}
+FLAG_LAST: dict[str, str] = {}  # the last release that had each of those flags
+NO_REPLACEMENT: set[str] = set()  # those of them that odin_compat drops (its table names no new field)
 
 
 def translate_flags(
@@ -724,11 +726,21 @@ def _parse_args(module: ModuleType, record: Record) -> object:
                 s[2:] for a in getattr(self, "_actions", ()) for s in a.option_strings if s.startswith("--")
             }
             args, done = translate_flags(self.dataclass_types, list(args), own)
-            if done:
+            dropped = sorted(d for d in done if d in NO_REPLACEMENT)
+            translated = sorted(d for d in done if d not in NO_REPLACEMENT)
+            if translated:
                 warn_once(
-                    "transformers-hfargparser-removed-flags:" + ",".join(sorted(done)),
-                    f"The command-line flags {['--' + d for d in sorted(done)]} were removed from this release; "
+                    "transformers-hfargparser-removed-flags:" + ",".join(translated),
+                    f"The command-line flags {['--' + d for d in translated]} were removed from this release; "
                     "odin_compat translated them as the release that had them did. Use their replacements.",
+                )
+            if dropped:  # not translated: nothing reads them now, so say so
+                warn_once(
+                    "transformers-hfargparser-removed-flags:" + ",".join(dropped),
+                    f"The command-line flags {['--' + d for d in dropped]} were removed from this release, "
+                    + ", ".join(f"--{d} after {FLAG_SINCE[d][0]} {FLAG_LAST[d]}" for d in dropped)
+                    + "; odin_compat has no translation for them and dropped them, so they have no effect "
+                    "(the library's release notes say what replaced them, if anything did).",
                 )
         return func(self, args, *rest, **kwargs)
 
