@@ -523,8 +523,8 @@ def _output_dir_not_writable(tmp_path: Path) -> tuple[list[str], str]:
 def _yaml_value_of_the_wrong_type(key: str, value: str):
     def case(tmp_path: Path) -> tuple[list[str], str]:
         path = tmp_path / "sft.yaml"
-        path.write_text(f"max_steps: 2\n{key}: {value}\n")
-        return ["--config", str(path)], f"{path}: '{key}'"
+        path.write_text(f"logging_steps: 1\n{key}: {value}\n")
+        return ["--config", str(path)], f"{path}:2: '{key}'"
 
     return case
 
