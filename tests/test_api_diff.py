@@ -35,6 +35,47 @@ def test_json_is_small_and_well_formed() -> None:
             assert row["gone_in"] in lib_data["releases"] and row["last"] in lib_data["releases"], row
 
 
+def test_a_folder_without_init_holds_no_api(tmp_path: Path) -> None:
+    # trl 0.8-0.12: `trl/commands/scripts/` (no __init__.py) held example scripts that the CLI runs by path,
+    # each with its own `ScriptArguments`; trl had no public `ScriptArguments` before 0.12.
+    files = {
+        "lib/__init__.py": "",
+        "lib/trainer/__init__.py": "from .sft_config import SFTConfig\n",
+        "lib/trainer/sft_config.py": "class SFTConfig:\n    max_seq_length: int = 1\n",
+        "lib/commands/__init__.py": "",
+        "lib/commands/scripts/sft.py": "class ScriptArguments:\n    dataset: str = ''\n",
+        "lib/commands/scripts/config/__init__.py": "class Stray:\n    x: int = 0\n",  # below a non-package
+        "lib/kernels/src/setup.py": "def build():\n    pass\n",
+    }
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text, encoding="utf-8")
+    tool = _tool()
+    modules = tool._modules(tmp_path, "lib")
+    assert set(modules) == {"lib", "lib.trainer", "lib.trainer.sft_config", "lib.commands"}
+    release = tool.Release("lib", "0", tmp_path)
+    assert "ScriptArguments" not in release.classes and "Stray" not in release.classes
+    assert release.dataclass_names(("ScriptArguments", "Stray", "re:.*Config$@lib.trainer")) == ["SFTConfig"]
+    assert release.fields("SFTConfig") == {"max_seq_length": "SFTConfig"}
+    assert "ScriptArguments" not in release.defined and "build" not in release.defined
+
+
+def test_no_example_script_field_in_the_data() -> None:
+    # Fields of trl's example-script `ScriptArguments` (trl/commands/scripts/*.py) are no removed API:
+    # with odin, `--dataset` on a TrlParser must still be refused by argparse, not silently dropped.
+    tool = _tool()
+    data = json.loads(DATA.read_text(encoding="utf-8"))
+    script_only = {"dataset", "hf_hub_aesthetic_model_filename", "hf_hub_aesthetic_model_id", "hf_hub_model_id",
+                   "pretrained_model", "pretrained_revision", "use_lora"}  # fmt: skip
+    rows = tool.rows(data, "trl")
+    found = {r["name"] for r in rows if r["kind"] == "field" and r["where"] == "ScriptArguments"}
+    # the public trl.ScriptArguments (trl/utils.py from 0.12.2, later trl/scripts/utils.py)
+    assert found == {"config", "gradient_checkpointing_use_reentrant"}
+    restore = json.loads((DATA.parent / "restore.json").read_text(encoding="utf-8"))
+    fields = {r["name"] for r in restore["fields"] if r["lib"] == "trl" and r["where"] == "ScriptArguments"}
+    assert fields == found and not fields & script_only
+
+
 def test_flag_translation_is_what_the_keyword_records_do() -> None:
     import dataclasses
 

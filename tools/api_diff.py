@@ -7,10 +7,11 @@
 
 Static analysis with the standard library's `ast` of the unpacked wheels (cached under .api-cache/):
 nothing is imported, so every release is read on any Python. Per release it records
-- public modules (no path component starting with "_", no tests), and per module the public names
-  importable from it: definitions, assignments, imports from inside the package (also in `if`/`try`
-  blocks, so `if TYPE_CHECKING:` re-exports count), `__all__`, star imports resolved, and lazy exports
-  (`_import_structure` tables of transformers/trl/peft, `_SUBMOD_ATTRS` of huggingface_hub);
+- public modules (no path component starting with "_", no tests, none in a folder without `__init__.py`
+  such as example scripts), and per module the public names importable from it: definitions,
+  assignments, imports from inside the package (also in `if`/`try` blocks, so `if TYPE_CHECKING:`
+  re-exports count), `__all__`, star imports resolved, and lazy exports (`_import_structure` tables of
+  transformers/trl/peft, `_SUBMOD_ATTRS` of huggingface_hub);
 - fields of the argument dataclasses, inherited ones included (they are also HfArgumentParser flags);
 - keywords of the public callables users call, with keywords read from `**kwargs` (`kwargs.pop("x")`)
   and those an upstream `deprecate_kwarg("old", ...)` still accepts.
@@ -125,12 +126,27 @@ def unpacked(lib: str, version: str) -> Path:
 
 
 def _modules(root: Path, lib: str) -> dict[str, Path]:
+    """Public modules -> their files. A file in a folder below the top package that is not a regular
+    package (no `__init__.py`: trl's `commands/scripts/` example scripts the CLI runs by path, kernel
+    sources) is no module of the package: neither it nor anything below that folder is API."""
+    top = root / lib
+    regular: dict[Path, bool] = {}
+
+    def in_packages(folder: Path) -> bool:
+        if folder == top:
+            return True
+        if folder not in regular:
+            regular[folder] = (folder / "__init__.py").is_file() and in_packages(folder.parent)
+        return regular[folder]
+
     out = {}
-    for path in sorted((root / lib).rglob("*.py")):
+    for path in sorted(top.rglob("*.py")):
         parts = list(path.relative_to(root).with_suffix("").parts)
         if parts[-1] == "__init__":
             parts.pop()
         if any(p.startswith(("_", "dummy_")) or p in ("tests", "testing_utils") for p in parts[1:]):
+            continue
+        if not in_packages(path.parent):
             continue
         out[".".join(parts)] = path
     return out
